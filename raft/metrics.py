@@ -1,0 +1,64 @@
+"""Agreement between predicted and gold scores: Pearson, Spearman, Kendall tau-b, RMSE, MAE,
+exact agreement of the rounded score. Rows without a prediction are counted, never hidden."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _corr(fn: Any, a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    value = fn(a, b)[0] if fn is not stats.kendalltau else fn(a, b, variant="b").statistic
+    return float(value)
+
+
+def _round_half_up(x: np.ndarray) -> np.ndarray:
+    return np.floor(x + 0.5)
+
+
+def agreement(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, Any]:
+    """Metrics over rows that have both a gold and a predicted score.
+
+    n: rows scored against gold; n_missing_pred: rows with gold but no prediction;
+    n_missing_gold: rows with no gold score. Correlations are None when undefined (constant input).
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"gold has {len(gold)} rows, predictions {len(pred)}")
+    pairs, missing_pred, missing_gold = [], 0, 0
+    for g, p in zip(gold, pred):
+        g, p = _number(g), _number(p)
+        if g is None:
+            missing_gold += 1
+        elif p is None:
+            missing_pred += 1
+        else:
+            pairs.append((g, p))
+    out: dict[str, Any] = {"n": len(pairs), "n_missing_pred": missing_pred, "n_missing_gold": missing_gold}
+    if not pairs:
+        return {**out, "pearson": None, "spearman": None, "kendall": None, "rmse": None, "mae": None, "exact": None}
+    g, p = (np.asarray(col, dtype=np.float64) for col in zip(*pairs))
+    return {
+        **out,
+        "pearson": _corr(stats.pearsonr, g, p),
+        "spearman": _corr(stats.spearmanr, g, p),
+        "kendall": _corr(stats.kendalltau, g, p),
+        "rmse": float(np.sqrt(np.mean((g - p) ** 2))),
+        "mae": float(np.mean(np.abs(g - p))),
+        "exact": float(np.mean(_round_half_up(g) == _round_half_up(p))),
+    }

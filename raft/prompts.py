@@ -1,0 +1,132 @@
+"""Judge prompt templates: text files with named placeholders, filled from one item.
+
+A template is the user message. The studio appends the model's chat template and, for
+score-only judging, the score cue, so that training targets and inference cues are one text.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+PLACEHOLDERS = {"instruction", "response", "reference_answer", "rubric", "min_score", "max_score"}
+REQUIRED = {"instruction", "response", "rubric"}
+
+SCORE_CUE = "[RESULT] "
+"""Text that precedes the score token, in training targets and at inference alike."""
+FEEDBACK_PREFIX = "Feedback: "
+
+MODES = ("score_only", "feedback_score")
+
+DEFAULT_TEMPLATES = {
+    ("score_only", True): "absolute_score",
+    ("score_only", False): "absolute_score_noref",
+    ("feedback_score", True): "absolute_feedback",
+    ("feedback_score", False): "absolute_feedback_noref",
+}
+
+
+class TemplateError(ValueError):
+    """A template file that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A prompt template: its text, a name for display, and the placeholders it uses."""
+
+    name: str
+    text: str
+    placeholders: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        names = set()
+        try:
+            parsed = list(string.Formatter().parse(self.text))
+        except ValueError as exc:
+            raise TemplateError(f"template '{self.name}': {exc} (write literal braces as {{{{ }}}})") from exc
+        for _, field, spec, conversion in parsed:
+            if field is None:
+                continue
+            if field not in PLACEHOLDERS or spec or conversion:
+                raise TemplateError(
+                    f"template '{self.name}': unknown placeholder '{{{field}}}'; "
+                    f"known placeholders are {', '.join(sorted(PLACEHOLDERS))}"
+                )
+            names.add(field)
+        missing = REQUIRED - names
+        if missing:
+            raise TemplateError(
+                f"template '{self.name}': missing placeholder(s) "
+                + ", ".join(f"'{{{m}}}'" for m in sorted(missing))
+            )
+        object.__setattr__(self, "placeholders", frozenset(names))  # frozen: set once here
+
+    @property
+    def uses_reference(self) -> bool:
+        return "reference_answer" in self.placeholders
+
+    def fill(self, item: dict[str, Any], scale: tuple[int, int] = (1, 5)) -> str:
+        """The user message for one item (Feedback-Collection field names)."""
+        values = {
+            "instruction": str(item["orig_instruction"]).strip(),
+            "response": str(item["orig_response"]).strip(),
+            "reference_answer": str(item.get("orig_reference_answer") or "").strip(),
+            "rubric": render_rubric(item, scale),
+            "min_score": scale[0],
+            "max_score": scale[1],
+        }
+        return self.text.format(**values)
+
+
+def render_rubric(item: dict[str, Any], scale: tuple[int, int] = (1, 5)) -> str:
+    """The rubric block: '[criteria]' then one 'Score k: description' line per score."""
+    lines = [f"[{str(item['orig_criteria']).strip()}]"]
+    for k in range(scale[0], scale[1] + 1):
+        lines.append(f"Score {k}: {str(item[f'orig_score{k}_description']).strip()}")
+    return "\n".join(lines)
+
+
+def load_template(name_or_path: str | Path | None = None, mode: str = "score_only", reference: bool = True) -> Template:
+    """A template by built-in name (a file in prompts/), by file path, or the default for the mode.
+
+    The default follows the mode and whether a reference answer is available.
+    """
+    if mode not in MODES:
+        raise TemplateError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    if name_or_path is None or str(name_or_path) == "":
+        name_or_path = DEFAULT_TEMPLATES[(mode, reference)]
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PROMPTS_DIR / f"{name_or_path}.txt"
+    if not path.is_file():
+        raise TemplateError(f"template '{name_or_path}' not found (built-in: {', '.join(builtin_templates())})")
+    return Template(name=path.stem, text=path.read_text(encoding="utf-8"))
+
+
+def builtin_templates() -> list[str]:
+    return sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
+
+
+def apply_chat(tokenizer: Any, user_message: str) -> str:
+    """The model-ready prompt: the tokenizer's chat template with a generation prompt, if it has one."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+    return user_message + "\n"
+
+
+def target_prefix(mode: str, feedback: str | None = None) -> str:
+    """Assistant text that comes before the score cue: nothing, or 'Feedback: <text> '."""
+    if mode == "score_only":
+        return ""
+    return f"{FEEDBACK_PREFIX}{(feedback or '').strip()} "
+
+
+def target_text(mode: str, score: int, feedback: str | None = None) -> str:
+    """The full assistant target, ending in the score cue and the score."""
+    return f"{target_prefix(mode, feedback)}{SCORE_CUE}{score}"

@@ -1,0 +1,108 @@
+"""Score tokens: which vocabulary token carries each score label, found from the tokenizer.
+
+Never hard-coded per model (bug 5 of the research code): the ids are discovered by tokenizing
+the score cue followed by each label, and a label that is not one token is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from raft.prompts import SCORE_CUE
+
+
+class ScaleError(ValueError):
+    """A score scale the tokenizer cannot express with one token per label."""
+
+
+def check_scale(scale: tuple[int, int] | list[int]) -> tuple[int, int]:
+    """Validate an inclusive integer scale (lo, hi) with lo < hi."""
+    try:
+        lo, hi = (int(v) for v in scale)
+    except (TypeError, ValueError) as exc:
+        raise ScaleError(f"a scale is two integers (lowest, highest), got {scale!r}") from exc
+    if lo >= hi:
+        raise ScaleError(f"scale lowest {lo} must be below highest {hi}")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class ScoreTokens:
+    """The score token ids in scale order, with the exact cue text that must precede them."""
+
+    values: tuple[int, ...]
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    cue: str
+    variant: str  # "bare" (cue ends in a space, digit alone) or "space-prefixed" (" 4" is one token)
+
+    def id_for(self, score: int) -> int:
+        return self.ids[self.values.index(int(score))]
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{v}->{i} ({t!r})" for v, i, t in zip(self.values, self.ids, self.tokens))
+        return f"score tokens ({self.variant}, cue {self.cue!r}): {pairs}"
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _try_variant(tokenizer: Any, cue: str, label_prefix: str, values: tuple[int, ...]) -> tuple[list[int], list[str]]:
+    base = _encode(tokenizer, cue)
+    ids, bad = [], []
+    for v in values:
+        full = _encode(tokenizer, cue + label_prefix + str(v))
+        if full[: len(base)] == base and len(full) == len(base) + 1:
+            ids.append(full[-1])
+        else:
+            bad.append(str(v))
+    return ids, bad
+
+
+def find_score_tokens(tokenizer: Any, scale: tuple[int, int] = (1, 5), cue: str = SCORE_CUE) -> ScoreTokens:
+    """Find one token per score label after `cue`, trying a bare digit, then a space-prefixed one."""
+    lo, hi = check_scale(scale)
+    values = tuple(range(lo, hi + 1))
+    variants = [(cue, "", "bare"), (cue.rstrip(), cue[len(cue.rstrip()):], "space-prefixed")]
+    failures = {}
+    for cue_text, prefix, name in variants:
+        if name == "space-prefixed" and not prefix:
+            continue
+        ids, bad = _try_variant(tokenizer, cue_text, prefix, values)
+        if not bad and len(set(ids)) == len(ids):
+            tokens = tuple(tokenizer.convert_ids_to_tokens(ids))
+            return ScoreTokens(values, tuple(ids), tokens, cue_text, name)
+        failures[name] = bad or ["(labels share a token)"]
+    worst = min(failures.values(), key=len)
+    raise ScaleError(
+        f"scale {lo}..{hi}: label(s) {', '.join(worst)} are not single tokens for this tokenizer "
+        f"after the cue {cue!r}; choose a scale whose labels are one token each (for example 1..5)"
+    )
+
+
+_RESULT = re.compile(r"\[RESULT\]\s*\(?\s*([-+]?\d+(?:\.\d+)?)")
+_LOOSE = re.compile(r"(?:score(?: is|:)?|\bSCORE\b:?)\s*\(?\s*([-+]?\d+(?:\.\d+)?)\s*(?:/\s*\d+)?", re.IGNORECASE)
+
+
+def parse_result(text: str, scale: tuple[int, int] = (1, 5)) -> tuple[str, float | None]:
+    """Split a judge's output into (feedback, score); the score is None when no valid one is found.
+
+    Reads the last '[RESULT] k' (else a trailing 'score: k'); a number outside the scale is no score.
+    """
+    text = text or ""
+    matches = list(_RESULT.finditer(text)) or list(_LOOSE.finditer(text))
+    feedback = text
+    score = None
+    if matches:
+        m = matches[-1]
+        feedback = text[: m.start()]
+        value = float(m.group(1))
+        if scale[0] <= value <= scale[1]:
+            score = int(value) if value.is_integer() else value
+    feedback = feedback.strip()
+    if feedback.lower().startswith("feedback:"):
+        feedback = feedback[len("feedback:"):].strip()
+    return feedback, score
