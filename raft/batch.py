@@ -81,8 +81,9 @@ def score_file(
     with out.open("a", encoding="utf-8") as f:
         for chunk in _chunks(pending(), chunk_rows):
             good = [rec for rec in chunk if rec.error is None]
-            judged = judge.score([apply_mapping(rec.data, columns) for rec in good], mode=mode,
-                                 batch_size=batch_size, **score_kwargs)
+            judged = judge.score(
+                [apply_mapping(rec.data, columns) for rec in good], mode=mode, batch_size=batch_size, **score_kwargs
+            )
             verdicts = {rec.row: j.to_dict() for rec, j in zip(good, judged)}
             for rec in chunk:
                 verdict = verdicts.get(rec.row) or {"error": str(rec.error)}

@@ -1,4 +1,4 @@
-"""Command line: `python -m raft {prepare,score,eval,models} ...`; errors are one line, exit 2."""
+"""Command line: `python -m raft {prepare,score,eval,synth,models} ...`; errors are one line, exit 2."""
 
 from __future__ import annotations
 
@@ -32,9 +32,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     stats = prepare_dataset(
-        args.source, args.out, mode=args.mode, template=args.template, tokenizer=tokenizer,
-        num_samples=args.num_samples, validation_ratio=args.validation_ratio, seed=args.seed,
-        columns=args.columns, scale=args.scale, split=args.split,
+        args.source,
+        args.out,
+        mode=args.mode,
+        template=args.template,
+        tokenizer=tokenizer,
+        num_samples=args.num_samples,
+        validation_ratio=args.validation_ratio,
+        seed=args.seed,
+        columns=args.columns,
+        scale=args.scale,
+        split=args.split,
     )
     print(json.dumps(stats, indent=2))
     return 0
@@ -48,12 +56,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     columns = parse_columns(args.columns, args.scale or (1, 5))
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
-    judge = Judge.load(args.model, args.adapter, args.template, args.scale, args.device,
-                       trust_remote_code=args.trust_remote_code)
+    judge = Judge.load(
+        args.model, args.adapter, args.template, args.scale, args.device, trust_remote_code=args.trust_remote_code
+    )
     print(judge.score_tokens.describe(), file=sys.stderr)
-    summary = score_file(judge, args.input, args.out, mode=args.mode, columns=columns, batch_size=args.batch_size,
-                         n_samples=args.n_samples, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                         progress=lambda n: print(f"scored {n} rows", file=sys.stderr))
+    summary = score_file(
+        judge,
+        args.input,
+        args.out,
+        mode=args.mode,
+        columns=columns,
+        batch_size=args.batch_size,
+        n_samples=args.n_samples,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        progress=lambda n: print(f"scored {n} rows", file=sys.stderr),
+    )
     print(json.dumps(summary))
     return 0
 
@@ -79,8 +97,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from raft.files import write_rows
+    from raft.synthetic import generate_rows
+
+    print(write_rows(args.out, generate_rows(args.n, seed=args.seed, noise=args.noise)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges.")
+    parser = argparse.ArgumentParser(
+        prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
@@ -111,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
-    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
@@ -119,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", default="orig_score")
     p.add_argument("--pred", default="expected_score")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("synth", help="write synthetic judge rows whose score is learnable from the text")
+    p.add_argument("--out", required=True, help=".jsonl/.json/.csv/.parquet file")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the gold score")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("models", help="prepare models")
     msub = p.add_subparsers(dest="action", required=True)

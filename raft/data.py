@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from raft.prompts import MODES, Template, load_template, target_prefix, target_text
 from raft.files import DataError, Record, read_records
+from raft.prompts import MODES, Template, load_template, target_prefix, target_text
 from raft.scores import check_scale, parse_result
 
 TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
@@ -174,7 +174,9 @@ def build_example(item: dict[str, Any], mode: str, template: Template, scale: tu
 
 def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
     """LLaMA-Factory's ShareGPT row for one example."""
-    return {"conversations": [{"from": "human", "value": example["prompt"]}, {"from": "gpt", "value": example["target"]}]}
+    return {
+        "conversations": [{"from": "human", "value": example["prompt"]}, {"from": "gpt", "value": example["target"]}]
+    }
 
 
 def _percentiles(lengths: list[int]) -> dict[str, int]:
@@ -214,7 +216,10 @@ def collect_examples(
         read += 1
         tpl = chosen[bool(item and item["orig_reference_answer"])]
         if item is not None and tpl.uses_reference and not item["orig_reference_answer"]:
-            item, rec.error = None, DataError("empty, but the template needs it", str(source), rec.row, "orig_reference_answer")
+            item, rec.error = (
+                None,
+                DataError("empty, but the template needs it", str(source), rec.row, "orig_reference_answer"),
+            )
         if item is None:
             err = rec.error
             rejected.append({"row": rec.row, "field": err.field, "reason": err.reason, "error": str(err)})
@@ -253,7 +258,10 @@ def prepare_dataset(
         n_val = min(max(n_val, 1), len(examples) - 1)
     validation, train = examples[:n_val], examples[n_val:]
     if not train:
-        raise DataError(f"no usable rows ({len(rejected)} rejected; first: {rejected[0]['error'] if rejected else 'none'})", str(source))
+        raise DataError(
+            f"no usable rows ({len(rejected)} rejected; first: {rejected[0]['error'] if rejected else 'none'})",
+            str(source),
+        )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,8 +271,13 @@ def prepare_dataset(
         _write_jsonl(out / "validation.jsonl", validation)
     _write_jsonl(out / "rejected.jsonl", rejected)
     _write_jsonl(out / f"{name}_sharegpt.jsonl", map(to_sharegpt, train))
-    info = {name: {"file_name": f"{name}_sharegpt.jsonl", "formatting": "sharegpt",
-                   "columns": {"messages": "conversations"}}}
+    info = {
+        name: {
+            "file_name": f"{name}_sharegpt.jsonl",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations"},
+        }
+    }
     (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
 
     stats: dict[str, Any] = {
@@ -286,8 +299,10 @@ def prepare_dataset(
     if tokenizer is not None:
         from raft.prompts import apply_chat
 
-        lengths = [len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
-                   for e in examples]
+        lengths = [
+            len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
+            for e in examples
+        ]
         stats["token_lengths"] = _percentiles(lengths)
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats

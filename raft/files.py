@@ -22,8 +22,9 @@ class DataError(ValueError):
 
     def __init__(self, reason: str, file: str | None = None, row: int | None = None, field: str | None = None):
         self.reason, self.file, self.row, self.field = reason, file, row, field
-        where = [p for p in (file, f"row {row}" if row is not None else None,
-                             f"field '{field}'" if field else None) if p]
+        where = [
+            p for p in (file, f"row {row}" if row is not None else None, f"field '{field}'" if field else None) if p
+        ]
         super().__init__(": ".join([*where, reason]))
 
 

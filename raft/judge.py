@@ -59,17 +59,29 @@ def rail(score_probs: np.ndarray, values: Sequence[int]) -> tuple[float, int, li
 class Judge:
     """A loaded model with its tokenizer, template, scale and score tokens."""
 
-    def __init__(self, model: Any, tokenizer: Any, template: str | Path | Template | None = None,
-                 scale: tuple[int, int] = (1, 5), name: str = ""):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        template: str | Path | Template | None = None,
+        scale: tuple[int, int] = (1, 5),
+        name: str = "",
+    ):
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.scale = check_scale(scale)
         self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, SCORE_CUE)
         self.template = load_template(template) if isinstance(template, (str, Path)) else template
 
     @classmethod
-    def load(cls, model: str | Path | None = None, adapter: str | Path | None = None,
-             template: str | Path | None = None, scale: tuple[int, int] | None = None,
-             device: str | None = None, trust_remote_code: bool = False) -> Judge:
+    def load(
+        cls,
+        model: str | Path | None = None,
+        adapter: str | Path | None = None,
+        template: str | Path | None = None,
+        scale: tuple[int, int] | None = None,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> Judge:
         """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model."""
         lm, tokenizer, manifest = load_model(model, adapter, device, trust_remote_code=trust_remote_code)
         template = template or manifest.get("template")
@@ -128,7 +140,7 @@ class Judge:
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         ids_t = torch.tensor(self.score_tokens.ids, device=self.device)
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             ids, mask = self._left_pad([seqs[i] for i in chunk])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
@@ -137,8 +149,14 @@ class Judge:
         return out
 
     @torch.inference_mode()
-    def generate(self, seqs: list[list[int]], max_new_tokens: int = 256, n_samples: int = 1,
-                 temperature: float = 1.0, batch_size: int = 8) -> list[list[str]]:
+    def generate(
+        self,
+        seqs: list[list[int]],
+        max_new_tokens: int = 256,
+        n_samples: int = 1,
+        temperature: float = 1.0,
+        batch_size: int = 8,
+    ) -> list[list[str]]:
         """Generated continuations, n_samples per sequence (greedy when n_samples is 1)."""
         texts: list[list[str]] = [[] for _ in seqs]
         for start in range(0, len(seqs), batch_size):
@@ -146,19 +164,33 @@ class Judge:
             ids, mask = self._left_pad([seqs[i] for i in chunk])
             sampled = n_samples > 1
             out = self.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sampled,
-                temperature=temperature if sampled else None, top_p=None, top_k=None,
-                num_return_sequences=n_samples, pad_token_id=self.tokenizer.pad_token_id,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampled,
+                temperature=temperature if sampled else None,
+                top_p=None,
+                top_k=None,
+                num_return_sequences=n_samples,
+                pad_token_id=self.tokenizer.pad_token_id,
             )
-            new = out[:, ids.shape[1]:]
+            new = out[:, ids.shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             for j, text in enumerate(decoded):
                 texts[chunk[j // n_samples]].append(text)
         return texts
 
-    def score(self, items: Sequence[dict[str, Any]], mode: str = "score_only", batch_size: int = 8,
-              n_samples: int = 1, max_new_tokens: int = 256, temperature: float = 1.0, seed: int = 0,
-              progress: Callable[[int, int], None] | None = None) -> list[Judgment]:
+    def score(
+        self,
+        items: Sequence[dict[str, Any]],
+        mode: str = "score_only",
+        batch_size: int = 8,
+        n_samples: int = 1,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Judgment]:
         """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored."""
         if mode not in JUDGE_MODES:
             raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}")
@@ -172,7 +204,7 @@ class Judge:
                 results[i].error = str(exc)
         idx = list(prompts)
         for start in range(0, len(idx), batch_size):
-            part = idx[start:start + batch_size]
+            part = idx[start : start + batch_size]
             if mode == "score_only":
                 self._score_only(part, prompts, results, batch_size)
             else:
@@ -181,17 +213,29 @@ class Judge:
                 progress(min(start + batch_size, len(idx)), len(idx))
         return results
 
-    def _score_only(self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], batch_size: int) -> None:
+    def _score_only(
+        self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], batch_size: int
+    ) -> None:
         cue = self._encode(self.score_tokens.cue)
         probs = self.next_token_probs([prompts[i] + cue for i in part], batch_size)
         for i, p in zip(part, probs):
             r = results[i]
             r.expected_score, r.mode_score, r.probs, r.score_mass = rail(p, self.score_tokens.values)
 
-    def _generated(self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], mode: str,
-                   batch_size: int, n_samples: int, max_new_tokens: int, temperature: float) -> None:
-        texts = self.generate([prompts[i] for i in part], max_new_tokens, n_samples if mode == "feedback" else 1,
-                              temperature, batch_size)
+    def _generated(
+        self,
+        part: list[int],
+        prompts: dict[int, list[int]],
+        results: list[Judgment],
+        mode: str,
+        batch_size: int,
+        n_samples: int,
+        max_new_tokens: int,
+        temperature: float,
+    ) -> None:
+        texts = self.generate(
+            [prompts[i] for i in part], max_new_tokens, n_samples if mode == "feedback" else 1, temperature, batch_size
+        )
         if mode == "decode":
             for i, (text,) in zip(part, texts):
                 feedback, score = parse_result(text, self.scale)

@@ -108,25 +108,43 @@ def train_tiny_tokenizer(vocab_size: int = 600) -> Any:
     corpus = [load_template(name).text for name in builtin_templates()]
     corpus += [" ".join(str(v) for v in row.values()) for row in generate_rows(200, seed=1)]
     corpus += ["user assistant system [RESULT] Feedback: Score 0 1 2 3 4 5 6 7 8 9 10"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
     fast.chat_template = CHATML
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2
+) -> Path:
     """Write a tiny random causal LM (Llama or Mistral config) with a trained tokenizer to out_dir."""
     from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
 
     tokenizer = train_tiny_tokenizer()
     config_cls = {"llama": LlamaConfig, "mistral": MistralConfig}[arch]
     config = config_cls(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)

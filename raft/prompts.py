@@ -48,20 +48,19 @@ class Template:
             parsed = list(string.Formatter().parse(self.text))
         except ValueError as exc:
             raise TemplateError(f"template '{self.name}': {exc} (write literal braces as {{{{ }}}})") from exc
-        for _, field, spec, conversion in parsed:
-            if field is None:
+        for _, name, spec, conversion in parsed:
+            if name is None:
                 continue
-            if field not in PLACEHOLDERS or spec or conversion:
+            if name not in PLACEHOLDERS or spec or conversion:
                 raise TemplateError(
-                    f"template '{self.name}': unknown placeholder '{{{field}}}'; "
+                    f"template '{self.name}': unknown placeholder '{{{name}}}'; "
                     f"known placeholders are {', '.join(sorted(PLACEHOLDERS))}"
                 )
-            names.add(field)
+            names.add(name)
         missing = REQUIRED - names
         if missing:
             raise TemplateError(
-                f"template '{self.name}': missing placeholder(s) "
-                + ", ".join(f"'{{{m}}}'" for m in sorted(missing))
+                f"template '{self.name}': missing placeholder(s) " + ", ".join(f"'{{{m}}}'" for m in sorted(missing))
             )
         object.__setattr__(self, "placeholders", frozenset(names))  # frozen: set once here
 

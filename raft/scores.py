@@ -66,7 +66,7 @@ def find_score_tokens(tokenizer: Any, scale: tuple[int, int] = (1, 5), cue: str 
     """Find one token per score label after `cue`, trying a bare digit, then a space-prefixed one."""
     lo, hi = check_scale(scale)
     values = tuple(range(lo, hi + 1))
-    variants = [(cue, "", "bare"), (cue.rstrip(), cue[len(cue.rstrip()):], "space-prefixed")]
+    variants = [(cue, "", "bare"), (cue.rstrip(), cue[len(cue.rstrip()) :], "space-prefixed")]
     failures = {}
     for cue_text, prefix, name in variants:
         if name == "space-prefixed" and not prefix:
@@ -104,5 +104,5 @@ def parse_result(text: str, scale: tuple[int, int] = (1, 5)) -> tuple[str, float
             score = int(value) if value.is_integer() else value
     feedback = feedback.strip()
     if feedback.lower().startswith("feedback:"):
-        feedback = feedback[len("feedback:"):].strip()
+        feedback = feedback[len("feedback:") :].strip()
     return feedback, score

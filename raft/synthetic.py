@@ -11,11 +11,22 @@ import random
 from typing import Any
 
 TOPICS = [
-    "how to water a cactus", "why the sky is blue", "how to boil an egg", "what a prime number is",
-    "how bicycles stay upright", "how to write a cover letter", "why leaves change colour",
-    "how a refrigerator works", "what inflation means", "how to start running safely",
-    "how vaccines train the immune system", "what a binary search does", "how tides form",
-    "how to store fresh bread", "why we need sleep", "how to plan a budget",
+    "how to water a cactus",
+    "why the sky is blue",
+    "how to boil an egg",
+    "what a prime number is",
+    "how bicycles stay upright",
+    "how to write a cover letter",
+    "why leaves change colour",
+    "how a refrigerator works",
+    "what inflation means",
+    "how to start running safely",
+    "how vaccines train the immune system",
+    "what a binary search does",
+    "how tides form",
+    "how to store fresh bread",
+    "why we need sleep",
+    "how to plan a budget",
 ]
 
 CRITERIA = "Does the response answer the question correctly, completely and helpfully?"
@@ -29,15 +40,27 @@ DESCRIPTIONS = {
 SIGNALS = {
     1: ["This answer is wrong and unrelated.", "Nothing here is correct.", "The facts given are false."],
     2: ["Most of this is wrong.", "The answer is weak and mostly unhelpful.", "Only one point is barely right."],
-    3: ["Part of this is right, part is missing.", "The answer is adequate but incomplete.", "Some key steps are skipped."],
+    3: [
+        "Part of this is right, part is missing.",
+        "The answer is adequate but incomplete.",
+        "Some key steps are skipped.",
+    ],
     4: ["The answer is correct with a small gap.", "This is solid and helpful.", "Almost every step is covered well."],
-    5: ["The answer is excellent and complete.", "Every step is correct and clear.", "This is fully correct and very helpful."],
+    5: [
+        "The answer is excellent and complete.",
+        "Every step is correct and clear.",
+        "This is fully correct and very helpful.",
+    ],
 }
 FILLER = [
-    "It is worth thinking about the context first.", "Many people ask about this.",
-    "There are several ways to look at it.", "Here is what I can say about it.",
-    "Let us go through it one step at a time.", "Details matter in a case like this.",
-    "Consider the usual situation at home.", "This comes up often in daily life.",
+    "It is worth thinking about the context first.",
+    "Many people ask about this.",
+    "There are several ways to look at it.",
+    "Here is what I can say about it.",
+    "Let us go through it one step at a time.",
+    "Details matter in a case like this.",
+    "Consider the usual situation at home.",
+    "This comes up often in daily life.",
 ]
 FEEDBACK = {
     1: "The response does not answer the question and its claims are false.",
@@ -71,15 +94,17 @@ def generate_rows(
             sentences.append(rng.choice(SIGNALS[true]))
         gold = true if noise <= 0 else min(5, max(1, round(true + rng.gauss(0.0, noise))))
         feedback = FEEDBACK[true]
-        rows.append({
-            "orig_instruction": f"Explain {topic}.",
-            "orig_response": " ".join(sentences),
-            "orig_reference_answer": f"A complete and correct explanation of {topic}. " + SIGNALS[5][0],
-            "orig_criteria": CRITERIA,
-            **{f"orig_score{k}_description": d for k, d in DESCRIPTIONS.items()},
-            "orig_feedback": feedback,
-            "orig_score": str(gold),
-            "output": f"{feedback} [RESULT] {gold}",
-        })
+        rows.append(
+            {
+                "orig_instruction": f"Explain {topic}.",
+                "orig_response": " ".join(sentences),
+                "orig_reference_answer": f"A complete and correct explanation of {topic}. " + SIGNALS[5][0],
+                "orig_criteria": CRITERIA,
+                **{f"orig_score{k}_description": d for k, d in DESCRIPTIONS.items()},
+                "orig_feedback": feedback,
+                "orig_score": str(gold),
+                "output": f"{feedback} [RESULT] {gold}",
+            }
+        )
     rng.shuffle(rows)
     return rows

@@ -2,8 +2,13 @@ import pytest
 
 from raft.prompts import SCORE_CUE, Template, TemplateError, apply_chat, builtin_templates, load_template, target_text
 
-SECTIONS = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:",
-            "###Reference Answer (Score 5):", "###Score Rubrics:"]
+SECTIONS = [
+    "###Task Description:",
+    "###The instruction to evaluate:",
+    "###Response to evaluate:",
+    "###Reference Answer (Score 5):",
+    "###Score Rubrics:",
+]
 
 
 @pytest.mark.parametrize("mode", ["score_only", "feedback_score"])
@@ -27,15 +32,23 @@ def test_no_reference_templates_have_no_reference_section(mode, rows):
 
 
 def test_builtin_templates_are_all_listed():
-    assert builtin_templates() == ["absolute_feedback", "absolute_feedback_noref", "absolute_score", "absolute_score_noref"]
+    assert builtin_templates() == [
+        "absolute_feedback",
+        "absolute_feedback_noref",
+        "absolute_score",
+        "absolute_score_noref",
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{instruction} {response} {rubric} {colour}", "unknown placeholder '{colour}'"),
-    ("{instruction} {response}", "missing placeholder(s) '{rubric}'"),
-    ("{instruction} {response!r} {rubric}", "unknown placeholder '{response}'"),
-    ("{instruction} {response} {rubric} {", "literal braces"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{instruction} {response} {rubric} {colour}", "unknown placeholder '{colour}'"),
+        ("{instruction} {response}", "missing placeholder(s) '{rubric}'"),
+        ("{instruction} {response!r} {rubric}", "unknown placeholder '{response}'"),
+        ("{instruction} {response} {rubric} {", "literal braces"),
+    ],
+)
 def test_bad_templates_are_refused_naming_the_placeholder(text, message):
     with pytest.raises(TemplateError, match="template 'mine'") as err:
         Template("mine", text)

@@ -16,8 +16,12 @@ def gpt2_style():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=["<unk>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     return _wrap(tok)
 
 
@@ -26,7 +30,9 @@ def sentencepiece_style(corpus=CORPUS[:5] * 50):
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
     tok.decoder = decoders.Metaspace(prepend_scheme="first")
-    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=60, special_tokens=["<unk>", "<pad>"], unk_token="<unk>"))
+    tok.train_from_iterator(
+        corpus, trainers.UnigramTrainer(vocab_size=60, special_tokens=["<unk>", "<pad>"], unk_token="<unk>")
+    )
     return _wrap(tok)
 
 
@@ -77,18 +83,21 @@ def test_bad_scales_are_refused(scale):
         check_scale(scale)
 
 
-@pytest.mark.parametrize("text, feedback, score", [
-    ("Feedback: Good answer. [RESULT] 4", "Good answer.", 4),
-    ("Clear and complete. [RESULT] 5", "Clear and complete.", 5),
-    ("[RESULT] 3", "", 3),
-    ("Weak. [RESULT] (2)", "Weak.", 2),
-    ("Mentions [RESULT] 1 then [RESULT] 3", "Mentions [RESULT] 1 then", 3),
-    ("Feedback: fine. [RESULT] 9", "fine.", None),
-    ("Feedback: no score here", "no score here", None),
-    ("The score is 4/5", "The", 4),
-    ("Score: 2", "", 2),
-    ("Average. [RESULT] 3.5", "Average.", 3.5),
-    ("", "", None),
-])
+@pytest.mark.parametrize(
+    "text, feedback, score",
+    [
+        ("Feedback: Good answer. [RESULT] 4", "Good answer.", 4),
+        ("Clear and complete. [RESULT] 5", "Clear and complete.", 5),
+        ("[RESULT] 3", "", 3),
+        ("Weak. [RESULT] (2)", "Weak.", 2),
+        ("Mentions [RESULT] 1 then [RESULT] 3", "Mentions [RESULT] 1 then", 3),
+        ("Feedback: fine. [RESULT] 9", "fine.", None),
+        ("Feedback: no score here", "no score here", None),
+        ("The score is 4/5", "The", 4),
+        ("Score: 2", "", 2),
+        ("Average. [RESULT] 3.5", "Average.", 3.5),
+        ("", "", None),
+    ],
+)
 def test_parse_result(text, feedback, score):
     assert parse_result(text) == (feedback, score)
