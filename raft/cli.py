@@ -1,4 +1,4 @@
-"""Command line: `python -m raft {prepare,score,eval,synth,models} ...`; errors are one line, exit 2."""
+"""Command line: `python -m raft {prepare,score,eval,train,self-distill,synth,models}`; errors: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from raft.models import ModelError
 from raft.prompts import TemplateError
 from raft.scores import ScaleError
 
-EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError)
+EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError, ValueError)
 
 
 def _scale(text: str) -> tuple[int, int]:
@@ -97,6 +97,48 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from raft.train import TrainConfig, train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise DataError("not a run folder (no config.yaml)", str(run_dir))
+        config = TrainConfig.from_yaml(run_dir / "config.yaml").override(args.overrides)
+        config.output_dir = str(run_dir)
+    elif args.config:
+        config = TrainConfig.from_yaml(args.config).override(args.overrides)
+    else:
+        config = TrainConfig().override(args.overrides)
+    try:
+        print(train(config, resume=bool(args.resume)))
+    except Exception as exc:  # leave the reason where the job registry looks for it, then fail
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        (Path(config.output_dir) / "result.json").write_text(json.dumps(result))
+        raise
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from raft.distill import self_distill
+
+    print(
+        json.dumps(
+            self_distill(
+                args.run,
+                args.data,
+                args.out,
+                batch_size=args.batch_size,
+                max_new_tokens=args.max_new_tokens,
+                device=args.device,
+            ),
+            indent=2,
+        )
+    )
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from raft.files import write_rows
     from raft.synthetic import generate_rows
@@ -144,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_score)
 
+    p = sub.add_parser("train", help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR")
+    p.add_argument("config", nargs="?", help="YAML config (keys of raft.train.TrainConfig)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("self-distill", help="TRACT stage 2: a dataset of a run's own feedback with gold scores")
+    p.add_argument("--run", required=True, help="stage-1 run folder")
+    p.add_argument("--data", required=True, help="the dataset folder the run trained on")
+    p.add_argument("--out", required=True, help="new dataset folder")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_distill)
+
     p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
     p.add_argument("--input", required=True)
     p.add_argument("--gold", default="orig_score")
@@ -169,7 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    overrides: list[str] = []
+    if argv[:1] == ["train"] and "-h" not in argv and "--help" not in argv:
+        known = ["train", *argv[1:2]] if argv[1:2] and not argv[1].startswith("-") else ["train"]
+        rest = argv[len(known) :]
+        while rest:
+            key, value, rest = rest[0], rest[1:2], rest[2:]
+            (known if key == "--resume" else overrides).extend([key, *value])
+        argv = known
     args = build_parser().parse_args(argv)
+    args.overrides = overrides
     try:
         return args.func(args)
     except EXPECTED as exc:

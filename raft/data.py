@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from raft.files import DataError, Record, read_records
-from raft.prompts import MODES, Template, load_template, target_prefix, target_text
+from raft.prompts import MODES, Template, apply_chat, load_template, target_prefix, target_text
 from raft.scores import check_scale, parse_result
 
 TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
@@ -263,10 +263,35 @@ def prepare_dataset(
             str(source),
         )
 
+    stats: dict[str, Any] = {
+        "source": str(source),
+        "mode": mode,
+        "templates": sorted({e["template"] for e in examples}),
+        "scale": list(check_scale(scale)),
+        "seed": seed,
+        "rows_read": read,
+        "rows_kept": len(examples),
+        "rows_rejected": len(rejected),
+        "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
+    }
+    return write_dataset(out_dir, train, validation, rejected, stats, tokenizer, name)
+
+
+def write_dataset(
+    out_dir: str | Path,
+    train: list[dict[str, Any]],
+    validation: list[dict[str, Any]],
+    rejected: list[dict[str, Any]],
+    stats: dict[str, Any],
+    tokenizer: Any = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Write a dataset folder (train/validation/rejected jsonl, LLaMA-Factory export, stats.json)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = name or out.name
     _write_jsonl(out / "train.jsonl", train)
+    (out / "validation.jsonl").unlink(missing_ok=True)
     if validation:
         _write_jsonl(out / "validation.jsonl", validation)
     _write_jsonl(out / "rejected.jsonl", rejected)
@@ -279,26 +304,16 @@ def prepare_dataset(
         }
     }
     (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
-
-    stats: dict[str, Any] = {
+    examples = train + validation
+    stats = {
         "name": name,
-        "source": str(source),
-        "mode": mode,
-        "templates": sorted({e["template"] for e in examples}),
-        "scale": list(check_scale(scale)),
-        "seed": seed,
+        **stats,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "rows_read": read,
-        "rows_kept": len(examples),
-        "rows_rejected": len(rejected),
-        "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
         "train": len(train),
         "validation": len(validation),
         "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
     }
     if tokenizer is not None:
-        from raft.prompts import apply_chat
-
         lengths = [
             len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
             for e in examples

@@ -119,7 +119,7 @@ class Judge:
         text = self.prompt(item, mode)
         return text + self.score_tokens.cue if mode == "score_only" else text
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +199,7 @@ class Judge:
         prompts: dict[int, list[int]] = {}
         for i, item in enumerate(items):
             try:
-                prompts[i] = self._encode(self.prompt(item, mode))
+                prompts[i] = self.encode(self.prompt(item, mode))
             except (DataError, KeyError) as exc:
                 results[i].error = str(exc)
         idx = list(prompts)
@@ -216,7 +216,7 @@ class Judge:
     def _score_only(
         self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], batch_size: int
     ) -> None:
-        cue = self._encode(self.score_tokens.cue)
+        cue = self.encode(self.score_tokens.cue)
         probs = self.next_token_probs([prompts[i] + cue for i in part], batch_size)
         for i, p in zip(part, probs):
             r = results[i]
@@ -250,7 +250,7 @@ class Judge:
         for i, samples in zip(part, texts):
             for text in samples:
                 before = text.split("[RESULT]")[0].rstrip()
-                seqs.append(prompts[i] + self._encode((before + " " if before else "") + self.score_tokens.cue))
+                seqs.append(prompts[i] + self.encode((before + " " if before else "") + self.score_tokens.cue))
                 owners.append(i)
         probs = self.next_token_probs(seqs, batch_size)
         for i, samples in zip(part, texts):

@@ -91,7 +91,7 @@ def fetch_default(force: bool = False) -> Path:
     return target
 
 
-def train_tiny_tokenizer(vocab_size: int = 600) -> Any:
+def train_tiny_tokenizer(vocab_size: int = 2000) -> Any:
     """A byte-level BPE tokenizer trained offline on synthetic judge text, digits split, ChatML."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

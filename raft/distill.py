@@ -1,0 +1,75 @@
+"""TRACT stage 2: rewrite a dataset's targets with a stage-1 judge's own feedback.
+
+The stage-1 run writes one feedback per item (greedy); each new example keeps the gold score, so
+that training again from the base model on it teaches the score that follows self-written
+feedback, as the judge will see at inference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from raft.data import read_jsonl, write_dataset
+from raft.files import DataError
+from raft.judge import Judge
+from raft.prompts import target_prefix, target_text
+
+
+def self_distill(
+    run: str | Path,
+    data: str | Path,
+    out: str | Path,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Write a feedback_score dataset of the run's own feedback with the gold scores of `data`."""
+    judge = Judge.load(run, device=device)
+    data = Path(data)
+    splits = {"train": read_jsonl(data / "train.jsonl")}
+    if (data / "validation.jsonl").is_file():
+        splits["validation"] = read_jsonl(data / "validation.jsonl")
+    new: dict[str, list[dict[str, Any]]] = {}
+    rejected = []
+    for split, examples in splits.items():
+        judged = judge.generate(
+            [judge.encode(judge.prompt(ex["item"], "feedback")) for ex in examples],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
+        new[split] = []
+        for ex, (text,) in zip(examples, judged):
+            feedback = text.split("[RESULT]")[0].strip()
+            if feedback.lower().startswith("feedback:"):
+                feedback = feedback[len("feedback:") :].strip()
+            if not feedback:
+                rejected.append(
+                    {
+                        "row": ex.get("row"),
+                        "field": "orig_feedback",
+                        "reason": "the judge wrote no feedback",
+                        "error": f"{split} row {ex.get('row')}: the judge wrote no feedback",
+                    }
+                )
+                continue
+            item = {**ex["item"], "orig_feedback": feedback}
+            new[split].append(
+                {
+                    **ex,
+                    "item": item,
+                    "mode": "feedback_score",
+                    "target_prefix": target_prefix("feedback_score", feedback),
+                    "target": target_text("feedback_score", ex["score"], feedback),
+                }
+            )
+    if not new["train"]:
+        raise DataError(f"the judge wrote no feedback for any of {len(splits['train'])} training rows", str(run))
+    stats = {
+        "source": str(data),
+        "distilled_from": str(run),
+        "mode": "feedback_score",
+        "rows_kept": sum(len(v) for v in new.values()),
+        "rows_rejected": len(rejected),
+    }
+    return write_dataset(out, new["train"], new.get("validation", []), rejected, stats, judge.tokenizer)

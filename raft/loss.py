@@ -1,0 +1,149 @@
+"""Losses for judge fine-tuning, in transformers' `compute_loss_func` shape.
+
+Conventions (each one a bug of the original research code, not to reappear):
+- labels are unshifted: the logits that predict labels[:, t] sit at logits[:, t - 1];
+- each row's score position is the last label that is a score token, found per row from the
+  labels, never from the end of a padded row;
+- the expected score and the gold score are both shape (N,), so no (N, N) broadcast;
+- sums are divided once, by `num_items_in_batch` when given (the count over the whole global
+  batch, so gradient accumulation and several devices give the gradient of one big batch).
+
+`num_items_in_batch` is None (means over this batch), a number (the divisor of every term), or a
+pair (CE tokens, score items) as `raft.train` counts them, one divisor per term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def score_positions(labels: torch.Tensor, score_token_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, positions) of each row's last score-token label; rows without one are left out."""
+    ids = torch.as_tensor(list(score_token_ids), device=labels.device)
+    positions = torch.arange(labels.shape[1], device=labels.device).expand_as(labels)
+    last = torch.where(torch.isin(labels, ids), positions, -1).max(dim=1).values
+    rows = torch.nonzero(last > 0).squeeze(-1)
+    return rows, last[rows]
+
+
+def expected_score(
+    row_logits: torch.Tensor, score_token_ids: Sequence[int], score_values: Sequence[float]
+) -> torch.Tensor:
+    """sum_k v_k * p_k, p_k the full-vocabulary softmax probability of score token k: shape (N,)."""
+    dtype = torch.promote_types(row_logits.dtype, torch.float32)  # bf16 logits are upcast, fp64 kept
+    ids = torch.as_tensor(list(score_token_ids), device=row_logits.device)
+    values = torch.as_tensor(list(score_values), dtype=dtype, device=row_logits.device)
+    probs = torch.softmax(row_logits.to(dtype), dim=-1)[:, ids]
+    return probs @ values
+
+
+def _divisor(num_items_in_batch: Any, term: int, fallback: torch.Tensor | int) -> torch.Tensor | int:
+    if num_items_in_batch is None:
+        return fallback
+    if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2:
+        return num_items_in_batch.reshape(-1)[term]
+    if isinstance(num_items_in_batch, (tuple, list)):
+        return num_items_in_batch[term]
+    return num_items_in_batch
+
+
+def _squared_errors(logits, labels, score_token_ids, score_values) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows, pos = score_positions(labels, score_token_ids)
+    predicted = expected_score(logits[rows, pos - 1], score_token_ids, score_values)
+    ids = torch.as_tensor(list(score_token_ids), device=labels.device)
+    values = torch.as_tensor(list(score_values), dtype=predicted.dtype, device=labels.device)
+    gold = values[(labels[rows, pos].unsqueeze(-1) == ids).int().argmax(-1)]
+    return (gold - predicted) ** 2, rows, pos
+
+
+def raft_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    score_token_ids: Sequence[int],
+    score_values: Sequence[float],
+    num_items_in_batch: Any = None,
+) -> torch.Tensor:
+    """RAFT: squared error between the gold score and the expected score at each row's score position."""
+    se, _, _ = _squared_errors(logits, labels, score_token_ids, score_values)
+    if se.numel() == 0:
+        return logits.sum() * 0.0
+    return se.sum() / _divisor(num_items_in_batch, 1, se.numel())
+
+
+def _token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy and its token count, without copying the logits."""
+    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
+    flat = logits.reshape(-1, logits.shape[-1])
+    total = F.cross_entropy(flat, targets.reshape(-1).to(flat.device), ignore_index=IGNORE, reduction="sum")
+    return total, targets.ne(IGNORE).sum()
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+    """Plain next-token cross-entropy over all labelled tokens (the baseline the papers beat)."""
+    total, count = _token_ce(logits, labels)
+    if isinstance(num_items_in_batch, (tuple, list)) or (
+        torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2
+    ):
+        num_items_in_batch = sum(num_items_in_batch)  # CE tokens + score tokens: every label
+    return total / (count.clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
+
+
+def cot_raft_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    score_token_ids: Sequence[int],
+    score_values: Sequence[float],
+    lam: float = 1.0,
+    num_items_in_batch: Any = None,
+    parts: dict[str, float] | None = None,
+) -> torch.Tensor:
+    """TRACT: CE over the feedback tokens (score token excluded) + lam * the RAFT term."""
+    se, rows, pos = _squared_errors(logits, labels, score_token_ids, score_values)
+    ce_labels = labels.clone()
+    ce_labels[rows, pos] = IGNORE
+    ce_total, ce_count = _token_ce(logits, ce_labels)
+    ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
+    score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
+    if parts is not None:
+        parts["ce_loss"], parts["score_loss"] = float(ce.detach()), float(score.detach())
+    return ce + lam * score
+
+
+LOSSES = ("raft", "cot_raft", "ce")
+
+
+def make_loss(
+    kind: str,
+    score_token_ids: Sequence[int],
+    score_values: Sequence[float],
+    lam: float = 1.0,
+    parts: dict[str, float] | None = None,
+) -> Callable[..., torch.Tensor]:
+    """A `compute_loss_func(outputs, labels, num_items_in_batch=None)` for transformers' Trainer.
+
+    `parts`, when given, receives the last score and CE terms for logging.
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}")
+
+    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        if kind == "raft":
+            value = raft_loss(logits, labels, score_token_ids, score_values, num_items_in_batch)
+            if parts is not None:
+                parts["score_loss"] = float(value.detach())
+        elif kind == "cot_raft":
+            value = cot_raft_loss(logits, labels, score_token_ids, score_values, lam, num_items_in_batch, parts)
+        else:
+            value = ce_loss(logits, labels, num_items_in_batch)
+            if parts is not None:
+                parts["ce_loss"] = float(value.detach())
+        return value
+
+    return loss

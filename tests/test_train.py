@@ -1,0 +1,200 @@
+import json
+
+import pytest
+
+from raft.data import prepare_dataset, read_jsonl
+from raft.files import write_rows
+from raft.judge import Judge
+from raft.loss import make_loss
+from raft.models import build_tiny_model
+from raft.synthetic import generate_rows
+from raft.train import TrainConfig, train
+from raft.train.trainer import Collator, tokenize
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rows = write_rows(root / "rows.jsonl", generate_rows(250, seed=5))
+    prepare_dataset(rows, root / "score", validation_ratio=0.2, seed=0)
+    prepare_dataset(rows, root / "feedback", mode="feedback_score", num_samples=60, validation_ratio=0.1, seed=0)
+    return root
+
+
+def test_config_yaml_round_trip_and_overrides(tmp_path):
+    config = TrainConfig(data="d", lora_targets=["q_proj", "v_proj"])
+    config.to_yaml(tmp_path / "c.yaml")
+    loaded = TrainConfig.from_yaml(tmp_path / "c.yaml")
+    assert loaded == config
+    changed = loaded.override(
+        [
+            "--learning_rate",
+            "1e-4",
+            "--lora",
+            "false",
+            "--base-model",
+            "123",
+            "--lora_targets",
+            "[q_proj]",
+            "--max_steps",
+            "7",
+        ]
+    )
+    assert changed.learning_rate == 1e-4 and changed.lora is False and changed.base_model == "123"
+    assert changed.lora_targets == ["q_proj"] and changed.max_steps == 7
+    with pytest.raises(ValueError, match="unknown config key '--colour'"):
+        loaded.override(["--colour", "red"])
+    (tmp_path / "bad.yaml").write_text("colour: red\n")
+    with pytest.raises(ValueError, match="unknown config key"):
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_head_at_score_gives_the_same_loss_as_full_logits(tiny_judge, dataset):
+    rows = read_jsonl(dataset / "score" / "train.jsonl")[:4]
+    tok, st = tiny_judge.tokenizer, tiny_judge.score_tokens
+    examples = [tokenize(r, tok, st, score_only=True) for r in rows]
+    loss = make_loss("raft", st.ids, st.values)
+    values = []
+    for head in (True, False):
+        batch = Collator(tok.pad_token_id, head)(examples)
+        labels = batch.pop("labels")
+        out = tiny_judge.model(**batch)
+        assert out.logits.shape[1] == (1 if head else batch["input_ids"].shape[1])
+        values.append(loss(out, labels).item())
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+
+
+def _config(dataset, tmp_path, model, **kw):
+    base = dict(
+        data=str(dataset / "score"),
+        output_dir=str(tmp_path / "run"),
+        base_model=str(model),
+        max_steps=150,
+        eval_steps=50,
+        batch_size=8,
+        learning_rate=1e-3,
+        lora=False,
+        warmup_ratio=0.05,
+        lr_scheduler="constant_with_warmup",
+        save_steps=1000,
+        device="cpu",
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_raft_learns_on_synthetic_data_and_ce_twin_is_printed(dataset, tmp_path):
+    model = build_tiny_model(tmp_path / "tiny128", hidden=128)
+    results = {}
+    for loss in ("raft", "ce"):
+        run = train(_config(dataset, tmp_path, model, loss=loss, output_dir=str(tmp_path / loss)))
+        evals = [r["eval"] for r in read_jsonl(run / "progress.jsonl") if "eval" in r]
+        results[loss] = (evals[0]["pearson"], evals[-1]["pearson"], evals[-1]["rmse"])
+    print(
+        "validation Pearson start -> end (RMSE):",
+        {k: f"{a:.3f} -> {b:.3f} ({c:.3f})" for k, (a, b, c) in results.items()},
+    )
+    start, end, _ = results["raft"]
+    assert end >= 0.8 and end > start
+
+
+def test_run_folder_holds_config_progress_adapter_and_manifest(dataset, tmp_path, tiny_model):
+    run = train(
+        _config(
+            dataset,
+            tmp_path,
+            tiny_model,
+            lora=True,
+            max_steps=6,
+            eval_steps=3,
+            eval_rows=8,
+            save_steps=3,
+            learning_rate=1e-3,
+        )
+    )
+    assert {"config.yaml", "progress.jsonl", "judge.json", "adapter", "checkpoints", "result.json"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert TrainConfig.from_yaml(run / "config.yaml").max_steps == 6
+    progress = read_jsonl(run / "progress.jsonl")
+    steps = [r for r in progress if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 7))
+    for key in ("total_steps", "epoch", "loss", "score_loss", "lr", "elapsed_s", "remaining_s"):
+        assert key in steps[0]
+    assert [r["step"] for r in progress if "eval" in r] == [0, 3, 6]
+    assert {"pearson", "spearman", "kendall", "rmse"} <= set(progress[0]["eval"])
+    manifest = json.loads((run / "judge.json").read_text())
+    assert manifest["adapter"] == "adapter" and manifest["scale"] == [1, 5] and len(manifest["score_token_ids"]) == 5
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+    judge = Judge.load(run, device="cpu")
+    item = read_jsonl(dataset / "score" / "validation.jsonl")[0]["item"]
+    assert judge.score([item])[0].error is None
+    assert judge.score_token_ids == manifest["score_token_ids"]
+
+
+def test_resume_continues_from_the_last_checkpoint(dataset, tmp_path, tiny_model):
+    config = _config(dataset, tmp_path, tiny_model, max_steps=4, save_steps=2, eval_rows=4, eval_steps=100)
+    run = train(config)
+    assert (run / "checkpoints" / "checkpoint-4").is_dir()
+    config.max_steps = 8
+    train(config, resume=True)
+    steps = [r["step"] for r in read_jsonl(run / "progress.jsonl") if "loss" in r]
+    assert steps == list(range(1, 9))
+
+
+def test_cot_raft_training_and_self_distillation(dataset, tmp_path, tiny_model):
+    from raft.distill import self_distill
+
+    run = train(
+        _config(
+            dataset,
+            tmp_path,
+            tiny_model,
+            data=str(dataset / "feedback"),
+            loss="cot_raft",
+            lam=1.0,
+            max_steps=40,
+            eval_steps=100,
+            eval_rows=2,
+            eval_max_new_tokens=8,
+            learning_rate=3e-3,
+        )
+    )
+    progress = [r for r in read_jsonl(run / "progress.jsonl") if "loss" in r]
+    assert progress and all(r["loss"] == pytest.approx(r["ce_loss"] + r["score_loss"], rel=1e-4) for r in progress)
+    assert json.loads((run / "judge.json").read_text())["mode"] == "feedback"
+    stats = self_distill(run, dataset / "feedback", tmp_path / "stage2", max_new_tokens=12)
+    assert stats["distilled_from"] == str(run)
+    new = read_jsonl(tmp_path / "stage2" / "train.jsonl")
+    old = read_jsonl(dataset / "feedback" / "train.jsonl")
+    assert len(new) + stats["rows_rejected"] == len(old)
+    for ex in new:
+        assert ex["target"].endswith(f"[RESULT] {ex['score']}") and ex["mode"] == "feedback_score"
+
+
+def test_cot_raft_refuses_a_score_only_dataset(dataset, tmp_path, tiny_model):
+    with pytest.raises(ValueError, match="needs a feedback_score dataset"):
+        train(_config(dataset, tmp_path, tiny_model, loss="cot_raft", max_steps=1))
+
+
+@pytest.mark.slow
+def test_lora_raft_on_smollm2_trains_saves_reloads_and_scores(default_model, dataset, tmp_path):
+    config = TrainConfig(
+        data=str(dataset / "score"),
+        output_dir=str(tmp_path / "smol"),
+        max_steps=3,
+        batch_size=2,
+        eval_steps=100,
+        eval_rows=2,
+        learning_rate=1e-4,
+        lora_r=8,
+        max_length=1024,
+        device="cpu",
+        gradient_checkpointing=True,
+    )
+    run = train(config)
+    progress = [r for r in read_jsonl(run / "progress.jsonl") if "loss" in r]
+    assert len(progress) == 3 and all(r["loss"] >= 0 for r in progress)
+    judge = Judge.load(run, device="cpu")
+    assert judge.score_token_ids == [33, 34, 35, 36, 37]
+    [result] = judge.score([read_jsonl(dataset / "score" / "validation.jsonl")[0]["item"]])
+    assert result.error is None and 1 <= result.expected_score <= 5
