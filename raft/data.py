@@ -11,6 +11,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,107 @@ def collect_examples(
     return examples, rejected, read
 
 
+@dataclass
+class BuiltDataset:
+    """Examples split into train and validation, the rejected rows, and what was done."""
+
+    train: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    info: dict[str, Any]
+
+
+def build_dataset(
+    source: str | Path,
+    mode: str = "score_only",
+    template: str | Path | None = None,
+    num_samples: int | None = None,
+    validation_ratio: float = 0.0,
+    seed: int = 0,
+    columns: dict[str, str] | str | None = None,
+    scale: tuple[int, int] = (1, 5),
+    split: str = "train",
+) -> BuiltDataset:
+    """Read, validate, shuffle (by seed), sample and split a source into examples, writing nothing."""
+    if not 0.0 <= validation_ratio < 1.0:
+        raise DataError(f"validation ratio {validation_ratio} must be in [0, 1)")
+    examples, rejected, read = collect_examples(source, mode, template, columns, scale, split)
+    random.Random(seed).shuffle(examples)
+    if num_samples is not None and num_samples < len(examples):
+        examples = examples[:num_samples]
+    n_val = int(round(len(examples) * validation_ratio))
+    if validation_ratio > 0 and len(examples) > 1:
+        n_val = min(max(n_val, 1), len(examples) - 1)
+    validation, train = examples[:n_val], examples[n_val:]
+    if not train:
+        first = rejected[0]["error"] if rejected else "none"
+        raise DataError(f"no usable rows ({len(rejected)} rejected; first: {first})", str(source))
+    info = {
+        "source": str(source),
+        "mode": mode,
+        "templates": sorted({e["template"] for e in examples}),
+        "scale": list(check_scale(scale)),
+        "seed": seed,
+        "rows_read": read,
+        "rows_kept": len(examples),
+        "rows_rejected": len(rejected),
+        "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
+    }
+    return BuiltDataset(train, validation, rejected, info)
+
+
+def dataset_stats(built: BuiltDataset, tokenizer: Any = None) -> dict[str, Any]:
+    """Sizes, score histogram and, with a tokenizer, token-length percentiles of a built dataset."""
+    examples = built.train + built.validation
+    stats = {
+        **built.info,
+        "train": len(built.train),
+        "validation": len(built.validation),
+        "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
+    }
+    if tokenizer is not None:
+        stats["token_lengths"] = _percentiles(token_lengths(examples, tokenizer))
+    return stats
+
+
+def token_lengths(examples: list[dict[str, Any]], tokenizer: Any) -> list[int]:
+    """Prompt (chat-formatted) + target tokens of each example."""
+    return [
+        len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
+        for e in examples
+    ]
+
+
+def write_dataset(
+    out_dir: str | Path, built: BuiltDataset, tokenizer: Any = None, name: str | None = None
+) -> dict[str, Any]:
+    """Write a dataset folder (train/validation/rejected jsonl, LLaMA-Factory export, stats.json)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or out.name
+    _write_jsonl(out / "train.jsonl", built.train)
+    (out / "validation.jsonl").unlink(missing_ok=True)
+    if built.validation:
+        _write_jsonl(out / "validation.jsonl", built.validation)
+    _write_jsonl(out / "rejected.jsonl", built.rejected)
+    _write_jsonl(out / f"{name}_sharegpt.jsonl", map(to_sharegpt, built.train))
+    info = {
+        name: {
+            "file_name": f"{name}_sharegpt.jsonl",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations"},
+        }
+    }
+    (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    stats = {
+        "name": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **dataset_stats(built, tokenizer),
+    }
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
 def prepare_dataset(
     source: str | Path,
     out_dir: str | Path,
@@ -246,81 +348,14 @@ def prepare_dataset(
     name: str | None = None,
 ) -> dict[str, Any]:
     """Build a fine-tuning set in out_dir and return its stats (also written to stats.json)."""
-    if not 0.0 <= validation_ratio < 1.0:
-        raise DataError(f"validation ratio {validation_ratio} must be in [0, 1)")
-    examples, rejected, read = collect_examples(source, mode, template, columns, scale, split)
-    rng = random.Random(seed)
-    rng.shuffle(examples)
-    if num_samples is not None and num_samples < len(examples):
-        examples = examples[:num_samples]
-    n_val = int(round(len(examples) * validation_ratio))
-    if validation_ratio > 0 and len(examples) > 1:
-        n_val = min(max(n_val, 1), len(examples) - 1)
-    validation, train = examples[:n_val], examples[n_val:]
-    if not train:
-        raise DataError(
-            f"no usable rows ({len(rejected)} rejected; first: {rejected[0]['error'] if rejected else 'none'})",
-            str(source),
-        )
-
-    stats: dict[str, Any] = {
-        "source": str(source),
-        "mode": mode,
-        "templates": sorted({e["template"] for e in examples}),
-        "scale": list(check_scale(scale)),
-        "seed": seed,
-        "rows_read": read,
-        "rows_kept": len(examples),
-        "rows_rejected": len(rejected),
-        "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
-    }
-    return write_dataset(out_dir, train, validation, rejected, stats, tokenizer, name)
+    built = build_dataset(source, mode, template, num_samples, validation_ratio, seed, columns, scale, split)
+    return write_dataset(out_dir, built, tokenizer, name)
 
 
-def write_dataset(
-    out_dir: str | Path,
-    train: list[dict[str, Any]],
-    validation: list[dict[str, Any]],
-    rejected: list[dict[str, Any]],
-    stats: dict[str, Any],
-    tokenizer: Any = None,
-    name: str | None = None,
-) -> dict[str, Any]:
-    """Write a dataset folder (train/validation/rejected jsonl, LLaMA-Factory export, stats.json)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = name or out.name
-    _write_jsonl(out / "train.jsonl", train)
-    (out / "validation.jsonl").unlink(missing_ok=True)
-    if validation:
-        _write_jsonl(out / "validation.jsonl", validation)
-    _write_jsonl(out / "rejected.jsonl", rejected)
-    _write_jsonl(out / f"{name}_sharegpt.jsonl", map(to_sharegpt, train))
-    info = {
-        name: {
-            "file_name": f"{name}_sharegpt.jsonl",
-            "formatting": "sharegpt",
-            "columns": {"messages": "conversations"},
-        }
-    }
-    (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    examples = train + validation
-    stats = {
-        "name": name,
-        **stats,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "train": len(train),
-        "validation": len(validation),
-        "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
-    }
-    if tokenizer is not None:
-        lengths = [
-            len(tokenizer(apply_chat(tokenizer, e["prompt"]) + e["target"], add_special_tokens=False)["input_ids"])
-            for e in examples
-        ]
-        stats["token_lengths"] = _percentiles(lengths)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    return stats
+def list_datasets(root: str | Path) -> list[str]:
+    """Names of the dataset folders (holding train.jsonl) directly under root, newest first."""
+    folders = [p.parent for p in Path(root).glob("*/train.jsonl")]
+    return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raft.data import read_jsonl, write_dataset
+from raft.data import BuiltDataset, read_jsonl, write_dataset
 from raft.files import DataError
 from raft.judge import Judge
 from raft.prompts import target_prefix, target_text
@@ -72,4 +72,5 @@ def self_distill(
         "rows_kept": sum(len(v) for v in new.values()),
         "rows_rejected": len(rejected),
     }
-    return write_dataset(out, new["train"], new.get("validation", []), rejected, stats, judge.tokenizer)
+    built = BuiltDataset(new["train"], new.get("validation", []), rejected, stats)
+    return write_dataset(out, built, judge.tokenizer)
