@@ -159,3 +159,19 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     else:
         raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
     return path
+
+
+def count_rows(source: str | Path) -> int | None:
+    """Rows in a local file, counted cheaply (lines, or parquet metadata); None for a hub id."""
+    path = Path(source)
+    if not path.is_file():
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if suffix == ".jsonl":
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in read_records(path))

@@ -239,3 +239,18 @@ class JobManager:
         with path.open("rb") as f:
             f.seek(max(0, path.stat().st_size - 64_000))
             return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
+    """Step, total, elapsed/remaining, last loss and last validation metrics of a run's progress."""
+    steps = [r for r in progress if r.get("loss") is not None]
+    evals = [r for r in progress if r.get("eval")]
+    last = progress[-1] if progress else {}
+    out: dict[str, Any] = {
+        "step": last.get("step", 0), "total_steps": last.get("total_steps"),
+        "elapsed_s": last.get("elapsed_s"), "remaining_s": steps[-1].get("remaining_s") if steps else None,
+        "loss": steps[-1]["loss"] if steps else None,
+    }
+    if evals:
+        out.update({f"val_{k}": v for k, v in evals[-1]["eval"].items() if k in ("pearson", "rmse")})
+    return out

@@ -62,3 +62,16 @@ def agreement(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, Any]:
         "mae": float(np.mean(np.abs(g - p))),
         "exact": float(np.mean(_round_half_up(g) == _round_half_up(p))),
     }
+
+
+def confusion(gold: Sequence[Any], pred: Sequence[Any], scale: tuple[int, int] = (1, 5)) -> list[list[int]]:
+    """Counts of (gold, predicted) rounded scores: row i is gold scale[0] + i, column j predicted."""
+    size = scale[1] - scale[0] + 1
+    table = [[0] * size for _ in range(size)]
+    for g, p in zip(gold, pred):
+        g, p = _number(g), _number(p)
+        if g is None or p is None:
+            continue
+        i, j = (int(min(max(np.floor(x + 0.5), scale[0]), scale[1])) - scale[0] for x in (g, p))
+        table[i][j] += 1
+    return table

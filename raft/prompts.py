@@ -129,3 +129,19 @@ def target_prefix(mode: str, feedback: str | None = None) -> str:
 def target_text(mode: str, score: int, feedback: str | None = None) -> str:
     """The full assistant target, ending in the score cue and the score."""
     return f"{target_prefix(mode, feedback)}{SCORE_CUE}{score}"
+
+
+def rubric_presets() -> dict[str, dict[str, Any]]:
+    """Built-in rubrics (prompts/rubrics.json): name -> {criteria, descriptions (scores 1..5)}."""
+    import json
+
+    return json.loads((PROMPTS_DIR / "rubrics.json").read_text(encoding="utf-8"))
+
+
+def rubric_item(criteria: str, descriptions: list[str], instruction: str, response: str,
+                reference: str = "") -> dict[str, Any]:
+    """An item in Feedback-Collection field names from a rubric and one response (scores from 1)."""
+    item = {"orig_instruction": instruction, "orig_response": response, "orig_reference_answer": reference,
+            "orig_criteria": criteria}
+    item.update({f"orig_score{k}_description": d for k, d in enumerate(descriptions, 1)})
+    return item

@@ -1,0 +1,1 @@
+"""RAFT Judge Studio: the Gradio app over the raft library."""

@@ -1,0 +1,167 @@
+"""Batch tab: upload a file, map columns, score every row with progress, download, see agreement."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app import plots
+from app.score_tab import MODES
+from app.studio import DEFAULT_CHOICE, Studio
+from raft.batch import score_file
+from raft.data import parse_columns, read_jsonl
+from raft.files import SUFFIXES, DataError, count_rows, peek_columns
+from raft.metrics import agreement, confusion
+
+
+def check_upload(studio: Studio, path: str | None) -> Path:
+    """An uploaded file of a supported type and size, or a clear refusal."""
+    if not path:
+        raise gr.Error("Upload a .csv, .jsonl, .json or .parquet file first.")
+    file = Path(path)
+    if file.suffix.lower() not in SUFFIXES:
+        raise gr.Error(f"{file.name}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+    size_mb = file.stat().st_size / 2**20
+    if size_mb > studio.settings.max_upload_mb:
+        raise gr.Error(f"{file.name} is {size_mb:.0f} MB; the limit is {studio.settings.max_upload_mb} MB")
+    return file
+
+
+def detect_columns(studio: Studio, path: str | None) -> str:
+    file = check_upload(studio, path)
+    try:
+        return ", ".join(peek_columns(file))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def output_path(studio: Studio, file: Path, model: str, mode: str, columns: str) -> Path:
+    """Same input, judge, mode and mapping -> same output file, so a rerun resumes it."""
+    digest = hashlib.sha256(file.read_bytes() + f"|{model}|{mode}|{columns}".encode()).hexdigest()[:12]
+    return studio.root / "batch" / f"{file.stem[:40]}-{digest}.jsonl"
+
+
+def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, int]) -> tuple[Any, ...]:
+    """Table, metrics markdown, scatter and confusion table of scored rows."""
+    table = pd.DataFrame(
+        [
+            {
+                "row": r.get("row"),
+                "expected_score": r.get("expected_score"),
+                "mode_score": r.get("mode_score"),
+                "score_mass": r.get("score_mass"),
+                "gold": r.get(gold_field),
+                "error": r.get("error"),
+                "response": str(r.get("orig_response", ""))[:120],
+            }
+            for r in rows
+        ]
+    )
+    gold = [r.get(gold_field) for r in rows]
+    pred = [r.get("expected_score") for r in rows]
+    errors = sum(1 for r in rows if r.get("error"))
+    if all(g in (None, "") for g in gold):
+        return table, f"Scored {len(rows)} rows, {errors} with errors. No gold column '{gold_field}'.", None, None
+    m = agreement(gold, pred)
+    fmt = {
+        k: "n/a" if m[k] is None else f"{m[k]:.3f}" for k in ("pearson", "spearman", "kendall", "rmse", "mae", "exact")
+    }
+    markdown = (
+        f"Scored {len(rows)} rows, {errors} with errors. Against gold on {m['n']} rows "
+        f"({m['n_missing_pred']} without a prediction): Pearson **{fmt['pearson']}**, Spearman "
+        f"{fmt['spearman']}, Kendall {fmt['kendall']}, RMSE {fmt['rmse']}, MAE {fmt['mae']}, "
+        f"exact agreement {fmt['exact']}"
+    )
+    pairs = [(float(g), float(p)) for g, p in zip(gold, pred) if g not in (None, "") and p is not None]
+    scatter = plots.agreement_scatter([g for g, _ in pairs], [p for _, p in pairs], scale)
+    values = list(range(scale[0], scale[1] + 1))
+    table_c = pd.DataFrame(confusion(gold, pred, scale), columns=[f"pred {v}" for v in values])
+    table_c.insert(0, "gold", values)
+    return table, markdown, scatter, table_c
+
+
+def score_batch(
+    studio: Studio,
+    path: str | None,
+    columns: str,
+    model: str,
+    mode_label: str,
+    batch_size: int,
+    gold_field: str,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[Any, ...]:
+    """Score every row of the upload (resumable), then return the views and the two downloads."""
+    file = check_upload(studio, path)
+    mode = MODES.get(mode_label, mode_label)
+    try:
+        mapping = parse_columns(columns)
+        judge = studio.judge(model)
+        out = output_path(studio, file, model or DEFAULT_CHOICE, mode, columns or "")
+        total = count_rows(file) or 1
+        progress(0, desc="loading judge")
+        score_file(
+            judge,
+            file,
+            out,
+            mode=mode,
+            columns=mapping,
+            batch_size=int(batch_size),
+            chunk_rows=32,
+            progress=lambda n: progress(min(n / total, 1.0), desc=f"scored {n} of {total} rows"),
+        )
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    rows = sorted(read_jsonl(out), key=lambda r: r["row"])
+    csv_path = out.with_suffix(".csv")
+    pd.DataFrame([{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()} for r in rows]).to_csv(
+        csv_path, index=False
+    )
+    return (*results_view(rows, gold_field or "orig_score", judge.scale), [str(csv_path), str(out)])
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    with gr.Tab("Batch", id="batch"):
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(
+                    label="Rows to score (.csv, .jsonl, .json, .parquet)",
+                    file_types=list(SUFFIXES),
+                    elem_id="batch-file",
+                )
+                detected = gr.Textbox(label="Columns found", interactive=False)
+                columns = gr.Textbox(
+                    label="Column mapping (field=column, ...)", placeholder="orig_response=answer, orig_score=label"
+                )
+            with gr.Column():
+                model = gr.Dropdown(
+                    studio.model_choices(),
+                    value=DEFAULT_CHOICE,
+                    label="Judge model",
+                    allow_custom_value=studio.settings.allow_any_model,
+                )
+                mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
+                with gr.Row():
+                    batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
+                    gold = gr.Textbox("orig_score", label="Gold score field")
+                run = gr.Button("Score all rows", variant="primary", elem_id="batch-button")
+        summary = gr.Markdown(elem_id="batch-summary")
+        table = gr.Dataframe(label="Results", elem_id="batch-table", interactive=False)
+        with gr.Row():
+            scatter = gr.Plot(label="Expected vs gold")
+            matrix = gr.Dataframe(label="Confusion (rounded scores)", interactive=False)
+        downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
+
+    upload.upload(lambda p: detect_columns(studio, p), upload, detected, api_name="batch_columns")
+    run.click(
+        functools.partial(score_batch, studio),
+        [upload, columns, model, mode, batch_size, gold],
+        [table, summary, scatter, matrix, downloads],
+        api_name="score_batch",
+    )
+    return {"models": [model]}

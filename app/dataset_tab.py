@@ -1,0 +1,182 @@
+"""Dataset tab: pick a source, map columns, preview rendered examples and statistics, write it."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app import plots
+from app.batch_tab import check_upload
+from app.studio import DEFAULT_CHOICE, Studio
+from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
+from raft.files import DataError, peek_columns, write_rows
+from raft.paths import safe_child
+from raft.prompts import TemplateError, apply_chat, builtin_templates
+from raft.synthetic import generate_rows
+
+SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
+NO_TOKENIZER = "none"
+
+
+def resolve_source(studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int) -> str:
+    """The path or hub id to read for the chosen source; the synthetic sample is written once."""
+    if kind == "uploaded file":
+        return str(check_upload(studio, upload))
+    if kind == "hub dataset id":
+        if not hub_id.strip():
+            raise gr.Error("Enter a hub dataset id, such as prometheus-eval/Feedback-Collection.")
+        return hub_id.strip()
+    path = studio.root / "uploads" / f"synthetic-{int(n_synthetic)}-{int(seed)}.jsonl"
+    if not path.is_file():
+        write_rows(path, generate_rows(int(n_synthetic), seed=int(seed), noise=0.3))
+    return str(path)
+
+
+def columns_of(studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int) -> str:
+    try:
+        return ", ".join(peek_columns(resolve_source(studio, kind, upload, hub_id, n_synthetic, seed)))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def show_example(built: BuiltDataset | None, tokenizer_choice: str, index: int, studio: Studio) -> tuple[str, str]:
+    if not built:
+        return "", ""
+    examples = built.train + built.validation
+    ex = examples[int(index) % len(examples)]
+    prompt = ex["prompt"]
+    if tokenizer_choice != NO_TOKENIZER:
+        prompt = apply_chat(studio.judge(tokenizer_choice).tokenizer, prompt)
+    return prompt, ex["target"]
+
+
+def preview(
+    studio: Studio,
+    kind: str,
+    upload: str | None,
+    hub_id: str,
+    n_synthetic: int,
+    columns: str,
+    mode: str,
+    template: str,
+    tokenizer_choice: str,
+    num_samples: int,
+    validation_ratio: float,
+    seed: int,
+) -> tuple[Any, ...]:
+    """Build the dataset in memory: stats, plots, rejected rows and the first example."""
+    source = resolve_source(studio, kind, upload, hub_id, n_synthetic, seed)
+    try:
+        built = build_dataset(
+            source,
+            mode,
+            template or None,
+            int(num_samples) or None,
+            float(validation_ratio),
+            int(seed),
+            columns or None,
+        )
+    except (DataError, TemplateError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
+    stats = dataset_stats(built, tokenizer)
+    lengths = token_lengths((built.train + built.validation)[:1000], tokenizer) if tokenizer else []
+    rejected = (
+        pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
+        if built.rejected
+        else pd.DataFrame(columns=["row", "field", "reason"])
+    )
+    prompt, target = show_example(built, tokenizer_choice, 0, studio)
+    return (
+        built,
+        stats,
+        plots.histogram(stats["score_histogram"], "Gold scores", "score"),
+        plots.length_histogram(lengths) if lengths else None,
+        rejected,
+        prompt,
+        target,
+        gr.Slider(maximum=max(len(built.train) + len(built.validation) - 1, 0), value=0),
+    )
+
+
+def write(studio: Studio, built: BuiltDataset | None, name: str, tokenizer_choice: str) -> tuple[Any, ...]:
+    """Write the previewed dataset under the data root and offer its files."""
+    if not built:
+        raise gr.Error("Preview the dataset first.")
+    try:
+        folder = safe_child(studio.datasets_dir, name)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
+    stats = write_dataset(folder, built, tokenizer)
+    files = [str(p) for p in sorted(Path(folder).iterdir()) if p.is_file()]
+    return stats, files
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    with gr.Tab("Dataset", id="dataset"):
+        built = gr.State(None)
+        with gr.Row():
+            with gr.Column():
+                kind = gr.Radio(SOURCES, value=SOURCES[0], label="Source")
+                upload = gr.File(
+                    label="Upload (.jsonl, .json, .csv, .parquet)", file_types=[".jsonl", ".json", ".csv", ".parquet"]
+                )
+                hub_id = gr.Textbox(label="Hub dataset id", placeholder="prometheus-eval/Feedback-Collection")
+                n_synthetic = gr.Slider(20, 2000, value=200, step=10, label="Synthetic rows")
+                detect = gr.Button("Detect columns")
+                detected = gr.Textbox(label="Columns found", interactive=False)
+                columns = gr.Textbox(
+                    label="Column mapping (field=column, ...)",
+                    placeholder="orig_instruction=question, orig_response=answer, orig_score=label",
+                )
+            with gr.Column():
+                mode = gr.Radio(["score_only", "feedback_score"], value="score_only", label="Mode")
+                template = gr.Dropdown(["", *builtin_templates()], value="", label="Template (empty: by mode)")
+                tokenizer = gr.Dropdown(
+                    [NO_TOKENIZER, *studio.model_choices()],
+                    value=DEFAULT_CHOICE,
+                    label="Tokenizer (chat template, token lengths)",
+                )
+                with gr.Row():
+                    num_samples = gr.Number(0, label="Rows to keep (0 = all)", precision=0)
+                    validation = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label="Validation share")
+                    seed = gr.Number(0, label="Seed", precision=0)
+                preview_btn = gr.Button("Preview", variant="primary", elem_id="dataset-preview")
+                name = gr.Textbox("my-judge-data", label="Dataset name")
+                write_btn = gr.Button("Write dataset", elem_id="dataset-write")
+        with gr.Row():
+            stats = gr.JSON(label="Statistics")
+            scores_plot = gr.Plot(label="Scores")
+            lengths_plot = gr.Plot(label="Token lengths")
+        index = gr.Slider(0, 1, value=0, step=1, label="Example")
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt (as the model reads it)", lines=12, interactive=False)
+            target = gr.Textbox(label="Target", lines=12, interactive=False)
+        rejected = gr.Dataframe(label="Rejected rows", interactive=False)
+        files = gr.File(label="Dataset files", file_count="multiple", interactive=False)
+
+    source_inputs = [kind, upload, hub_id, n_synthetic, seed]
+    detect.click(
+        lambda k, u, h, n, s: columns_of(studio, k, u, h, n, s), source_inputs, detected, api_name="dataset_columns"
+    )
+    preview_btn.click(
+        functools.partial(preview, studio),
+        [kind, upload, hub_id, n_synthetic, columns, mode, template, tokenizer, num_samples, validation, seed],
+        [built, stats, scores_plot, lengths_plot, rejected, prompt, target, index],
+        api_name="dataset_preview",
+    )
+    index.change(
+        lambda b, t, i: show_example(b, t, i, studio),
+        [built, tokenizer, index],
+        [prompt, target],
+        api_name="dataset_example",
+    )
+    written = write_btn.click(
+        functools.partial(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
+    )
+    return {"written": written, "name": name}

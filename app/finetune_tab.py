@@ -1,0 +1,315 @@
+"""Fine-tune tab: a config form with its YAML and CLI twins, jobs started and watched by a timer,
+stop and resume, and every past run's curves. All job state lives on disk (raft.jobs), so closing
+or reloading the page loses nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shlex
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import yaml
+
+from app import plots
+from app.studio import Studio
+from raft.jobs import JobError, summarize
+from raft.paths import safe_child
+from raft.train.config import TrainConfig
+
+FORM = [
+    "dataset",
+    "run_name",
+    "base_model",
+    "loss",
+    "lam",
+    "lora",
+    "lora_r",
+    "learning_rate",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "eval_steps",
+    "gradient_checkpointing",
+]
+
+
+def form_config(
+    studio: Studio,
+    dataset: str,
+    run_name: str,
+    base_model: str,
+    loss: str,
+    lam: float,
+    lora: bool,
+    lora_r: int,
+    learning_rate: float,
+    max_steps: int,
+    epochs: float,
+    batch_size: int,
+    grad_accum: int,
+    max_length: int,
+    eval_steps: int,
+    gradient_checkpointing: bool,
+) -> TrainConfig:
+    """The form's values as a TrainConfig whose folders are inside the data root."""
+    data = safe_child(studio.datasets_dir, dataset) if dataset else Path("")
+    out = safe_child(studio.runs_dir, run_name or "run")
+    return TrainConfig(
+        data=str(data),
+        output_dir=str(out),
+        base_model=(base_model or "").strip() or studio.settings.default_model,
+        loss=loss,
+        lam=float(lam),
+        lora=bool(lora),
+        lora_r=int(lora_r),
+        lora_alpha=2 * int(lora_r),
+        learning_rate=float(learning_rate),
+        max_steps=int(max_steps),
+        epochs=float(epochs),
+        batch_size=int(batch_size),
+        grad_accum=int(grad_accum),
+        max_length=int(max_length),
+        eval_steps=int(eval_steps),
+        gradient_checkpointing=bool(gradient_checkpointing),
+    )
+
+
+def cli_command(config: TrainConfig) -> str:
+    """The equivalent `python -m raft train` command: every value that differs from the defaults."""
+    default = TrainConfig()
+    parts = ["python", "-m", "raft", "train"]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value != getattr(default, f.name):
+            text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+            parts += [f"--{f.name}", str(text).removesuffix("\n...")]
+    return shlex.join(parts)
+
+
+def update_views(studio: Studio, *values: Any) -> tuple[str, str]:
+    try:
+        config = form_config(studio, *values)
+    except ValueError as exc:
+        return f"# {exc}", ""
+    return config.to_yaml(), cli_command(config)
+
+
+def config_from_yaml(studio: Studio, text: str) -> TrainConfig:
+    """Parse the (possibly edited) YAML, refusing unknown keys and folders outside the data root."""
+    try:
+        raw = yaml.safe_load(text) or {}
+        unknown = set(raw) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+        config = TrainConfig(**raw)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise gr.Error(f"config: {exc}") from None
+    for key, root in (("data", studio.datasets_dir), ("output_dir", studio.runs_dir)):
+        path = Path(getattr(config, key)).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise gr.Error(f"config: {key} must be a folder inside {root}")
+    if config.base_model not in (None, studio.settings.default_model) and not studio.settings.allow_any_model:
+        raise gr.Error("config: this studio trains only its default model (RAFT_ALLOW_ANY_MODEL is off)")
+    if config.trust_remote_code:
+        raise gr.Error("config: trust_remote_code is not allowed from the studio; use the CLI")
+    return config
+
+
+def job_choices(studio: Studio) -> list[tuple[str, str]]:
+    return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list()]
+
+
+def start(studio: Studio, text: str) -> str:
+    """Start a job from the YAML; returns its id."""
+    if not studio.settings.allow_training:
+        raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1).")
+    config = config_from_yaml(studio, text)
+    if not (Path(config.data) / "train.jsonl").is_file():
+        raise gr.Error(f"no dataset at {config.data}: write one in the Dataset tab first")
+    try:
+        return studio.jobs.start(config).id
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def stop(studio: Studio, job_id: str | None) -> str:
+    """Stop a job (checkpoint first, kill after a timeout); returns its id."""
+    if not job_id:
+        raise gr.Error("Choose a job first.")
+    return studio.jobs.stop(job_id, timeout=120).id
+
+
+def resume(studio: Studio, job_id: str | None) -> str:
+    """Resume a stopped or failed job from its last checkpoint as a new job; returns the new id."""
+    if not studio.settings.allow_training:
+        raise gr.Error("Training is off on this studio.")
+    if not job_id:
+        raise gr.Error("Choose a stopped or failed job first.")
+    try:
+        return studio.jobs.resume(job_id).id
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...]:
+    """Status line, loss and validation plots, and log tail of one job (called by the timer)."""
+    if not job_id:
+        return "No job selected.", plots.loss_curve([]), plots.eval_curve([]), ""
+    try:
+        job = studio.jobs.get(job_id)
+    except JobError as exc:
+        return str(exc), plots.loss_curve([]), plots.eval_curve([]), ""
+    progress = studio.jobs.progress(job)
+    s = summarize(progress)
+    total = s["total_steps"] or 0
+    percent = f"{100 * s['step'] / total:.0f}%" if total else "-"
+    status = (
+        f"**{job.status}** · step {s['step']} / {total or '?'} ({percent}) · elapsed {_duration(s['elapsed_s'])}"
+        f" · remaining {_duration(s['remaining_s']) if job.active else '-'}"
+    )
+    if s["loss"] is not None:
+        status += f" · loss {s['loss']:.4f}"
+    if job.status in ("failed", "killed"):
+        status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{job.error}\n```"
+    return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), studio.jobs.log_tail(job, 30)
+
+
+def runs_table(studio: Studio) -> pd.DataFrame:
+    rows = []
+    for job in studio.jobs.list():
+        s = summarize(studio.jobs.progress(job))
+        rows.append(
+            {
+                "job": job.id,
+                "run": Path(job.run_dir).name,
+                "status": job.status,
+                "started": job.started,
+                "step": s["step"],
+                "loss": s["loss"],
+                "val_pearson": s.get("val_pearson"),
+                "val_rmse": s.get("val_rmse"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["job", "run", "status", "started", "step", "loss", "val_pearson", "val_rmse"])
+
+
+def job_list(studio: Studio, selected: str | None = None) -> Any:
+    """The job dropdown's choices, keeping the selection (or the newest job when none)."""
+    choices = job_choices(studio)
+    return gr.Dropdown(choices=choices, value=selected or (choices[0][1] if choices else None))
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    defaults = TrainConfig()
+    with gr.Tab("Fine-tune", id="finetune"):
+        if not studio.settings.allow_training:
+            gr.Markdown(
+                "Training is **off** on this public studio; the owner can enable it with "
+                "`RAFT_ALLOW_TRAINING=1`. Past runs stay visible."
+            )
+        with gr.Row():
+            with gr.Column():
+                datasets = studio.datasets()
+                dataset = gr.Dropdown(
+                    datasets, value=datasets[0] if datasets else None, label="Dataset", elem_id="ft-dataset"
+                )
+                run_name = gr.Textbox("run-1", label="Run name")
+                base_model = gr.Textbox(
+                    "", label="Base model (empty: default model)", interactive=studio.settings.allow_any_model
+                )
+                with gr.Row():
+                    loss = gr.Radio(["raft", "cot_raft", "ce"], value="raft", label="Loss")
+                    lam = gr.Number(1.0, label="lambda (cot_raft)")
+                with gr.Row():
+                    lora = gr.Checkbox(True, label="LoRA")
+                    lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0)
+                    gradient_checkpointing = gr.Checkbox(False, label="Gradient checkpointing")
+                with gr.Row():
+                    learning_rate = gr.Number(defaults.learning_rate, label="Learning rate")
+                    max_steps = gr.Number(100, label="Max steps (-1: by epochs)", precision=0)
+                    epochs = gr.Number(defaults.epochs, label="Epochs")
+                with gr.Row():
+                    batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
+                    grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
+                    max_length = gr.Number(defaults.max_length, label="Max length", precision=0)
+                    eval_steps = gr.Number(25, label="Evaluate every", precision=0)
+            with gr.Column():
+                config_yaml = gr.Code(label="Config (YAML, editable: this is what Start runs)", language="yaml")
+                command = gr.Textbox(label="Equivalent command", interactive=False)
+                with gr.Row():
+                    start_btn = gr.Button(
+                        "Start", variant="primary", elem_id="ft-start", interactive=studio.settings.allow_training
+                    )
+                    stop_btn = gr.Button("Stop", elem_id="ft-stop")
+                    resume_btn = gr.Button("Resume", interactive=studio.settings.allow_training)
+        with gr.Row():
+            job = gr.Dropdown(job_choices(studio), label="Job", elem_id="ft-job", allow_custom_value=True)
+            log_scale = gr.Checkbox(False, label="Log-scale loss")
+        status = gr.Markdown(elem_id="ft-status")
+        with gr.Row():
+            loss_plot = gr.Plot(label="Training loss")
+            eval_plot = gr.Plot(label="Validation")
+        log = gr.Textbox(label="Log (tail)", lines=10, interactive=False, autoscroll=True)
+        runs = gr.Dataframe(label="Runs", interactive=False)
+        timer = gr.Timer(2.0)
+
+    form = [
+        dataset,
+        run_name,
+        base_model,
+        loss,
+        lam,
+        lora,
+        lora_r,
+        learning_rate,
+        max_steps,
+        epochs,
+        batch_size,
+        grad_accum,
+        max_length,
+        eval_steps,
+        gradient_checkpointing,
+    ]
+    views = functools.partial(update_views, studio)
+    gr.on(
+        [f.change for f in form], views, form, [config_yaml, command], api_name="train_config", show_progress="hidden"
+    )
+    watched = [status, loss_plot, eval_plot, log]
+    listing = functools.partial(job_list, studio)
+    start_btn.click(functools.partial(start, studio), config_yaml, job, api_name="train_start").then(
+        listing, job, job, api_name="train_jobs"
+    )
+    stop_btn.click(functools.partial(stop, studio), job, job, api_name="train_stop").then(
+        listing, job, job, api_name="train_jobs_after_stop"
+    )
+    resume_btn.click(functools.partial(resume, studio), job, job, api_name="train_resume").then(
+        listing, job, job, api_name="train_jobs_after_resume"
+    )
+    job.change(functools.partial(watch, studio), [job, log_scale], watched, api_name="train_watch")
+    log_scale.change(functools.partial(watch, studio), [job, log_scale], watched, api_name="train_log_scale")
+    timer.tick(
+        functools.partial(watch, studio), [job, log_scale], watched, api_name="train_tick", show_progress="hidden"
+    )
+    timer.tick(functools.partial(runs_table, studio), None, runs, api_name="train_runs", show_progress="hidden")
+    return {
+        "dataset": dataset,
+        "job": job,
+        "form": form,
+        "views": views,
+        "yaml": config_yaml,
+        "command": command,
+        "runs": runs,
+    }

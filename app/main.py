@@ -1,0 +1,92 @@
+"""Build and launch the studio: `python app/main.py [--host H] [--port P] [--model M] [--data-root D]`.
+
+Also the Hugging Face Space entry point (app_file). Models load on first use, not here, so the
+page is served at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from app import batch_tab, dataset_tab, finetune_tab, score_tab  # noqa: E402
+from app.studio import Settings, Studio  # noqa: E402
+
+CSS = "#score-result {min-height: 2em} footer {display: none !important}"
+
+
+def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
+    """The Blocks with its four tabs, wired to one Studio (data root, jobs, judges)."""
+    studio = Studio(settings)
+    with gr.Blocks(title="RAFT Judge Studio") as demo:
+        gr.Markdown(
+            "# RAFT Judge Studio\nBuild judge datasets, fine-tune judges with regression-aware "
+            "fine-tuning, and score responses by their expected score."
+        )
+        with gr.Tabs():
+            data = dataset_tab.build(studio)
+            tune = finetune_tab.build(studio)
+            score = score_tab.build(studio)
+            batch = batch_tab.build(studio)
+
+        def refresh_choices():
+            models = studio.model_choices()
+            return (
+                gr.Dropdown(choices=studio.datasets()),
+                *(gr.Dropdown(choices=models) for _ in range(len(score["models"]) + len(batch["models"]))),
+            )
+
+        model_dropdowns = [tune["dataset"], *score["models"], *batch["models"]]
+        data["written"].then(
+            lambda name: gr.Dropdown(choices=studio.datasets(), value=name),
+            data["name"],
+            tune["dataset"],
+            api_name="datasets_refresh",
+        )
+        demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices")
+        demo.load(functools.partial(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
+        demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
+    return demo, studio
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="RAFT Judge Studio")
+    parser.add_argument(
+        "--host", default=os.environ.get("RAFT_HOST", "127.0.0.1" if not os.environ.get("SPACE_ID") else "0.0.0.0")
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RAFT_PORT", os.environ.get("PORT", 7860))))
+    parser.add_argument("--model", default=None, help="default judge model (hub id or folder); env RAFT_DEFAULT_MODEL")
+    parser.add_argument("--data-root", default=None, help="where datasets, runs and jobs live; env RAFT_DATA_ROOT")
+    parser.add_argument("--auth", default=os.environ.get("RAFT_AUTH"), help="USER:PASSWORD to require a login")
+    return parser.parse_args(argv)
+
+
+def launch(args: argparse.Namespace, prevent_thread_lock: bool = False) -> tuple[gr.Blocks, Studio]:
+    settings = Settings.from_env(args.data_root, args.model)
+    demo, studio = build_app(settings)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        prevent_thread_lock=prevent_thread_lock,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        allowed_paths=[str(settings.data_root)],
+        css=CSS,
+        theme=gr.themes.Soft(),
+        show_error=True,
+        quiet=prevent_thread_lock,
+    )
+    return demo, studio
+
+
+if __name__ == "__main__":
+    launch(parse_args())

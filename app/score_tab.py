@@ -1,0 +1,136 @@
+"""Score tab: one item, a rubric editor with presets, one or two judges, the score distribution."""
+
+from __future__ import annotations
+
+import functools
+import random
+from typing import Any
+
+import gradio as gr
+
+from app import plots
+from app.studio import DEFAULT_CHOICE, Studio
+from raft.judge import LOW_MASS
+from raft.prompts import rubric_item, rubric_presets
+from raft.synthetic import generate_rows
+
+MODES = {"score only (RAIL)": "score_only", "feedback, then score (CoT-RAIL)": "feedback"}
+
+
+def preset_fields(name: str) -> list[str]:
+    preset = rubric_presets()[name]
+    return [preset["criteria"], *preset["descriptions"]]
+
+
+def random_example(seed: float | None = None) -> list[str]:
+    """A synthetic item: instruction, response, reference, criteria and the five descriptions."""
+    row = generate_rows(1, seed=int(seed if seed is not None else random.randrange(10**6)))[0]
+    return [
+        row["orig_instruction"],
+        row["orig_response"],
+        row["orig_reference_answer"],
+        row["orig_criteria"],
+        *(row[f"orig_score{k}_description"] for k in range(1, 6)),
+    ]
+
+
+def _verdict_markdown(name: str, j: Any) -> str:
+    lines = [
+        f"**{name}**: expected score **{j.expected_score:.2f}**, most likely **{j.mode_score}**, "
+        f"score-token mass {j.score_mass:.2f}"
+    ]
+    if j.score_mass < LOW_MASS:
+        lines.append(
+            f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
+            "expect to write a score here; check the template or the model."
+        )
+    if j.feedback:
+        lines.append(f"> {j.feedback}")
+    return "\n\n".join(lines)
+
+
+def score_item(
+    studio: Studio,
+    model: str,
+    mode_label: str,
+    instruction: str,
+    response: str,
+    reference: str,
+    criteria: str,
+    d1: str,
+    d2: str,
+    d3: str,
+    d4: str,
+    d5: str,
+    compare: bool = False,
+    model_b: str | None = None,
+    max_new_tokens: int = 256,
+) -> tuple[str, Any, dict]:
+    """Score one item with one judge (or two, to compare); returns markdown, figure and details."""
+    item = rubric_item(criteria, [d1, d2, d3, d4, d5], instruction, response, reference)
+    mode = MODES.get(mode_label, mode_label)
+    names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
+    verdicts = []
+    for name in names:
+        judge = studio.judge(name)
+        [j] = judge.score([item], mode=mode, max_new_tokens=max_new_tokens)
+        if j.error:
+            raise gr.Error(f"{name}: {j.error}")
+        verdicts.append((name, j))
+    values = list(range(judge.scale[0], judge.scale[1] + 1))
+    details = {name: j.to_dict() for name, j in verdicts}
+    markdown = "\n\n---\n\n".join(_verdict_markdown(n, j) for n, j in verdicts)
+    return markdown, plots.score_distribution(verdicts, values), details
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    presets = list(rubric_presets())
+    with gr.Tab("Score", id="score"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Row():
+                    model = gr.Dropdown(
+                        studio.model_choices(),
+                        value=DEFAULT_CHOICE,
+                        label="Judge model",
+                        allow_custom_value=studio.settings.allow_any_model,
+                        info="default model, a fine-tuned run, or a hub id / local path",
+                    )
+                    mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
+                with gr.Row():
+                    compare = gr.Checkbox(label="Compare with a second judge", value=False)
+                    model_b = gr.Dropdown(
+                        studio.model_choices(),
+                        value=DEFAULT_CHOICE,
+                        label="Second judge",
+                        allow_custom_value=studio.settings.allow_any_model,
+                    )
+                instruction = gr.Textbox(label="Instruction", lines=3)
+                response = gr.Textbox(label="Response to evaluate", lines=5)
+                reference = gr.Textbox(label="Reference answer (optional)", lines=3)
+                with gr.Row():
+                    example = gr.Button("Random example")
+                    go_btn = gr.Button("Score", variant="primary", elem_id="score-button")
+            with gr.Column(scale=2):
+                preset = gr.Dropdown(presets, value=presets[0], label="Rubric preset")
+                fields = preset_fields(presets[0])
+                criteria = gr.Textbox(fields[0], label="Criterion", lines=2)
+                descriptions = [gr.Textbox(fields[k], label=f"Score {k}", lines=1) for k in range(1, 6)]
+        result = gr.Markdown(elem_id="score-result")
+        plot = gr.Plot(label="Score distribution", elem_id="score-plot")
+        details = gr.JSON(label="Details")
+
+    preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
+    example.click(
+        lambda: random_example(),
+        None,
+        [instruction, response, reference, criteria, *descriptions],
+        api_name="random_example",
+    )
+    go_btn.click(
+        functools.partial(score_item, studio),
+        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b],
+        [result, plot, details],
+        api_name="score",
+    )
+    return {"models": [model, model_b]}

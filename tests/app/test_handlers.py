@@ -1,0 +1,158 @@
+"""Each tab's handlers called directly, on the tiny model."""
+
+import time
+
+import gradio as gr
+import pytest
+
+from app import batch_tab, dataset_tab, finetune_tab, score_tab
+from app.studio import DEFAULT_CHOICE, Settings
+from raft.data import read_jsonl
+from raft.files import write_rows
+from raft.synthetic import generate_rows
+
+
+def no_progress(*args, **kwargs):
+    return None
+
+
+def test_random_example_and_presets_fill_every_field():
+    example = score_tab.random_example(seed=3)
+    assert len(example) == 9 and all(example)
+    fields = score_tab.preset_fields("Helpfulness")
+    assert len(fields) == 6 and all(fields)
+
+
+def test_score_one_item_and_compare(studio):
+    example = score_tab.random_example(seed=1)
+    markdown, figure, details = score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example)
+    j = details[DEFAULT_CHOICE]
+    assert f"{j['expected_score']:.2f}" in markdown and "⚠️" in markdown  # a random model has little mass
+    assert list(figure.data[0].y) == pytest.approx(j["probs"]) and list(figure.data[0].x) == [1, 2, 3, 4, 5]
+    markdown, figure, details = score_tab.score_item(
+        studio, DEFAULT_CHOICE, "score only (RAIL)", *example, compare=True, model_b=DEFAULT_CHOICE
+    )
+    assert len([t for t in figure.data if t.type == "bar"]) == 2
+
+
+def test_score_errors_are_readable(studio):
+    example = score_tab.random_example(seed=1)
+    example[1] = ""
+    with pytest.raises(gr.Error, match="orig_response"):
+        score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example)
+    with pytest.raises(gr.Error, match="no judge yet"):
+        score_tab.score_item(studio, "run: nothing-here", "score only (RAIL)", *score_tab.random_example(seed=1))
+
+
+def test_feedback_mode_scores(studio):
+    _, _, details = score_tab.score_item(
+        studio, DEFAULT_CHOICE, "feedback, then score (CoT-RAIL)", *score_tab.random_example(seed=2), max_new_tokens=8
+    )
+    assert details[DEFAULT_CHOICE]["feedback"] is not None
+
+
+def test_dataset_preview_and_write(studio):
+    out = dataset_tab.preview(
+        studio, "synthetic sample", None, "", 40, "", "score_only", "", DEFAULT_CHOICE, 0, 0.25, 0
+    )
+    built, stats, scores, lengths, rejected, prompt, target, _ = out
+    assert stats["train"] == 30 and stats["validation"] == 10 and "token_lengths" in stats
+    assert prompt.startswith("<|im_start|>user") and target.startswith("[RESULT] ")
+    assert sum(scores.data[0].y) == 40 and lengths is not None and rejected.empty
+    assert dataset_tab.show_example(built, "none", 3, studio)[0].startswith("###Task Description:")
+    stats, files = dataset_tab.write(studio, built, "ds-one", DEFAULT_CHOICE)
+    assert studio.datasets() == ["ds-one"] and any(f.endswith("train.jsonl") for f in files)
+    with pytest.raises(gr.Error, match="not a valid name"):
+        dataset_tab.write(studio, built, "../escape", DEFAULT_CHOICE)
+
+
+def test_dataset_from_an_upload_with_mapped_columns(studio, tmp_path):
+    rows = [{("answer" if k == "orig_response" else k): v for k, v in r.items()} for r in generate_rows(10)]
+    rows[2]["orig_score"] = "nine"
+    path = write_rows(tmp_path / "mine.csv", rows)
+    assert "answer" in dataset_tab.columns_of(studio, "uploaded file", str(path), "", 0, 0)
+    out = dataset_tab.preview(
+        studio, "uploaded file", str(path), "", 0, "orig_response=answer", "score_only", "", "none", 0, 0.0, 0
+    )
+    assert out[1]["rows_kept"] == 9 and out[4].to_dict("records")[0]["field"] == "orig_score"
+    with pytest.raises(gr.Error, match="column 'nope' not found"):
+        dataset_tab.preview(
+            studio, "uploaded file", str(path), "", 0, "orig_response=nope", "score_only", "", "none", 0, 0.0, 0
+        )
+
+
+def test_batch_scores_reports_bad_rows_and_resumes(studio, tmp_path):
+    rows = generate_rows(10, seed=4)
+    rows[3]["orig_response"] = ""
+    path = write_rows(tmp_path / "batch.csv", rows)
+    assert "orig_response" in batch_tab.detect_columns(studio, str(path))
+    table, summary, scatter, matrix, files = batch_tab.score_batch(
+        studio, str(path), "", DEFAULT_CHOICE, "score only (RAIL)", 4, "orig_score", progress=no_progress
+    )
+    assert len(table) == 10 and table["error"].notna().sum() == 1
+    assert "row 4: field 'orig_response': empty" in table.loc[table["row"] == 4, "error"].item()
+    assert "Pearson" in summary and "9 rows" in summary and scatter is not None
+    assert matrix.drop(columns="gold").to_numpy().sum() == 9
+    assert files[0].endswith(".csv") and len(read_jsonl(files[1])) == 10
+    again = batch_tab.score_batch(
+        studio, str(path), "", DEFAULT_CHOICE, "score only (RAIL)", 4, "orig_score", progress=no_progress
+    )
+    assert len(again[0]) == 10 and again[4] == files  # same output file, resumed (nothing rescored)
+
+
+def test_batch_refuses_bad_uploads(studio, tmp_path):
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(gr.Error, match="unsupported file type"):
+        batch_tab.check_upload(studio, str(tmp_path / "x.txt"))
+    studio.settings.max_upload_mb = 0
+    big = write_rows(tmp_path / "big.jsonl", generate_rows(50))
+    with pytest.raises(gr.Error, match="the limit is 0 MB"):
+        batch_tab.check_upload(studio, str(big))
+
+
+def test_finetune_config_views_and_guards(studio):
+    values = ["ds", "run-x", "", "raft", 1.0, True, 8, 1e-4, 5, 1.0, 2, 1, 1024, 5, False]
+    text, command = finetune_tab.update_views(studio, *values)
+    config = finetune_tab.config_from_yaml(studio, text)
+    assert config.max_steps == 5 and config.base_model == studio.settings.default_model
+    assert command.startswith("python -m raft train --data ") and "--max_steps 5" in command
+    for bad, message in [
+        (text.replace("max_steps: 5", "colour: red"), "unknown config key"),
+        (text.replace(str(studio.runs_dir / "run-x"), "/tmp/elsewhere"), "must be a folder inside"),
+        (text + "trust_remote_code: true\n", "trust_remote_code"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            finetune_tab.config_from_yaml(studio, bad)
+    with pytest.raises(gr.Error, match="no dataset"):
+        finetune_tab.start(studio, text)
+
+
+def test_finetune_start_watch_stop(studio):
+    out = dataset_tab.preview(studio, "synthetic sample", None, "", 40, "", "score_only", "", "none", 0, 0.2, 0)
+    dataset_tab.write(studio, out[0], "ds", "none")
+    text, _ = finetune_tab.update_views(
+        studio, "ds", "run-y", "", "raft", 1.0, False, 8, 1e-3, 500, 1.0, 2, 1, 2048, 1000, False
+    )
+    job_id = finetune_tab.start(studio, text)
+    with pytest.raises(gr.Error, match="one training job at a time"):
+        finetune_tab.start(studio, text)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status, loss_plot, eval_plot, log = finetune_tab.watch(studio, job_id, False)
+        if "step 0 " not in status and "loss" in status:
+            break
+        time.sleep(0.5)
+    assert status.startswith("**running** · step") and "remaining" in status and len(loss_plot.data) >= 1
+    assert finetune_tab.stop(studio, job_id) == job_id
+    status, *_ = finetune_tab.watch(studio, job_id, True)
+    assert status.startswith("**stopped**")
+    table = finetune_tab.runs_table(studio)
+    assert table.loc[0, "status"] == "stopped" and table.loc[0, "run"] == "run-y"
+
+
+def test_public_space_turns_training_and_foreign_models_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPACE_ID", "someone/studio")
+    settings = Settings.from_env(str(tmp_path))
+    assert not settings.allow_training and not settings.allow_any_model
+    monkeypatch.setenv("RAFT_ALLOW_TRAINING", "1")
+    assert Settings.from_env(str(tmp_path)).allow_training
