@@ -143,7 +143,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     studio.model_choices(),
                     value=DEFAULT_CHOICE,
                     label="Judge model",
-                    allow_custom_value=studio.settings.allow_any_model,
+                    allow_custom_value=True,  # checked by Studio.resolve_model
                 )
                 mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
                 with gr.Row():

@@ -224,7 +224,11 @@ def build(studio: Studio) -> dict[str, Any]:
             with gr.Column():
                 datasets = studio.datasets()
                 dataset = gr.Dropdown(
-                    datasets, value=datasets[0] if datasets else None, label="Dataset", elem_id="ft-dataset"
+                    datasets,
+                    value=datasets[0] if datasets else None,
+                    label="Dataset",
+                    elem_id="ft-dataset",
+                    allow_custom_value=True,
                 )
                 run_name = gr.Textbox("run-1", label="Run name")
                 base_model = gr.Textbox(

@@ -93,7 +93,7 @@ def build(studio: Studio) -> dict[str, Any]:
                         studio.model_choices(),
                         value=DEFAULT_CHOICE,
                         label="Judge model",
-                        allow_custom_value=studio.settings.allow_any_model,
+                        allow_custom_value=True,  # checked by Studio.resolve_model
                         info="default model, a fine-tuned run, or a hub id / local path",
                     )
                     mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
@@ -103,7 +103,7 @@ def build(studio: Studio) -> dict[str, Any]:
                         studio.model_choices(),
                         value=DEFAULT_CHOICE,
                         label="Second judge",
-                        allow_custom_value=studio.settings.allow_any_model,
+                        allow_custom_value=True,  # checked by Studio.resolve_model
                     )
                 instruction = gr.Textbox(label="Instruction", lines=3)
                 response = gr.Textbox(label="Response to evaluate", lines=5)
