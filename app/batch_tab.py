@@ -13,7 +13,7 @@ import pandas as pd
 
 from app import plots
 from app.score_tab import MODES
-from app.studio import DEFAULT_CHOICE, Studio
+from app.studio import DEFAULT_CHOICE, Studio, gpu
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns
@@ -86,6 +86,7 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
     return table, markdown, scatter, table_c
 
 
+@gpu
 def score_batch(
     studio: Studio,
     path: str | None,

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, Studio
+from app.studio import DEFAULT_CHOICE, Studio, gpu
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
@@ -49,6 +49,7 @@ def _verdict_markdown(name: str, j: Any) -> str:
     return "\n\n".join(lines)
 
 
+@gpu
 def score_item(
     studio: Studio,
     model: str,

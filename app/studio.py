@@ -16,6 +16,16 @@ from raft.models import ModelError, read_manifest
 from raft.paths import safe_child
 from raft.scores import ScaleError
 
+try:  # ZeroGPU Spaces: functions that need the GPU ask for it; elsewhere this is a no-op
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+
+    def gpu(fn):  # noqa: D103
+        return fn
+
+
 DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
 
