@@ -3,6 +3,7 @@ rerun with the same output skips the rows already there (a torn last line is dro
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -53,20 +54,26 @@ def score_file(
     mode: str = "score_only",
     columns: dict[str, str] | None = None,
     batch_size: int = 8,
-    chunk_rows: int = 64,
+    chunk_rows: int = 256,
     progress: Callable[[int], None] | None = None,
+    shard: tuple[int, int] = (0, 1),
+    also_done: Iterable[int] = (),
     **score_kwargs: Any,
 ) -> dict[str, int]:
     """Score every row of input_path into out_path (jsonl), resuming where a previous run stopped.
 
-    Each output line holds the row's own fields, the judgment fields and `row`. A bad row gets an
-    `error` naming file, row and field; the other rows are scored.
+    The input is streamed in chunks of `chunk_rows` (bucketed by length inside a chunk), and each
+    chunk's lines are flushed to disk before the next is read. Each output line holds the row's
+    own fields, the judgment fields and `row`. A bad row gets an `error` naming file, row and
+    field; the other rows are scored. `shard=(rank, world)` keeps the rows whose number is
+    rank modulo world; `also_done` are rows to skip because another file already holds them.
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_rows(out)
+    done = done_rows(out) | set(also_done)
+    rank, world = shard
     columns = columns or {}
-    summary = {"scored": 0, "skipped": len(done), "errors": 0}
+    summary = {"scored": 0, "skipped": sum(1 for r in done if (r - 1) % world == rank), "errors": 0}
     checked = False
 
     def pending() -> Iterable[Record]:
@@ -75,7 +82,7 @@ def score_file(
             if rec.error is None and not checked:
                 check_mapping(columns, rec.data.keys(), str(input_path))
                 checked = True
-            if rec.row not in done:
+            if rec.row not in done and (rec.row - 1) % world == rank:
                 yield rec
 
     with out.open("a", encoding="utf-8") as f:
@@ -97,3 +104,34 @@ def score_file(
             if progress:
                 progress(summary["scored"])
     return summary
+
+
+def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    if path.is_file():
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)[ROW_KEY], line
+
+
+def shard_path(out: Path, rank: int, world: int) -> Path:
+    return out.with_name(f"{out.name}.shard-{rank}-of-{world}")
+
+
+def merge_shards(out_path: str | Path, world: int) -> int:
+    """Merge the shard files (and what `out` already held) into `out` in input order; returns rows."""
+    out = Path(out_path)
+    shards = [shard_path(out, r, world) for r in range(world)]
+    for path in [out, *shards]:
+        done_rows(path)  # drop torn last lines
+    tmp = out.with_name(out.name + ".merging")
+    seen, n = set(), 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for row, line in heapq.merge(*(_lines(p) for p in [out, *shards]), key=lambda pair: pair[0]):
+            if row not in seen:
+                seen.add(row)
+                f.write(line)
+                n += 1
+    tmp.replace(out)
+    for path in shards:
+        path.unlink(missing_ok=True)
+    return n

@@ -49,30 +49,60 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from raft.batch import score_file
+    """Score a file; under torchrun/accelerate each process takes every WORLD_SIZE-th row on its
+    own device and rank 0 merges the shards into OUT in input order."""
+    import os
+
+    from raft.batch import done_rows, merge_shards, score_file, shard_path
     from raft.data import parse_columns
     from raft.judge import Judge
 
     columns = parse_columns(args.columns, args.scale or (1, 5))
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    device = args.device
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     judge = Judge.load(
-        args.model, args.adapter, args.template, args.scale, args.device, trust_remote_code=args.trust_remote_code
+        args.model, args.adapter, args.template, args.scale, device, trust_remote_code=args.trust_remote_code
     )
     print(judge.score_tokens.describe(), file=sys.stderr)
+    out = Path(args.out)
+    target = shard_path(out, rank, world) if world > 1 else out
     summary = score_file(
         judge,
         args.input,
-        args.out,
+        target,
         mode=args.mode,
         columns=columns,
         batch_size=args.batch_size,
+        chunk_rows=args.chunk_rows,
+        shard=(rank, world),
+        also_done=done_rows(out) if world > 1 else (),
         n_samples=args.n_samples,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
+        overflow=args.overflow,
         progress=lambda n: print(f"scored {n} rows", file=sys.stderr),
     )
-    print(json.dumps(summary))
+    if world > 1:
+        summary = {k: torch.tensor(v) for k, v in summary.items()}
+        for value in summary.values():
+            dist.all_reduce(value)
+        summary = {k: int(v) for k, v in summary.items()}
+        dist.barrier()
+        if rank == 0:
+            merge_shards(out, world)
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank == 0:
+        print(json.dumps(summary))
     return 0
 
 
@@ -178,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns")
     p.add_argument("--scale", type=_scale, default=None)
     p.add_argument("--n-samples", type=int, default=1, help="feedback samples averaged (feedback mode)")
+    p.add_argument("--chunk-rows", type=int, default=256, help="rows read, scored and flushed at a time")
+    p.add_argument(
+        "--overflow",
+        choices=["truncate", "refuse"],
+        default="truncate",
+        help="a prompt longer than the context: cut the response in the middle and flag the row, or refuse the row",
+    )
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")

@@ -247,8 +247,10 @@ def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
     evals = [r for r in progress if r.get("eval")]
     last = progress[-1] if progress else {}
     out: dict[str, Any] = {
-        "step": last.get("step", 0), "total_steps": last.get("total_steps"),
-        "elapsed_s": last.get("elapsed_s"), "remaining_s": steps[-1].get("remaining_s") if steps else None,
+        "step": last.get("step", 0),
+        "total_steps": last.get("total_steps"),
+        "elapsed_s": last.get("elapsed_s"),
+        "remaining_s": steps[-1].get("remaining_s") if steps else None,
         "loss": steps[-1]["loss"] if steps else None,
     }
     if evals:

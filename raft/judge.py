@@ -20,11 +20,13 @@ import torch
 
 from raft.data import normalize_item
 from raft.files import DataError
+from raft.generation import generate_scored
 from raft.models import load_model
 from raft.prompts import SCORE_CUE, Template, apply_chat, load_template
 from raft.scores import ScoreTokens, check_scale, find_score_tokens, parse_result
 
 JUDGE_MODES = ("score_only", "feedback", "decode")
+OVERFLOW = ("truncate", "refuse")
 LOW_MASS = 0.5
 """Below this raw probability mass on the score tokens, the prompt or token mapping is suspect."""
 
@@ -40,6 +42,8 @@ class Judgment:
     feedback: str | None = None
     error: str | None = None
     samples: list[float] | None = None
+    flag: str | None = None
+    """A warning that does not stop scoring, e.g. a response cut to fit the context."""
 
     @property
     def low_mass(self) -> bool:
@@ -130,22 +134,29 @@ class Judge:
         return ids, mask
 
     @torch.inference_mode()
-    def next_token_probs(self, seqs: list[list[int]], batch_size: int = 8) -> np.ndarray:
+    def next_token_probs(
+        self, seqs: list[list[int]], batch_size: int = 8, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         """Raw (full-vocabulary softmax) probabilities of the score tokens after each sequence.
 
         Sequences are sorted by length and batched with left padding; position ids follow the
-        attention mask, so padding and batch size do not change the result.
+        attention mask, so padding and batch size do not change the result. The output head runs
+        at the last position only. `padding` keeps the real and padded token counts of the call.
         """
         out = np.zeros((len(seqs), len(self.score_tokens.ids)), dtype=np.float64)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         ids_t = torch.tensor(self.score_tokens.ids, device=self.device)
+        self.padding = {"real_tokens": sum(len(s) for s in seqs), "padded_tokens": 0}
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             ids, mask = self._left_pad([seqs[i] for i in chunk])
+            self.padding["padded_tokens"] += int(mask.numel() - mask.sum())
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
             probs = torch.softmax(logits[:, -1, :].float(), dim=-1)[:, ids_t]
             out[chunk] = probs.double().cpu().numpy()
+            if progress:
+                progress(min(start + batch_size, len(order)), len(order))
         return out
 
     @torch.inference_mode()
@@ -190,35 +201,73 @@ class Judge:
         temperature: float = 1.0,
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        single_pass: bool = True,
+        overflow: str = "truncate",
     ) -> list[Judgment]:
-        """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored."""
+        """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored.
+
+        Rows are bucketed by length (sorted, then batched) so that little padding is computed.
+        A prompt longer than the model's context is cut in the middle of the response and flagged
+        (`overflow="truncate"`) or refused with an error (`overflow="refuse"`).
+        """
         if mode not in JUDGE_MODES:
             raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}")
+        if overflow not in OVERFLOW:
+            raise ValueError(f"unknown overflow policy '{overflow}'; choose one of {', '.join(OVERFLOW)}")
         torch.manual_seed(seed)
         results = [Judgment() for _ in items]
+        reserve = len(self.encode(self.score_tokens.cue)) + (1 if mode == "score_only" else max_new_tokens + 1)
         prompts: dict[int, list[int]] = {}
         for i, item in enumerate(items):
             try:
-                prompts[i] = self.encode(self.prompt(item, mode))
+                prompts[i], results[i].flag = self._fit(item, mode, reserve, overflow)
             except (DataError, KeyError) as exc:
                 results[i].error = str(exc)
-        idx = list(prompts)
+        idx = sorted(prompts, key=lambda i: len(prompts[i]))
+        if mode == "score_only":
+            self._score_only(idx, prompts, results, batch_size, progress)
+            return results
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
-            if mode == "score_only":
-                self._score_only(part, prompts, results, batch_size)
-            else:
-                self._generated(part, prompts, results, mode, batch_size, n_samples, max_new_tokens, temperature)
+            self._generated(
+                part, prompts, results, mode, batch_size, n_samples, max_new_tokens, temperature, single_pass
+            )
             if progress:
                 progress(min(start + batch_size, len(idx)), len(idx))
         return results
 
+    def _fit(self, item: dict[str, Any], mode: str, reserve: int, overflow: str) -> tuple[list[int], str | None]:
+        """Prompt ids that fit the context with `reserve` tokens to spare, and a flag if cut."""
+        ids = self.encode(self.prompt(item, mode))
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if not limit or len(ids) + reserve <= limit:
+            return ids, None
+        excess = len(ids) + reserve - limit
+        where = f"the prompt is {len(ids)} tokens, and with {reserve} more it exceeds the context of {limit}"
+        if overflow == "refuse":
+            raise DataError(where, field="orig_response")
+        response = self.encode(str(item["orig_response"]))
+        keep = len(response) - excess - 16  # room for the marker and re-tokenisation
+        if keep < 16:
+            raise DataError(where + ", even with the response cut", field="orig_response")
+        head, tail = response[: keep // 2], response[len(response) - (keep - keep // 2) :]
+        cut = self.tokenizer.decode(head) + " [...] " + self.tokenizer.decode(tail)
+        ids = self.encode(self.prompt({**item, "orig_response": cut}, mode))
+        if len(ids) + reserve > limit:
+            raise DataError(where + ", even with the response cut", field="orig_response")
+        return ids, f"response cut in the middle to fit the context: {len(response) - keep} of {len(response)} tokens"
+
     def _score_only(
-        self, part: list[int], prompts: dict[int, list[int]], results: list[Judgment], batch_size: int
+        self,
+        idx: list[int],
+        prompts: dict[int, list[int]],
+        results: list[Judgment],
+        batch_size: int,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         cue = self.encode(self.score_tokens.cue)
-        probs = self.next_token_probs([prompts[i] + cue for i in part], batch_size)
-        for i, p in zip(part, probs):
+        probs = self.next_token_probs([prompts[i] + cue for i in idx], batch_size, progress)
+        for i, p in zip(idx, probs):
             r = results[i]
             r.expected_score, r.mode_score, r.probs, r.score_mass = rail(p, self.score_tokens.values)
 
@@ -232,11 +281,10 @@ class Judge:
         n_samples: int,
         max_new_tokens: int,
         temperature: float,
+        single_pass: bool = True,
     ) -> None:
-        texts = self.generate(
-            [prompts[i] for i in part], max_new_tokens, n_samples if mode == "feedback" else 1, temperature, batch_size
-        )
         if mode == "decode":
+            texts = self.generate([prompts[i] for i in part], max_new_tokens, 1, temperature, batch_size)
             for i, (text,) in zip(part, texts):
                 feedback, score = parse_result(text, self.scale)
                 r = results[i]
@@ -246,19 +294,26 @@ class Judge:
                 else:
                     r.expected_score, r.mode_score = float(score), int(round(score))
             return
-        seqs, owners = [], []
-        for i, samples in zip(part, texts):
-            for text in samples:
-                before = text.split("[RESULT]")[0].rstrip()
-                seqs.append(prompts[i] + self.encode((before + " " if before else "") + self.score_tokens.cue))
-                owners.append(i)
-        probs = self.next_token_probs(seqs, batch_size)
-        for i, samples in zip(part, texts):
-            rows = [rail(p, self.score_tokens.values) for p, o in zip(probs, owners) if o == i]
+        samples = generate_scored(
+            self.model,
+            self.tokenizer,
+            self.score_tokens,
+            [prompts[i] for i in part],
+            max_new_tokens,
+            n_samples,
+            temperature,
+        )
+        if not single_pass:  # the research code's way: run the model again over prompt + feedback + cue
+            flat = [(i, s) for i, group in zip(part, samples) for s in group]
+            fresh = self.next_token_probs([prompts[i] + s.prefix + s.suffix for i, s in flat], batch_size)
+            for (_, s), p in zip(flat, fresh):
+                s.probs = torch.from_numpy(p)
+        for i, group in zip(part, samples):
+            rows = [rail(s.probs.numpy(), self.score_tokens.values) for s in group]
             r = results[i]
             r.samples = [row[0] for row in rows]
             r.expected_score = float(np.mean(r.samples))
             r.probs = np.mean([row[2] for row in rows], axis=0).tolist()
             r.mode_score = int(self.score_tokens.values[int(np.argmax(r.probs))])
             r.score_mass = float(np.mean([row[3] for row in rows]))
-            r.feedback = parse_result(samples[0], self.scale)[0]
+            r.feedback = parse_result(group[0].text, self.scale)[0]

@@ -127,7 +127,12 @@ def train_tiny_tokenizer(vocab_size: int = 2000) -> Any:
 
 
 def build_tiny_model(
-    out_dir: str | Path, arch: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2
+    out_dir: str | Path,
+    arch: str = "llama",
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    max_positions: int = 4096,
 ) -> Path:
     """Write a tiny random causal LM (Llama or Mistral config) with a trained tokenizer to out_dir."""
     from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
@@ -141,7 +146,7 @@ def build_tiny_model(
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -138,10 +138,15 @@ def rubric_presets() -> dict[str, dict[str, Any]]:
     return json.loads((PROMPTS_DIR / "rubrics.json").read_text(encoding="utf-8"))
 
 
-def rubric_item(criteria: str, descriptions: list[str], instruction: str, response: str,
-                reference: str = "") -> dict[str, Any]:
+def rubric_item(
+    criteria: str, descriptions: list[str], instruction: str, response: str, reference: str = ""
+) -> dict[str, Any]:
     """An item in Feedback-Collection field names from a rubric and one response (scores from 1)."""
-    item = {"orig_instruction": instruction, "orig_response": response, "orig_reference_answer": reference,
-            "orig_criteria": criteria}
+    item = {
+        "orig_instruction": instruction,
+        "orig_response": response,
+        "orig_reference_answer": reference,
+        "orig_criteria": criteria,
+    }
     item.update({f"orig_score{k}_description": d for k, d in enumerate(descriptions, 1)})
     return item

@@ -1,0 +1,118 @@
+"""Feedback generation with single-pass CoT-RAIL: the score distribution is read from the logits
+that the generation itself produced right after the score cue. Where the model did not write the
+cue, the cue is appended and scored with the generation's own KV cache, not a fresh pass.
+
+Either way the distribution is the next-token distribution after prompt + `prefix` + `suffix`
+(`Sample`), the very sequence that `two_pass` runs again from scratch for comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from raft.scores import ScoreTokens
+
+
+@dataclass
+class Sample:
+    """One generated feedback: its text up to the cue, the scored token ids, and raw score probs."""
+
+    text: str
+    prefix: list[int]
+    """Generated ids kept before the score position."""
+    suffix: list[int]
+    """Ids appended after them (the cue when the model did not write it; else empty)."""
+    probs: torch.Tensor
+    cue_written: bool
+
+
+def _cut(tokenizer: Any, ids: list[int], st: ScoreTokens) -> tuple[list[int], list[int], bool]:
+    """(prefix, suffix, cue written) for one generated sequence of ids (special tokens dropped)."""
+    special = set(tokenizer.all_special_ids)
+    end = next((k for k, i in enumerate(ids) if i in special), len(ids))
+    ids = ids[:end]  # up to the end-of-turn token; padding follows it
+    text = tokenizer.decode(ids)
+    marker = st.cue.rstrip()
+    if marker in text:
+        cue_end = text.index(marker) + len(st.cue)
+        for k in range(1, len(ids) + 1):
+            head = tokenizer.decode(ids[:k])
+            if len(head) == cue_end and head.endswith(st.cue):
+                return ids[:k], [], True
+            if len(head) > cue_end:
+                break
+        start = text.index(marker)  # keep the tokens that end before the marker begins
+        kept = max(k for k in range(len(ids) + 1) if len(tokenizer.decode(ids[:k])) <= start)
+        ids = ids[:kept]
+        text = tokenizer.decode(ids)
+    sep = " " if text and not text[-1].isspace() else ""
+    return ids, list(tokenizer(sep + st.cue, add_special_tokens=False)["input_ids"]), False
+
+
+def _row_cache(cache: DynamicCache, row: int, length: int, config: Any) -> DynamicCache:
+    out = DynamicCache(config=config)
+    for idx, layer in enumerate(cache.layers):
+        out.update(layer.keys[row : row + 1, :, :length], layer.values[row : row + 1, :, :length], idx)
+    return out
+
+
+@torch.inference_mode()
+def generate_scored(
+    model: Any,
+    tokenizer: Any,
+    st: ScoreTokens,
+    seqs: list[list[int]],
+    max_new_tokens: int = 256,
+    n_samples: int = 1,
+    temperature: float = 1.0,
+) -> list[list[Sample]]:
+    """Generate n_samples feedbacks per prompt (greedy when 1) and score each in the same pass."""
+    device = next(model.parameters()).device
+    width = max(len(s) for s in seqs)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    sampled = n_samples > 1
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=sampled,
+        temperature=temperature if sampled else None,
+        top_p=None,
+        top_k=None,
+        num_return_sequences=n_samples,
+        pad_token_id=pad,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
+    new = out.sequences[:, width:].tolist()
+    mask = mask.repeat_interleave(n_samples, dim=0)
+    score_ids = torch.tensor(st.ids, device=device)
+    results: list[list[Sample]] = [[] for _ in seqs]
+    for row, gen in enumerate(new):
+        prefix, suffix, written = _cut(tokenizer, gen, st)
+        if written and len(prefix) < len(out.logits):
+            logits = out.logits[len(prefix)][row]
+        else:
+            cached = out.cache.get_seq_length() - width  # generated tokens with keys in the cache
+            keep = min(len(prefix), cached)
+            feed = prefix[keep:] + suffix
+            cache = _row_cache(out.cache, row, width + keep, model.config)
+            row_mask = torch.cat([mask[row], torch.ones(keep + len(feed), dtype=mask.dtype, device=device)])
+            start = int(mask[row].sum()) + keep
+            positions = torch.arange(start, start + len(feed), device=device).unsqueeze(0)
+            logits = model(
+                input_ids=torch.tensor([feed], device=device),
+                attention_mask=row_mask.unsqueeze(0),
+                position_ids=positions,
+                cache=cache,
+                logits_to_keep=1,
+            ).logits[0, -1]
+        probs = torch.softmax(logits.float(), dim=-1)[score_ids].double().cpu()
+        results[row // n_samples].append(Sample(tokenizer.decode(prefix), prefix, suffix, probs, written))
+    return results
