@@ -198,3 +198,50 @@ def test_lora_raft_on_smollm2_trains_saves_reloads_and_scores(default_model, dat
     assert judge.score_token_ids == [33, 34, 35, 36, 37]
     [result] = judge.score([read_jsonl(dataset / "score" / "validation.jsonl")[0]["item"]])
     assert result.error is None and 1 <= result.expected_score <= 5
+
+
+def test_the_same_command_trains_under_torchrun(dataset, tmp_path, tiny_model):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29641",
+        "-m",
+        "raft",
+        "train",
+        "--data",
+        str(dataset / "score"),
+        "--output_dir",
+        str(run),
+        "--base_model",
+        str(tiny_model),
+        "--max_steps",
+        "4",
+        "--batch_size",
+        "2",
+        "--eval_steps",
+        "100",
+        "--eval_rows",
+        "4",
+        "--lora",
+        "false",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [r["step"] for r in read_jsonl(run / "progress.jsonl") if "loss" in r] == [1, 2, 3, 4]
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+    assert (
+        Judge.load(run, device="cpu").score([read_jsonl(dataset / "score" / "train.jsonl")[0]["item"]])[0].error is None
+    )

@@ -132,7 +132,7 @@ class Progress(TrainerCallback):
             "total_steps": state.max_steps,
             "epoch": state.epoch,
             "loss": logs["loss"],
-            **{k: v / steps for k, v in self.sums.items()},
+            **{k: v / steps * args.world_size for k, v in self.sums.items()},  # rank 0's estimate
             "lr": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "elapsed_s": round(self.offset + run_time, 2),
@@ -298,6 +298,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         use_cpu=device.type == "cpu",
         disable_tqdm=True,
         ddp_backend="gloo" if device.type == "cpu" and world > 1 else None,
+        ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
         **amp,
     )

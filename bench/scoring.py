@@ -1,0 +1,138 @@
+"""Batch scoring speed on SmolLM2-135M (CUDA when present, else CPU), side by side in one run:
+
+1. score-only RAIL: rows/s, and its wall time against the bare forward passes over the same
+   pre-tokenized, length-bucketed batches (the limit: nothing but the model);
+2. the field's standard way: generate the feedback (greedy, up to 256 new tokens) and parse the
+   digit, with the mean number of tokens generated and the parse failures;
+3. feedback scoring (CoT-RAIL) single-pass against two-pass (generate, then run the model again
+   over prompt + feedback + cue), with the largest difference in expected score;
+4. padding: padded tokens as a share of the tokens processed by RAIL.
+
+    python bench/scoring.py [--rows 200] [--gen-rows 24] [--batch 8] [--max-new-tokens 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from raft.judge import Judge  # noqa: E402
+from raft.scores import parse_result  # noqa: E402
+from raft.synthetic import generate_rows  # noqa: E402
+
+
+def realistic_rows(judge: Judge, n: int, lo: int = 300, hi: int = 1500, seed: int = 0) -> list[dict]:
+    """Synthetic rows whose rendered prompts are lo..hi tokens, spread over that range."""
+    rng = random.Random(seed)
+    rows = []
+    while len(rows) < n:
+        signals, filler = rng.randint(1, 22), rng.randint(0, 8)
+        row = generate_rows(1, seed=rng.randrange(10**9), filler=(filler, filler), signals=signals)[0]
+        if lo <= len(judge.encode(judge.render(row))) <= hi:
+            rows.append(row)
+    return rows
+
+
+def timed(fn):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    value = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, value
+
+
+@torch.inference_mode()
+def bare_forward(judge: Judge, seqs: list[list[int]], batch: int) -> None:
+    """The model alone on the same bucketed, left-padded batches, output head at the last position."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    batches = []
+    for start in range(0, len(order), batch):
+        ids, mask = judge._left_pad([seqs[i] for i in order[start : start + batch]])
+        batches.append((ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)))
+    for ids, mask, positions in batches:
+        judge.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--gen-rows", type=int, default=24, help="rows for the generation comparisons")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    args = parser.parse_args()
+
+    judge = Judge.load()
+    device = judge.device
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    )
+    rows = realistic_rows(judge, args.rows)
+    lengths = [len(judge.encode(judge.render(r))) for r in rows]
+    print(
+        f"SmolLM2-135M-Instruct on {where}, {judge.model.dtype}; {len(rows)} rows of {min(lengths)}-{max(lengths)} "
+        f"tokens (mean {np.mean(lengths):.0f}); batch {args.batch}",
+        flush=True,
+    )
+
+    judge.score(rows[: args.batch], batch_size=args.batch)  # warm-up
+    t_rail, rail = timed(lambda: judge.score(rows, batch_size=args.batch))
+    padding = dict(judge.padding)
+    seqs = [judge.encode(judge.render(r)) for r in rows]
+    t_limit, _ = timed(lambda: bare_forward(judge, seqs, args.batch))
+    share = padding["padded_tokens"] / (padding["real_tokens"] + padding["padded_tokens"])
+    print(
+        f"1. score-only RAIL: {len(rows) / t_rail:.2f} rows/s ({t_rail:.1f} s); bare forward passes "
+        f"{t_limit:.1f} s; RAIL / limit = {t_rail / t_limit:.2f}x (target <= 1.25x)",
+        flush=True,
+    )
+    print(
+        f"4. padding: {padding['padded_tokens']} of {padding['real_tokens'] + padding['padded_tokens']} "
+        f"processed tokens = {share:.1%} (target <= 10%)",
+        flush=True,
+    )
+
+    sub = rows[: args.gen_rows]
+    t_rail_sub, _ = timed(lambda: judge.score(sub, batch_size=args.batch))
+    seqs_sub = [judge.encode(judge.prompt(r, "decode")) for r in sub]
+    t_decode, texts = timed(lambda: judge.generate(seqs_sub, args.max_new_tokens, batch_size=args.batch))
+    generated = np.mean([len(judge.encode(t[0])) for t in texts])
+    failures = sum(1 for (t,) in texts if parse_result(t, judge.scale)[1] is None)
+    print(
+        f"2. generate + parse (up to {args.max_new_tokens} new tokens, greedy) on {len(sub)} rows: "
+        f"{t_decode:.1f} s vs RAIL {t_rail_sub:.1f} s: RAIL {t_decode / t_rail_sub:.1f}x faster "
+        f"(target >= 5x on CPU); {generated:.0f} tokens generated per row on average; parse failures "
+        f"{failures}/{len(sub)}",
+        flush=True,
+    )
+
+    t_single, single = timed(
+        lambda: judge.score(sub, mode="feedback", batch_size=args.batch, max_new_tokens=args.max_new_tokens)
+    )
+    t_two, two = timed(
+        lambda: judge.score(
+            sub, mode="feedback", batch_size=args.batch, max_new_tokens=args.max_new_tokens, single_pass=False
+        )
+    )
+    diff = max(abs(a.expected_score - b.expected_score) for a, b in zip(single, two))
+    print(
+        f"3. feedback (CoT-RAIL) on {len(sub)} rows: single-pass {t_single:.1f} s, two-pass {t_two:.1f} s: "
+        f"{t_two / t_single:.2f}x (target >= 1.2x); largest expected-score difference {diff:.2e}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
