@@ -60,6 +60,40 @@ def _row_cache(cache: DynamicCache, row: int, length: int, config: Any) -> Dynam
     return out
 
 
+def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and their attention mask."""
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in seqs], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
+
+
+def run_generate(
+    model: Any,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    pad_id: int,
+    max_new_tokens: int,
+    n_samples: int = 1,
+    temperature: float = 1.0,
+    **extra: Any,
+) -> Any:
+    """model.generate: greedy for one sample, sampling at `temperature` for several."""
+    sampled = n_samples > 1
+    return model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=sampled,
+        temperature=temperature if sampled else None,
+        top_p=None,
+        top_k=None,
+        num_return_sequences=n_samples,
+        pad_token_id=pad_id,
+        **extra,
+    )
+
+
 @torch.inference_mode()
 def generate_scored(
     model: Any,
@@ -72,21 +106,16 @@ def generate_scored(
 ) -> list[list[Sample]]:
     """Generate n_samples feedbacks per prompt (greedy when 1) and score each in the same pass."""
     device = next(model.parameters()).device
-    width = max(len(s) for s in seqs)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=device)
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
-    sampled = n_samples > 1
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=sampled,
-        temperature=temperature if sampled else None,
-        top_p=None,
-        top_k=None,
-        num_return_sequences=n_samples,
-        pad_token_id=pad,
+    ids, mask = left_pad(seqs, tokenizer.pad_token_id, device)
+    width = ids.shape[1]
+    out = run_generate(
+        model,
+        ids,
+        mask,
+        tokenizer.pad_token_id,
+        max_new_tokens,
+        n_samples,
+        temperature,
         return_dict_in_generate=True,
         output_logits=True,
     )

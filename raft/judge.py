@@ -20,7 +20,7 @@ import torch
 
 from raft.data import normalize_item
 from raft.files import DataError
-from raft.generation import generate_scored
+from raft.generation import generate_scored, left_pad, run_generate
 from raft.models import load_model
 from raft.prompts import SCORE_CUE, Template, apply_chat, load_template
 from raft.scores import ScoreTokens, check_scale, find_score_tokens, parse_result
@@ -127,11 +127,7 @@ class Judge:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(s) for s in seqs)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
-        return ids, mask
+        return left_pad(seqs, self.tokenizer.pad_token_id, self.device)
 
     @torch.inference_mode()
     def next_token_probs(
@@ -173,17 +169,8 @@ class Judge:
         for start in range(0, len(seqs), batch_size):
             chunk = list(range(start, min(start + batch_size, len(seqs))))
             ids, mask = self._left_pad([seqs[i] for i in chunk])
-            sampled = n_samples > 1
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=sampled,
-                temperature=temperature if sampled else None,
-                top_p=None,
-                top_k=None,
-                num_return_sequences=n_samples,
-                pad_token_id=self.tokenizer.pad_token_id,
+            out = run_generate(
+                self.model, ids, mask, self.tokenizer.pad_token_id, max_new_tokens, n_samples, temperature
             )
             new = out[:, ids.shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
