@@ -66,14 +66,17 @@ def score_item(
     compare: bool = False,
     model_b: str | None = None,
     max_new_tokens: int = 256,
+    progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, Any, dict]:
     """Score one item with one judge (or two, to compare); returns markdown, figure and details."""
     item = rubric_item(criteria, [d1, d2, d3, d4, d5], instruction, response, reference)
     mode = MODES.get(mode_label, mode_label)
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     verdicts = []
-    for name in names:
+    for k, name in enumerate(names):
+        progress(k / len(names), desc=f"loading {name} (first use takes a moment)")
         judge = studio.judge(name)
+        progress((k + 0.5) / len(names), desc=f"scoring with {name}")
         [j] = judge.score([item], mode=mode, max_new_tokens=max_new_tokens)
         if j.error:
             raise gr.Error(f"{name}: {j.error}")

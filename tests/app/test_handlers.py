@@ -25,7 +25,9 @@ def test_random_example_and_presets_fill_every_field():
 
 def test_score_one_item_and_compare(studio):
     example = score_tab.random_example(seed=1)
-    markdown, figure, details = score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example)
+    markdown, figure, details = score_tab.score_item(
+        studio, DEFAULT_CHOICE, "score only (RAIL)", *example, progress=no_progress
+    )
     j = details[DEFAULT_CHOICE]
     assert f"{j['expected_score']:.2f}" in markdown and "⚠️" in markdown  # a random model has little mass
     assert list(figure.data[0].y) == pytest.approx(j["probs"]) and list(figure.data[0].x) == [1, 2, 3, 4, 5]
@@ -39,9 +41,11 @@ def test_score_errors_are_readable(studio):
     example = score_tab.random_example(seed=1)
     example[1] = ""
     with pytest.raises(gr.Error, match="orig_response"):
-        score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example)
+        score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example, progress=no_progress)
     with pytest.raises(gr.Error, match="no judge yet"):
-        score_tab.score_item(studio, "run: nothing-here", "score only (RAIL)", *score_tab.random_example(seed=1))
+        score_tab.score_item(
+            studio, "run: nothing-here", "score only (RAIL)", *score_tab.random_example(seed=1), progress=no_progress
+        )
 
 
 def test_feedback_mode_scores(studio):
