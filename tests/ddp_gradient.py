@@ -32,6 +32,7 @@ def main(out):
         inner = model.module if world > 1 else model
         torch.save({n: p.grad for n, p in inner.named_parameters()}, out)
     if world > 1:
+        dist.barrier()  # let both ranks finish before the process group is torn down
         dist.destroy_process_group()
 
 
