@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from raft.loss import IGNORE, ce_loss, cot_raft_loss, expected_score, make_loss, raft_loss, score_positions
+from tests.helpers import torchrun
 
 IDS = [3, 4, 5]  # score tokens for scores 1, 2, 3 in a vocabulary of 6
 VALUES = [1, 2, 3]
@@ -176,17 +177,7 @@ def test_two_processes_give_the_gradient_of_one(tmp_path):
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "single.pt")], capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29617",
-            str(script),
-            str(tmp_path / "ddp.pt"),
-        ],
+        torchrun(script, tmp_path / "ddp.pt"),
         capture_output=True,
         text=True,
         timeout=300,

@@ -2,7 +2,6 @@
 resume after kill -9, two processes equal one, streaming of a large input, context overflow."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,7 @@ from raft.judge import Judge, Judgment
 from raft.models import build_tiny_model
 from raft.synthetic import generate_rows
 from raft.train import TrainConfig, train
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import repo_env, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +105,7 @@ def _score_cmd(inp, out, model, *extra):
 def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model):
     inp = write_rows(tmp_path / "in.jsonl", generate_rows(60, seed=1))
     out = tmp_path / "out.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = repo_env()
     proc = subprocess.Popen(
         _score_cmd(inp, out, tiny_model, "--chunk-rows", 2, "--batch-size", 2),
         env=env,
@@ -132,23 +130,12 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_model):
 
 def test_two_processes_equal_one(tmp_path, tiny_model):
     inp = write_rows(tmp_path / "in.jsonl", generate_rows(21, seed=2))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = repo_env()
     single = subprocess.run(
         _score_cmd(inp, tmp_path / "one.jsonl", tiny_model), env=env, capture_output=True, text=True
     )
     assert single.returncode == 0, single.stderr
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29631",
-        "-m",
-        "raft",
-        *_score_cmd(inp, tmp_path / "two.jsonl", tiny_model)[3:],
-    ]
+    cmd = torchrun("-m", "raft", *_score_cmd(inp, tmp_path / "two.jsonl", tiny_model)[3:])
     double = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     assert json.loads(double.stdout.strip().splitlines()[-1])["scored"] == 21

@@ -10,6 +10,7 @@ from raft.models import build_tiny_model
 from raft.synthetic import generate_rows
 from raft.train import TrainConfig, train
 from raft.train.trainer import Collator, tokenize
+from tests.helpers import repo_env, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -201,20 +202,10 @@ def test_lora_raft_on_smollm2_trains_saves_reloads_and_scores(default_model, dat
 
 
 def test_the_same_command_trains_under_torchrun(dataset, tmp_path, tiny_model):
-    import os
     import subprocess
-    import sys
-    from pathlib import Path
 
     run = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29641",
+    cmd = torchrun(
         "-m",
         "raft",
         "train",
@@ -236,9 +227,8 @@ def test_the_same_command_trains_under_torchrun(dataset, tmp_path, tiny_model):
         "false",
         "--device",
         "cpu",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    )
+    done = subprocess.run(cmd, env=repo_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [r["step"] for r in read_jsonl(run / "progress.jsonl") if "loss" in r] == [1, 2, 3, 4]
     assert json.loads((run / "result.json").read_text())["status"] == "completed"
