@@ -13,7 +13,7 @@ import pandas as pd
 
 from app import plots
 from app.score_tab import MODES
-from app.studio import DEFAULT_CHOICE, Studio, gpu
+from app.studio import DEFAULT_CHOICE, Studio, gpu, model_dropdown
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns
@@ -140,12 +140,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     label="Column mapping (field=column, ...)", placeholder="orig_response=answer, orig_score=label"
                 )
             with gr.Column():
-                model = gr.Dropdown(
-                    studio.model_choices(),
-                    value=DEFAULT_CHOICE,
-                    label="Judge model",
-                    allow_custom_value=True,  # checked by Studio.resolve_model
-                )
+                model = model_dropdown(studio)
                 mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
                 with gr.Row():
                     batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")

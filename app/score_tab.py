@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, Studio, gpu
+from app.studio import DEFAULT_CHOICE, Studio, gpu, model_dropdown
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
@@ -93,22 +93,11 @@ def build(studio: Studio) -> dict[str, Any]:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    model = gr.Dropdown(
-                        studio.model_choices(),
-                        value=DEFAULT_CHOICE,
-                        label="Judge model",
-                        allow_custom_value=True,  # checked by Studio.resolve_model
-                        info="default model, a fine-tuned run, or a hub id / local path",
-                    )
+                    model = model_dropdown(studio, info="default model, a fine-tuned run, or a hub id / local path")
                     mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
-                    model_b = gr.Dropdown(
-                        studio.model_choices(),
-                        value=DEFAULT_CHOICE,
-                        label="Second judge",
-                        allow_custom_value=True,  # checked by Studio.resolve_model
-                    )
+                    model_b = model_dropdown(studio, "Second judge")
                 instruction = gr.Textbox(label="Instruction", lines=3)
                 response = gr.Textbox(label="Response to evaluate", lines=5)
                 reference = gr.Textbox(label="Reference answer (optional)", lines=3)

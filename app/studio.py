@@ -121,3 +121,10 @@ class Studio:
                 return self._judges[key]
         except (ModelError, ScaleError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
+
+
+def model_dropdown(studio: Studio, label: str = "Judge model", **kwargs: object) -> gr.Dropdown:
+    """A judge picker: the default model, the studio's runs, or (typed) a hub id or local path.
+
+    Typed values are accepted here and checked by `Studio.resolve_model` when used."""
+    return gr.Dropdown(studio.model_choices(), value=DEFAULT_CHOICE, label=label, allow_custom_value=True, **kwargs)
