@@ -75,6 +75,8 @@ class Judge:
         self.scale = check_scale(scale)
         self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, SCORE_CUE)
         self.template = load_template(template) if isinstance(template, (str, Path)) else template
+        self.padding: dict[str, int] = {}
+        """Real and padded token counts of the last `next_token_probs` call."""
 
     @classmethod
     def load(
