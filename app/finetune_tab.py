@@ -103,13 +103,9 @@ def update_views(studio: Studio, *values: Any) -> tuple[str, str]:
 def config_from_yaml(studio: Studio, text: str) -> TrainConfig:
     """Parse the (possibly edited) YAML, refusing unknown keys and folders outside the data root."""
     try:
-        raw = yaml.safe_load(text) or {}
-        unknown = set(raw) - {f.name for f in dataclasses.fields(TrainConfig)}
-        if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-        config = TrainConfig(**raw)
+        config = TrainConfig.from_text(text)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise gr.Error(f"config: {exc}") from None
+        raise gr.Error(str(exc)) from None
     for key, root in (("data", studio.datasets_dir), ("output_dir", studio.runs_dir)):
         path = Path(getattr(config, key)).resolve()
         if not path.is_relative_to(root) or path == root:

@@ -61,12 +61,17 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.from_text(Path(path).read_text(), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "config") -> TrainConfig:
+        """A config from YAML text; anything but a mapping of known keys is refused, naming `source`."""
+        raw = yaml.safe_load(text) or {}
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: a config is a mapping of keys to values")
+            raise ValueError(f"{source}: a config is a mapping of keys to values")
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown config key(s): {', '.join(sorted(unknown))}")
+            raise ValueError(f"{source}: unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**raw)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
