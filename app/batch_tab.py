@@ -12,8 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from app import plots
-from app.score_tab import MODES
-from app.studio import DEFAULT_CHOICE, Studio, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, gpu, model_dropdown
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns
@@ -92,14 +91,13 @@ def score_batch(
     path: str | None,
     columns: str,
     model: str,
-    mode_label: str,
+    mode: str,
     batch_size: int,
     gold_field: str,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Score every row of the upload (resumable), then return the views and the two downloads."""
     file = check_upload(studio, path)
-    mode = MODES.get(mode_label, mode_label)
     try:
         mapping = parse_columns(columns)
         judge = studio.judge(model)
@@ -141,7 +139,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 )
             with gr.Column():
                 model = model_dropdown(studio)
-                mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
+                mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode", elem_id="batch-mode")
                 with gr.Row():
                     batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
                     gold = gr.Textbox("orig_score", label="Gold score field")
@@ -154,6 +152,7 @@ def build(studio: Studio) -> dict[str, Any]:
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
 
     upload.upload(lambda p: detect_columns(studio, p), upload, detected, api_name="batch_columns")
+    model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
     run.click(
         functools.partial(score_batch, studio),
         [upload, columns, model, mode, batch_size, gold],

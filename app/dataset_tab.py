@@ -15,7 +15,7 @@ from app.studio import DEFAULT_CHOICE, Studio
 from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
 from raft.paths import safe_child
-from raft.prompts import TemplateError, apply_chat, builtin_templates
+from raft.prompts import MODES, TemplateError, apply_chat, builtin_templates
 from raft.synthetic import generate_rows
 
 SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
@@ -135,7 +135,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     placeholder="orig_instruction=question, orig_response=answer, orig_score=label",
                 )
             with gr.Column():
-                mode = gr.Radio(["score_only", "feedback_score"], value="score_only", label="Mode")
+                mode = gr.Radio(list(MODES), value="score_only", label="Mode")
                 template = gr.Dropdown(["", *builtin_templates()], value="", label="Template (empty: by mode)")
                 tokenizer = gr.Dropdown(
                     [NO_TOKENIZER, *studio.model_choices()],

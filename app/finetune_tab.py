@@ -16,6 +16,8 @@ import yaml
 
 from app import plots
 from app.studio import Studio
+from raft.data import read_dataset_manifest
+from raft.files import DataError
 from raft.jobs import JobError, summarize
 from raft.paths import safe_child
 from raft.train.config import TrainConfig
@@ -115,6 +117,22 @@ def config_from_yaml(studio: Studio, text: str) -> TrainConfig:
     if config.trust_remote_code:
         raise gr.Error("config: trust_remote_code is not allowed from the studio; use the CLI")
     return config
+
+
+def dataset_summary(studio: Studio, dataset: str | None) -> str:
+    """What a run on this dataset trains with: its mode, scale and template, from the dataset's manifest."""
+    if not dataset:
+        return "No dataset chosen: write one in the Dataset tab."
+    try:
+        manifest = read_dataset_manifest(safe_child(studio.datasets_dir, dataset))
+    except (DataError, ValueError, KeyError) as exc:
+        return f"⚠️ {exc}"
+    prompt = manifest["prompt"]
+    return (
+        f"Trains in mode **{manifest['mode']}** on the scale {manifest['scale'][0]}..{manifest['scale'][1]} "
+        f"with the dataset's templates `{prompt.with_reference.name}` / `{prompt.without_reference.name}` "
+        "(their text travels with the run)."
+    )
 
 
 def job_choices(studio: Studio) -> list[tuple[str, str]]:
@@ -226,7 +244,8 @@ def build(studio: Studio) -> dict[str, Any]:
                     elem_id="ft-dataset",
                     allow_custom_value=True,
                 )
-                run_name = gr.Textbox("run-1", label="Run name")
+                about = gr.Markdown(dataset_summary(studio, datasets[0] if datasets else None), elem_id="ft-about")
+                run_name = gr.Textbox(studio.fresh_run_name(), label="Run name (a new folder)", elem_id="ft-run-name")
                 base_model = gr.Textbox(
                     "", label="Base model (empty: default model)", interactive=studio.settings.allow_any_model
                 )
@@ -289,9 +308,10 @@ def build(studio: Studio) -> dict[str, Any]:
     )
     watched = [status, loss_plot, eval_plot, log]
     listing = functools.partial(job_list, studio)
-    start_btn.click(functools.partial(start, studio), config_yaml, job, api_name="train_start").then(
-        listing, job, job, api_name="train_jobs"
-    )
+    dataset.change(functools.partial(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
+    started = start_btn.click(functools.partial(start, studio), config_yaml, job, api_name="train_start")
+    started.then(listing, job, job, api_name="train_jobs")
+    started.success(studio.fresh_run_name, None, run_name, api_name="train_fresh_name")
     stop_btn.click(functools.partial(stop, studio), job, job, api_name="train_stop").then(
         listing, job, job, api_name="train_jobs_after_stop"
     )
@@ -312,4 +332,5 @@ def build(studio: Studio) -> dict[str, Any]:
         "yaml": config_yaml,
         "command": command,
         "runs": runs,
+        "run_name": run_name,
     }

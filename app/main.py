@@ -53,6 +53,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         )
         demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices")
         demo.load(functools.partial(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
+        demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
     return demo, studio
 

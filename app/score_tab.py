@@ -9,12 +9,10 @@ from typing import Any
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, Studio, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, gpu, model_dropdown
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
-
-MODES = {"score only (RAIL)": "score_only", "feedback, then score (CoT-RAIL)": "feedback"}
 
 
 def preset_fields(name: str) -> list[str]:
@@ -53,7 +51,7 @@ def _verdict_markdown(name: str, j: Any) -> str:
 def score_item(
     studio: Studio,
     model: str,
-    mode_label: str,
+    mode: str,
     instruction: str,
     response: str,
     reference: str,
@@ -70,7 +68,6 @@ def score_item(
 ) -> tuple[str, Any, dict]:
     """Score one item with one judge (or two, to compare); returns markdown, figure and details."""
     item = rubric_item(criteria, [d1, d2, d3, d4, d5], instruction, response, reference)
-    mode = MODES.get(mode_label, mode_label)
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     verdicts = []
     for k, name in enumerate(names):
@@ -94,7 +91,7 @@ def build(studio: Studio) -> dict[str, Any]:
             with gr.Column(scale=3):
                 with gr.Row():
                     model = model_dropdown(studio, info="default model, a fine-tuned run, or a hub id / local path")
-                    mode = gr.Radio(list(MODES), value=list(MODES)[0], label="Mode")
+                    mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode", elem_id="score-mode")
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
                     model_b = model_dropdown(studio, "Second judge")
@@ -114,6 +111,7 @@ def build(studio: Studio) -> dict[str, Any]:
         details = gr.JSON(label="Details")
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
+    model.change(studio.model_mode, model, mode, api_name="score_model_mode")
     example.click(
         lambda: random_example(),
         None,

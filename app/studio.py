@@ -12,8 +12,9 @@ import gradio as gr
 from raft.data import list_datasets
 from raft.jobs import JobManager
 from raft.judge import Judge
-from raft.models import ModelError, read_manifest
+from raft.models import MANIFEST, ModelError, read_manifest
 from raft.paths import safe_child
+from raft.prompts import TemplateError, check_judge_mode
 from raft.scores import ScaleError
 
 try:  # ZeroGPU Spaces: functions that need the GPU ask for it; elsewhere this is a no-op
@@ -28,6 +29,8 @@ except ImportError:
 
 DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
+MODE_CHOICES = [("score only (RAIL)", "score_only"), ("feedback, then score (CoT-RAIL)", "feedback")]
+"""The judge modes as the Score and Batch tabs show them: (label, mode) pairs, values of JUDGE_MODES."""
 
 
 def _flag(name: str) -> bool:
@@ -70,8 +73,9 @@ class Studio:
         for sub in ("datasets", "runs", "batch", "uploads"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(self.root)
-        self._judges: dict[str, Judge] = {}
+        self._judges: dict[tuple[str, int], Judge] = {}
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
 
     @property
     def datasets_dir(self) -> Path:
@@ -88,6 +92,13 @@ class Studio:
         """Finished runs that hold a judge (newest first)."""
         found = [p for p in self.runs_dir.iterdir() if read_manifest(p)]
         return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def fresh_run_name(self) -> str:
+        """The first 'run-N' with no folder yet: the form never proposes a run that exists."""
+        n = 1
+        while (self.runs_dir / f"run-{n}").exists():
+            n += 1
+        return f"run-{n}"
 
     def model_choices(self) -> list[str]:
         return [DEFAULT_CHOICE, *(RUN_PREFIX + r for r in self.runs())]
@@ -106,20 +117,47 @@ class Studio:
             raise ValueError("this studio only serves its default model and its own runs (RAFT_ALLOW_ANY_MODEL is off)")
         return choice
 
+    def model_mode(self, choice: str | None) -> str:
+        """The mode a choice's judge was trained in (its manifest), without loading it; else score-only."""
+        try:
+            model = self.resolve_model(choice)
+            manifest = read_manifest(model) if model and Path(model).is_dir() else None
+            return check_judge_mode((manifest or {}).get("mode", "score_only"))
+        except ValueError:
+            return "score_only"
+
+    @staticmethod
+    def _cache_key(model: str | None) -> tuple[str, int]:
+        """A model and its manifest's modification time: a run trained again is loaded again."""
+        manifest = Path(str(model)) / MANIFEST if model else None
+        return str(model), manifest.stat().st_mtime_ns if manifest and manifest.is_file() else 0
+
     def judge(self, choice: str | None) -> Judge:
         """The judge for a model choice, loaded on first use and kept (two at most).
 
-        A choice that cannot be served reaches the page as a readable error, not a stack trace."""
+        Each model loads under its own lock, so a cold load never holds up scoring with a loaded
+        judge. A choice that cannot be served reaches the page as a readable error, not a stack trace."""
         try:
             model = self.resolve_model(choice)
-            key = str(model)
+            key = self._cache_key(model)
             with self._lock:
-                if key not in self._judges:
-                    if len(self._judges) >= 2:
+                if key in self._judges:
+                    return self._judges[key]
+                loading = self._loading.setdefault(key, threading.Lock())
+            with loading:
+                with self._lock:
+                    if key in self._judges:
+                        return self._judges[key]
+                judge = Judge.load(model, device=self.settings.device)
+                with self._lock:
+                    for old in [k for k in self._judges if k[0] == key[0]]:
+                        self._judges.pop(old)  # the same run, trained again
+                    while len(self._judges) >= 2:
                         self._judges.pop(next(iter(self._judges)))
-                    self._judges[key] = Judge.load(model, device=self.settings.device)
-                return self._judges[key]
-        except (ModelError, ScaleError, ValueError) as exc:
+                    self._judges[key] = judge
+                    self._loading.pop(key, None)
+                return judge
+        except (ModelError, ScaleError, TemplateError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
 
 

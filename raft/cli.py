@@ -9,7 +9,7 @@ from pathlib import Path
 
 from raft.files import DataError
 from raft.models import ModelError
-from raft.prompts import TemplateError
+from raft.prompts import JUDGE_MODES, MODES, TemplateError
 from raft.scores import ScaleError
 
 EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError, ValueError)
@@ -140,13 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_yaml(args.config).override(args.overrides)
     else:
         config = TrainConfig().override(args.overrides)
-    try:
-        print(train(config, resume=bool(args.resume)))
-    except Exception as exc:  # leave the reason where the job registry looks for it, then fail
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        (Path(config.output_dir) / "result.json").write_text(json.dumps(result))
-        raise
+    print(train(config, resume=bool(args.resume)))
     return 0
 
 
@@ -185,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
     p.add_argument("--source", required=True, help="hub dataset id or local .jsonl/.json/.csv/.parquet")
-    p.add_argument("--mode", choices=["score_only", "feedback_score"], default="score_only")
+    p.add_argument(
+        "--mode", choices=MODES, default="score_only", help="target: the score alone, or feedback then score"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--template", help="built-in template name or template file (default: by mode and reference)")
     p.add_argument("--tokenizer", help="model id or folder, for token-length statistics")
@@ -202,7 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .jsonl; rerunning with it resumes")
     p.add_argument("--model", help="hub id, folder or run folder (default: SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", help="LoRA adapter folder")
-    p.add_argument("--mode", choices=["score_only", "feedback", "decode"], default="score_only")
+    p.add_argument(
+        "--mode",
+        choices=JUDGE_MODES,
+        default=None,
+        help="default: the mode a fine-tuned run was trained in, else score_only",
+    )
     p.add_argument("--template")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--columns")

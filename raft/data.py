@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 
 from raft.files import DataError, Record, read_records
-from raft.prompts import MODES, Template, apply_chat, load_template, target_prefix, target_text
+from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
 from raft.scores import check_scale, parse_result
+
+MANIFEST = "dataset.json"
+"""A dataset folder's description: prompt template text, scale, mode, score cue and column mapping."""
 
 TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
 OTHER_FIELDS = ("orig_feedback", "orig_score", "output")
@@ -158,13 +161,14 @@ def iter_items(
             yield rec, None
 
 
-def build_example(item: dict[str, Any], mode: str, template: Template, scale: tuple[int, int]) -> dict[str, Any]:
+def build_example(item: dict[str, Any], mode: str, prompt: JudgePrompt, scale: tuple[int, int]) -> dict[str, Any]:
     """One training example: the filled prompt, the target that ends in '[RESULT] k', and the item."""
-    prompt = template.fill(item, scale)
+    template = prompt.for_item(item)
     score = int(item["orig_score"])
     feedback = item.get("orig_feedback")
     return {
-        "prompt": prompt,
+        "prompt": template.fill(item, scale),
+        "template": template.name,
         "target": target_text(mode, score, feedback),
         "target_prefix": target_prefix(mode, feedback),
         "score": score,
@@ -201,21 +205,23 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 def collect_examples(
     source: str | Path,
     mode: str = "score_only",
-    template: str | Path | None = None,
+    template: str | Path | JudgePrompt | None = None,
     columns: dict[str, str] | str | None = None,
     scale: tuple[int, int] = (1, 5),
     split: str = "train",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """All valid examples of a source, the rejected rows (row, field, reason), and rows read."""
-    if mode not in MODES:
-        raise DataError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    try:
+        mode = check_mode(mode)
+    except TemplateError as exc:
+        raise DataError(str(exc)) from None
     scale = check_scale(scale)
     columns = parse_columns(columns, scale)
-    chosen = {ref: load_template(template, mode, ref) for ref in (True, False)}
+    prompt = template if isinstance(template, JudgePrompt) else JudgePrompt.resolve(template, mode)
     examples, rejected, read = [], [], 0
-    for rec, item in iter_items(source, columns, scale, split, need_feedback=mode == "feedback_score", need_score=True):
+    for rec, item in iter_items(source, columns, scale, split, need_feedback=mode == "feedback", need_score=True):
         read += 1
-        tpl = chosen[bool(item and item["orig_reference_answer"])]
+        tpl = prompt.for_item(item or {})
         if item is not None and tpl.uses_reference and not item["orig_reference_answer"]:
             item, rec.error = (
                 None,
@@ -225,27 +231,58 @@ def collect_examples(
             err = rec.error
             rejected.append({"row": rec.row, "field": err.field, "reason": err.reason, "error": str(err)})
             continue
-        example = build_example(item, mode, tpl, scale)
+        example = build_example(item, mode, prompt, scale)
         example["row"] = rec.row
-        example["template"] = tpl.name
         examples.append(example)
     return examples, rejected, read
 
 
 @dataclass
 class BuiltDataset:
-    """Examples split into train and validation, the rejected rows, and what was done."""
+    """Examples split into train and validation, the rejected rows, what was done, and the manifest
+    (`dataset_manifest`) that says how every prompt was made."""
 
     train: list[dict[str, Any]]
     validation: list[dict[str, Any]]
     rejected: list[dict[str, Any]]
     info: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def dataset_manifest(
+    mode: str, prompt: JudgePrompt, scale: tuple[int, int], columns: dict[str, str], source: str
+) -> dict[str, Any]:
+    """What a dataset was made with, template text included, so that nothing is re-derived later."""
+    return {
+        "format": 1,
+        "mode": check_mode(mode),
+        "scale": list(check_scale(scale)),
+        "score_cue": SCORE_CUE,
+        "prompt": prompt.to_dict(),
+        "columns": dict(columns),
+        "source": source,
+    }
+
+
+def read_dataset_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a dataset folder, with its prompt as a JudgePrompt; a clear error when absent."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise DataError(
+            f"no {MANIFEST}: not a dataset folder, or one written by an older version (run `python -m raft "
+            "prepare` again so that the prompt template travels with the data)",
+            str(folder),
+        )
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["mode"] = check_mode(manifest["mode"])
+    manifest["prompt"] = JudgePrompt.from_dict(manifest["prompt"], str(path))
+    return manifest
 
 
 def build_dataset(
     source: str | Path,
     mode: str = "score_only",
-    template: str | Path | None = None,
+    template: str | Path | JudgePrompt | None = None,
     num_samples: int | None = None,
     validation_ratio: float = 0.0,
     seed: int = 0,
@@ -256,7 +293,13 @@ def build_dataset(
     """Read, validate, shuffle (by seed), sample and split a source into examples, writing nothing."""
     if not 0.0 <= validation_ratio < 1.0:
         raise DataError(f"validation ratio {validation_ratio} must be in [0, 1)")
-    examples, rejected, read = collect_examples(source, mode, template, columns, scale, split)
+    try:
+        mode = check_mode(mode)
+        prompt = template if isinstance(template, JudgePrompt) else JudgePrompt.resolve(template, mode)
+    except TemplateError as exc:
+        raise DataError(str(exc)) from None
+    mapping = parse_columns(columns, check_scale(scale))
+    examples, rejected, read = collect_examples(source, mode, prompt, mapping, scale, split)
     random.Random(seed).shuffle(examples)
     if num_samples is not None and num_samples < len(examples):
         examples = examples[:num_samples]
@@ -278,7 +321,7 @@ def build_dataset(
         "rows_rejected": len(rejected),
         "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
     }
-    return BuiltDataset(train, validation, rejected, info)
+    return BuiltDataset(train, validation, rejected, info, dataset_manifest(mode, prompt, scale, mapping, str(source)))
 
 
 def dataset_stats(built: BuiltDataset, tokenizer: Any = None) -> dict[str, Any]:
@@ -330,6 +373,7 @@ def write_dataset(
         **dataset_stats(built, tokenizer),
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    (out / MANIFEST).write_text(json.dumps(built.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return stats
 
 
@@ -337,7 +381,7 @@ def prepare_dataset(
     source: str | Path,
     out_dir: str | Path,
     mode: str = "score_only",
-    template: str | Path | None = None,
+    template: str | Path | JudgePrompt | None = None,
     tokenizer: Any = None,
     num_samples: int | None = None,
     validation_ratio: float = 0.0,

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raft.data import BuiltDataset, read_jsonl, write_dataset
+from raft.data import BuiltDataset, read_dataset_manifest, read_jsonl, write_dataset
 from raft.files import DataError
 from raft.judge import Judge
 from raft.prompts import target_prefix, target_text
+from raft.scores import split_feedback
 
 
 def self_distill(
@@ -24,9 +25,12 @@ def self_distill(
     max_new_tokens: int = 256,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Write a feedback_score dataset of the run's own feedback with the gold scores of `data`."""
+    """Write a feedback dataset of the run's own feedback with the gold scores of `data`."""
     judge = Judge.load(run, device=device)
     data = Path(data)
+    manifest = read_dataset_manifest(data)
+    if judge.prompt_spec is not None and (diff := judge.prompt_spec.differs_from(manifest["prompt"])):
+        raise DataError(f"the run {run} was not trained on this dataset's prompts: {diff}", str(data))
     splits = {"train": read_jsonl(data / "train.jsonl")}
     if (data / "validation.jsonl").is_file():
         splits["validation"] = read_jsonl(data / "validation.jsonl")
@@ -40,9 +44,7 @@ def self_distill(
         )
         new[split] = []
         for ex, (text,) in zip(examples, judged):
-            feedback = text.split("[RESULT]")[0].strip()
-            if feedback.lower().startswith("feedback:"):
-                feedback = feedback[len("feedback:") :].strip()
+            feedback = split_feedback(text, judge.score_tokens.cue)
             if not feedback:
                 rejected.append(
                     {
@@ -58,9 +60,9 @@ def self_distill(
                 {
                     **ex,
                     "item": item,
-                    "mode": "feedback_score",
-                    "target_prefix": target_prefix("feedback_score", feedback),
-                    "target": target_text("feedback_score", ex["score"], feedback),
+                    "mode": "feedback",
+                    "target_prefix": target_prefix("feedback", feedback),
+                    "target": target_text("feedback", ex["score"], feedback),
                 }
             )
     if not new["train"]:
@@ -68,9 +70,10 @@ def self_distill(
     stats = {
         "source": str(data),
         "distilled_from": str(run),
-        "mode": "feedback_score",
+        "mode": "feedback",
         "rows_kept": sum(len(v) for v in new.values()),
         "rows_rejected": len(rejected),
     }
-    built = BuiltDataset(new["train"], new.get("validation", []), rejected, stats)
+    described = {**manifest, "mode": "feedback", "prompt": manifest["prompt"].to_dict(), "distilled_from": str(run)}
+    built = BuiltDataset(new["train"], new.get("validation", []), rejected, stats, described)
     return write_dataset(out, built, judge.tokenizer)

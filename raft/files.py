@@ -37,8 +37,49 @@ class Record:
     error: DataError | None = None
 
 
+def undecodable(path: Path, encoding: str = "utf-8") -> DataError | None:
+    """None when the whole file decodes; else one error naming the file, byte offset and encoding."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                return DataError(
+                    f"not {encoding.upper()} text: byte 0x{exc.object[exc.start]:02x} at byte offset {at} cannot be "
+                    f"decoded as {encoding.upper()} (was it saved as Latin-1 or Windows-1252? save it as UTF-8)",
+                    str(path),
+                )
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return DataError(
+            f"not {encoding.upper()} text: the file ends inside a character (byte offset {offset})", str(path)
+        )
+    return None
+
+
+def _decoded(reader: Any) -> Any:
+    """A reader whose UnicodeDecodeError becomes one DataError line with the byte offset."""
+
+    def read(path: Path) -> Iterator[Record]:
+        try:
+            yield from reader(path)
+        except UnicodeDecodeError:
+            raise undecodable(path) or DataError("not UTF-8 text", str(path)) from None
+
+    return read
+
+
+@_decoded
 def _jsonl(path: Path) -> Iterator[Record]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:
         n = 0
         for line in f:
             if not line.strip():
@@ -55,9 +96,10 @@ def _jsonl(path: Path) -> Iterator[Record]:
             yield Record(n, obj)
 
 
+@_decoded
 def _json(path: Path) -> Iterator[Record]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON ({exc.msg} at line {exc.lineno})", str(path)) from exc
     if isinstance(doc, dict):
@@ -74,9 +116,16 @@ def _json(path: Path) -> Iterator[Record]:
             yield Record(n, {}, DataError("row is not a JSON object", str(path), n))
 
 
+@_decoded
 def _csv(path: Path) -> Iterator[Record]:
-    with path.open(encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.DictReader(f), 1):
+    """CSV as UTF-8, with or without the byte-order mark that Excel writes; a repeated header is refused."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise DataError(f"the header names column(s) {', '.join(map(repr, repeated))} more than once", str(path))
+        for n, row in enumerate(reader, 1):
             yield Record(n, {k: v for k, v in row.items() if k is not None})
 
 

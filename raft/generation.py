@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from raft.scores import ScoreTokens
 
@@ -45,8 +45,12 @@ def _cut(tokenizer: Any, ids: list[int], st: ScoreTokens) -> tuple[list[int], li
                 return ids[:k], [], True
             if len(head) > cue_end:
                 break
-        start = text.index(marker)  # keep the tokens that end before the marker begins
-        kept = max(k for k in range(len(ids) + 1) if len(tokenizer.decode(ids[:k])) <= start)
+        start = text.index(marker)  # keep the tokens that end before the marker begins, on a whole character
+        kept = max(
+            k
+            for k in range(len(ids) + 1)
+            if len(head := tokenizer.decode(ids[:k])) <= start and not head.endswith("\ufffd")
+        )
         ids = ids[:kept]
         text = tokenizer.decode(ids)
     sep = " " if text and not text[-1].isspace() else ""
@@ -68,6 +72,20 @@ def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[
     return ids, mask
 
 
+class SeededSampling(LogitsProcessor):
+    """Draws the next token at `temperature` from its own `torch.Generator` and leaves only that token
+    possible, so that a greedy `generate` emits it: seeded sampling that never reads or reseeds the
+    process-wide random state (another request, or training, keeps its own stream)."""
+
+    def __init__(self, temperature: float, generator: torch.Generator):
+        self.temperature, self.generator = temperature, generator
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        choice = torch.multinomial(probs, 1, generator=self.generator)
+        return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
+
+
 def run_generate(
     model: Any,
     ids: torch.Tensor,
@@ -76,19 +94,25 @@ def run_generate(
     max_new_tokens: int,
     n_samples: int = 1,
     temperature: float = 1.0,
+    seed: int = 0,
     **extra: Any,
 ) -> Any:
-    """model.generate: greedy for one sample, sampling at `temperature` for several."""
-    sampled = n_samples > 1
+    """model.generate: greedy for one sample; for several, each row repeated n_samples times (in
+    the order `num_return_sequences` gives) and sampled at `temperature` with a generator seeded by `seed`."""
+    processors = LogitsProcessorList()
+    if n_samples > 1:
+        ids, mask = ids.repeat_interleave(n_samples, dim=0), mask.repeat_interleave(n_samples, dim=0)
+        generator = torch.Generator(device=ids.device).manual_seed(seed)
+        processors.append(SeededSampling(temperature, generator))
     return model.generate(
         input_ids=ids,
         attention_mask=mask,
         max_new_tokens=max_new_tokens,
-        do_sample=sampled,
-        temperature=temperature if sampled else None,
+        do_sample=False,
+        temperature=None,
         top_p=None,
         top_k=None,
-        num_return_sequences=n_samples,
+        logits_processor=processors,
         pad_token_id=pad_id,
         **extra,
     )
@@ -103,6 +127,7 @@ def generate_scored(
     max_new_tokens: int = 256,
     n_samples: int = 1,
     temperature: float = 1.0,
+    seed: int = 0,
 ) -> list[list[Sample]]:
     """Generate n_samples feedbacks per prompt (greedy when 1) and score each in the same pass."""
     device = next(model.parameters()).device
@@ -116,6 +141,7 @@ def generate_scored(
         max_new_tokens,
         n_samples,
         temperature,
+        seed,
         return_dict_in_generate=True,
         output_logits=True,
     )

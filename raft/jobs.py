@@ -115,14 +115,15 @@ class JobManager:
             )
         job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         run_dir = Path(config.output_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume_of and run_dir.is_dir() and any(run_dir.iterdir()):
+            raise JobError(f"run folder '{run_dir.name}' already holds a run; choose a new run name, or resume its job")
+        (self.jobs_dir / job_id).mkdir(parents=True, exist_ok=True)
         if resume_of:
             command = [sys.executable, "-m", "raft", "train", "--resume", str(run_dir)]
-        else:
-            config.to_yaml(run_dir / "config.yaml")
-            command = [sys.executable, "-m", "raft", "train", str(run_dir / "config.yaml")]
+        else:  # the trainer writes the run folder's own config.yaml when it claims the folder
+            config.to_yaml(self.jobs_dir / job_id / "config.yaml")
+            command = [sys.executable, "-m", "raft", "train", str(self.jobs_dir / job_id / "config.yaml")]
         log = self.jobs_dir / job_id / "train.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
         job = Job(id=job_id, run_dir=str(run_dir), log=str(log), command=command, resume_of=resume_of)
         env = {
             **os.environ,

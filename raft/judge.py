@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from raft.context import cut_middle
 from raft.data import normalize_item
 from raft.files import DataError
 from raft.generation import generate_scored, left_pad, run_generate
 from raft.models import load_model
-from raft.prompts import SCORE_CUE, Template, apply_chat, load_template
-from raft.scores import ScoreTokens, check_scale, find_score_tokens, parse_result
+from raft.prompts import SCORE_CUE, JudgePrompt, Template, TemplateError, apply_chat, check_judge_mode
+from raft.scores import ScaleError, ScoreTokens, check_scale, find_score_tokens, parse_result, split_feedback
 
-JUDGE_MODES = ("score_only", "feedback", "decode")
 OVERFLOW = ("truncate", "refuse")
 LOW_MASS = 0.5
 """Below this raw probability mass on the score tokens, the prompt or token mapping is suspect."""
@@ -67,14 +67,19 @@ class Judge:
         self,
         model: Any,
         tokenizer: Any,
-        template: str | Path | Template | None = None,
+        prompt: JudgePrompt | str | Path | None = None,
         scale: tuple[int, int] = (1, 5),
         name: str = "",
+        mode: str = "score_only",
+        cue: str = SCORE_CUE,
     ):
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.scale = check_scale(scale)
-        self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, SCORE_CUE)
-        self.template = load_template(template) if isinstance(template, (str, Path)) else template
+        self.mode = check_judge_mode(mode)
+        """The default way to judge: the mode the judge was trained in."""
+        self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, cue)
+        self.prompt_spec = JudgePrompt.resolve(prompt, "score_only") if isinstance(prompt, (str, Path)) else prompt
+        """The templates the judge reads; None: the built-in defaults of the scoring mode."""
         self.padding: dict[str, int] = {}
         """Real and padded token counts of the last `next_token_probs` call."""
 
@@ -88,11 +93,29 @@ class Judge:
         device: str | None = None,
         trust_remote_code: bool = False,
     ) -> Judge:
-        """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model."""
+        """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model.
+
+        A run folder's manifest is the judge's one source of truth: its template text, scale, score
+        cue and mode are used as trained, and a `template` or `scale` that differs is refused.
+        """
         lm, tokenizer, manifest = load_model(model, adapter, device, trust_remote_code=trust_remote_code)
-        template = template or manifest.get("template")
-        scale = scale or tuple(manifest.get("scale", (1, 5)))
-        return cls(lm, tokenizer, template, scale, name=str(model or manifest.get("base_model", "")))
+        prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else manifest.get("template")
+        if template and isinstance(prompt, JudgePrompt):
+            diff = JudgePrompt.resolve(template, manifest.get("mode", "score_only")).differs_from(prompt)
+            if diff:
+                raise TemplateError(f"{model} was trained with other prompt text: {diff}; leave the template out")
+        trained_scale = tuple(manifest["scale"]) if "scale" in manifest else None
+        if scale and trained_scale and tuple(scale) != trained_scale:
+            raise ScaleError(f"{model} was trained on the scale {trained_scale}, not {tuple(scale)}")
+        return cls(
+            lm,
+            tokenizer,
+            prompt if isinstance(prompt, JudgePrompt) else template or prompt,
+            scale or trained_scale or (1, 5),
+            name=str(model or manifest.get("base_model", "")),
+            mode=manifest.get("mode", "score_only"),
+            cue=manifest.get("score_cue", SCORE_CUE),
+        )
 
     @property
     def device(self) -> torch.device:
@@ -103,10 +126,8 @@ class Judge:
         return list(self.score_tokens.ids)
 
     def _template(self, item: dict[str, Any], mode: str) -> Template:
-        if self.template is not None:
-            return self.template
-        data_mode = "score_only" if mode == "score_only" else "feedback_score"
-        return load_template(None, data_mode, reference=bool(item.get("orig_reference_answer")))
+        spec = self.prompt_spec or JudgePrompt.resolve(None, "score_only" if mode == "score_only" else "feedback")
+        return spec.for_item(item)
 
     def _item(self, item: dict[str, Any], mode: str) -> tuple[dict[str, Any], Template]:
         clean = normalize_item(item, self.scale)
@@ -115,13 +136,14 @@ class Judge:
             raise DataError("empty, but the template needs it", field="orig_reference_answer")
         return clean, template
 
-    def prompt(self, item: dict[str, Any], mode: str = "score_only") -> str:
+    def prompt(self, item: dict[str, Any], mode: str | None = None) -> str:
         """The chat-formatted prompt, before any assistant text."""
-        clean, template = self._item(item, mode)
+        clean, template = self._item(item, check_judge_mode(mode or self.mode))
         return apply_chat(self.tokenizer, template.fill(clean, self.scale))
 
-    def render(self, item: dict[str, Any], mode: str = "score_only") -> str:
+    def render(self, item: dict[str, Any], mode: str | None = None) -> str:
         """The exact text given to the model for one item (score-only: ends with the score cue)."""
+        mode = check_judge_mode(mode or self.mode)
         text = self.prompt(item, mode)
         return text + self.score_tokens.cue if mode == "score_only" else text
 
@@ -165,14 +187,15 @@ class Judge:
         n_samples: int = 1,
         temperature: float = 1.0,
         batch_size: int = 8,
+        seed: int = 0,
     ) -> list[list[str]]:
-        """Generated continuations, n_samples per sequence (greedy when n_samples is 1)."""
+        """Generated continuations, n_samples per sequence (greedy when n_samples is 1, else seeded sampling)."""
         texts: list[list[str]] = [[] for _ in seqs]
         for start in range(0, len(seqs), batch_size):
             chunk = list(range(start, min(start + batch_size, len(seqs))))
             ids, mask = self._left_pad([seqs[i] for i in chunk])
             out = run_generate(
-                self.model, ids, mask, self.tokenizer.pad_token_id, max_new_tokens, n_samples, temperature
+                self.model, ids, mask, self.tokenizer.pad_token_id, max_new_tokens, n_samples, temperature, seed + start
             )
             new = out[:, ids.shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -183,7 +206,7 @@ class Judge:
     def score(
         self,
         items: Sequence[dict[str, Any]],
-        mode: str = "score_only",
+        mode: str | None = None,
         batch_size: int = 8,
         n_samples: int = 1,
         max_new_tokens: int = 256,
@@ -195,15 +218,16 @@ class Judge:
     ) -> list[Judgment]:
         """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored.
 
+        `mode` defaults to the judge's own (the one it was trained in). Sampling (n_samples > 1) is
+        seeded by `seed` through its own generator; the process-wide random state is left alone.
+
         Rows are bucketed by length (sorted, then batched) so that little padding is computed.
         A prompt longer than the model's context is cut in the middle of the response and flagged
         (`overflow="truncate"`) or refused with an error (`overflow="refuse"`).
         """
-        if mode not in JUDGE_MODES:
-            raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}")
+        mode = check_judge_mode(mode or self.mode)
         if overflow not in OVERFLOW:
             raise ValueError(f"unknown overflow policy '{overflow}'; choose one of {', '.join(OVERFLOW)}")
-        torch.manual_seed(seed)
         results = [Judgment() for _ in items]
         reserve = len(self.encode(self.score_tokens.cue)) + (1 if mode == "score_only" else max_new_tokens + 1)
         prompts: dict[int, list[int]] = {}
@@ -219,7 +243,16 @@ class Judge:
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
             self._generated(
-                part, prompts, results, mode, batch_size, n_samples, max_new_tokens, temperature, single_pass
+                part,
+                prompts,
+                results,
+                mode,
+                batch_size,
+                n_samples,
+                max_new_tokens,
+                temperature,
+                single_pass,
+                seed + start,
             )
             if progress:
                 progress(min(start + batch_size, len(idx)), len(idx))
@@ -235,16 +268,15 @@ class Judge:
         where = f"the prompt is {len(ids)} tokens, and with {reserve} more it exceeds the context of {limit}"
         if overflow == "refuse":
             raise DataError(where, field="orig_response")
-        response = self.encode(str(item["orig_response"]))
-        keep = len(response) - excess - 16  # room for the marker and re-tokenisation
+        text = str(item["orig_response"]).strip()
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        keep = len(offsets) - excess - 16  # room for the marker and re-tokenisation
         if keep < 16:
             raise DataError(where + ", even with the response cut", field="orig_response")
-        head, tail = response[: keep // 2], response[len(response) - (keep - keep // 2) :]
-        cut = self.tokenizer.decode(head) + " [...] " + self.tokenizer.decode(tail)
-        ids = self.encode(self.prompt({**item, "orig_response": cut}, mode))
+        ids = self.encode(self.prompt({**item, "orig_response": cut_middle(text, offsets, keep)}, mode))
         if len(ids) + reserve > limit:
             raise DataError(where + ", even with the response cut", field="orig_response")
-        return ids, f"response cut in the middle to fit the context: {len(response) - keep} of {len(response)} tokens"
+        return ids, f"response cut in the middle to fit the context: {len(offsets) - keep} of {len(offsets)} tokens"
 
     def _score_only(
         self,
@@ -271,9 +303,10 @@ class Judge:
         max_new_tokens: int,
         temperature: float,
         single_pass: bool = True,
+        seed: int = 0,
     ) -> None:
         if mode == "decode":
-            texts = self.generate([prompts[i] for i in part], max_new_tokens, 1, temperature, batch_size)
+            texts = self.generate([prompts[i] for i in part], max_new_tokens, 1, temperature, batch_size, seed)
             for i, (text,) in zip(part, texts):
                 feedback, score = parse_result(text, self.scale)
                 r = results[i]
@@ -291,6 +324,7 @@ class Judge:
             max_new_tokens,
             n_samples,
             temperature,
+            seed,
         )
         if not single_pass:  # the research code's way: run the model again over prompt + feedback + cue
             flat = [(i, s) for i, group in zip(part, samples) for s in group]
@@ -305,4 +339,4 @@ class Judge:
             r.probs = np.mean([row[2] for row in rows], axis=0).tolist()
             r.mode_score = int(self.score_tokens.values[int(np.argmax(r.probs))])
             r.score_mass = float(np.mean([row[3] for row in rows]))
-            r.feedback = parse_result(group[0].text, self.scale)[0]
+            r.feedback = split_feedback(group[0].text, self.score_tokens.cue)

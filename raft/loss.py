@@ -110,9 +110,15 @@ def cot_raft_loss(
     ce_total, ce_count = _token_ce(logits, ce_labels)
     ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
     score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
-    if parts is not None:
-        parts["ce_loss"], parts["score_loss"] = float(ce.detach()), float(score.detach())
+    add_parts(parts, ce_loss=ce, score_loss=score)
     return ce + lam * score
+
+
+def add_parts(parts: dict[str, float] | None, **terms: torch.Tensor) -> None:
+    """Add each term to `parts` (summed over a step's micro-batches, as the terms' divisors are global)."""
+    if parts is not None:
+        for name, value in terms.items():
+            parts[name] = parts.get(name, 0.0) + float(value.detach())
 
 
 LOSSES = ("raft", "cot_raft", "ce")
@@ -127,7 +133,8 @@ def make_loss(
 ) -> Callable[..., torch.Tensor]:
     """A `compute_loss_func(outputs, labels, num_items_in_batch=None)` for transformers' Trainer.
 
-    `parts`, when given, receives the last score and CE terms for logging.
+    `parts`, when given, accumulates the score and CE terms for logging; the caller empties it each
+    optimizer step, so it then holds that step's value of each term whatever the accumulation.
     """
     if kind not in LOSSES:
         raise ValueError(f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}")
@@ -136,14 +143,12 @@ def make_loss(
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         if kind == "raft":
             value = raft_loss(logits, labels, score_token_ids, score_values, num_items_in_batch)
-            if parts is not None:
-                parts["score_loss"] = float(value.detach())
+            add_parts(parts, score_loss=value)
         elif kind == "cot_raft":
             value = cot_raft_loss(logits, labels, score_token_ids, score_values, lam, num_items_in_batch, parts)
         else:
             value = ce_loss(logits, labels, num_items_in_batch)
-            if parts is not None:
-                parts["ce_loss"] = float(value.detach())
+            add_parts(parts, ce_loss=value)
         return value
 
     return loss

@@ -20,14 +20,37 @@ SCORE_CUE = "[RESULT] "
 """Text that precedes the score token, in training targets and at inference alike."""
 FEEDBACK_PREFIX = "Feedback: "
 
-MODES = ("score_only", "feedback_score")
+MODES = ("score_only", "feedback")
+"""The one vocabulary of modes, from dataset to manifest to judge, CLI and studio: a target (and a
+judgment) that is the score alone, or feedback followed by the score."""
+JUDGE_MODES = (*MODES, "decode")
+"""How a judge can be run: its two modes, and the decode baseline (parse the written digit)."""
+_LEGACY_MODES = {"feedback_score": "feedback"}
 
 DEFAULT_TEMPLATES = {
     ("score_only", True): "absolute_score",
     ("score_only", False): "absolute_score_noref",
-    ("feedback_score", True): "absolute_feedback",
-    ("feedback_score", False): "absolute_feedback_noref",
+    ("feedback", True): "absolute_feedback",
+    ("feedback", False): "absolute_feedback_noref",
 }
+
+
+def check_mode(mode: str) -> str:
+    """A mode of MODES; 'feedback_score', the name older datasets were written with, reads as 'feedback'."""
+    mode = _LEGACY_MODES.get(mode, mode)
+    if mode not in MODES:
+        raise TemplateError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def check_judge_mode(mode: str) -> str:
+    """A mode of JUDGE_MODES, read through `check_mode`."""
+    if mode == "decode":
+        return mode
+    try:
+        return check_mode(mode)
+    except TemplateError:
+        raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}") from None
 
 
 class TemplateError(ValueError):
@@ -94,8 +117,7 @@ def load_template(name_or_path: str | Path | None = None, mode: str = "score_onl
 
     The default follows the mode and whether a reference answer is available.
     """
-    if mode not in MODES:
-        raise TemplateError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    mode = check_mode(mode)
     if name_or_path is None or str(name_or_path) == "":
         name_or_path = DEFAULT_TEMPLATES[(mode, reference)]
     path = Path(name_or_path)
@@ -104,6 +126,47 @@ def load_template(name_or_path: str | Path | None = None, mode: str = "score_onl
     if not path.is_file():
         raise TemplateError(f"template '{name_or_path}' not found (built-in: {', '.join(builtin_templates())})")
     return Template(name=path.stem, text=path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """The templates a judge reads, as text: one for items with a reference answer, one without.
+
+    This is what travels from a dataset's manifest to the run's `judge.json`, so a judge is served
+    with the very text it was trained on, wherever the run folder is copied.
+    """
+
+    with_reference: Template
+    without_reference: Template
+
+    @classmethod
+    def resolve(cls, name_or_path: str | Path | None, mode: str) -> JudgePrompt:
+        """A built-in name or file for both cases, or (None) the mode's defaults with and without reference."""
+        return cls(load_template(name_or_path, mode, True), load_template(name_or_path, mode, False))
+
+    def for_item(self, item: dict[str, Any]) -> Template:
+        return self.with_reference if item.get("orig_reference_answer") else self.without_reference
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {
+            key: {"name": t.name, "text": t.text}
+            for key, t in (("with_reference", self.with_reference), ("without_reference", self.without_reference))
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> JudgePrompt:
+        try:
+            return cls(*(Template(data[k]["name"], data[k]["text"]) for k in ("with_reference", "without_reference")))
+        except (KeyError, TypeError) as exc:
+            raise TemplateError(f"{source}: the prompt templates are incomplete ({exc})") from None
+
+    def differs_from(self, other: JudgePrompt) -> str | None:
+        """None when both read the same text; else which template differs, for an error message."""
+        for key in ("with_reference", "without_reference"):
+            mine, theirs = getattr(self, key), getattr(other, key)
+            if mine.text != theirs.text:
+                return f"the template {key.replace('_', ' ')} ('{mine.name}' vs '{theirs.name}')"
+        return None
 
 
 def builtin_templates() -> list[str]:
@@ -121,7 +184,7 @@ def apply_chat(tokenizer: Any, user_message: str) -> str:
 
 def target_prefix(mode: str, feedback: str | None = None) -> str:
     """Assistant text that comes before the score cue: nothing, or 'Feedback: <text> '."""
-    if mode == "score_only":
+    if check_mode(mode) == "score_only":
         return ""
     return f"{FEEDBACK_PREFIX}{(feedback or '').strip()} "
 

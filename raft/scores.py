@@ -87,22 +87,33 @@ _RESULT = re.compile(r"\[RESULT\]\s*\(?\s*([-+]?\d+(?:\.\d+)?)")
 _LOOSE = re.compile(r"(?:score(?: is|:)?|\bSCORE\b:?)\s*\(?\s*([-+]?\d+(?:\.\d+)?)\s*(?:/\s*\d+)?", re.IGNORECASE)
 
 
+def split_feedback(text: str | None, cue: str = SCORE_CUE) -> str:
+    """The feedback a judge wrote: the text before the first score cue, without a 'Feedback:' label.
+
+    The one place feedback is cut, for scoring, self-distillation and display alike. It is cut only
+    at the cue: a 'so its score is 4' inside the reasoning stays part of the feedback.
+    """
+    text = text or ""
+    marker = cue.strip()
+    if marker in text:
+        text = text[: text.index(marker)]
+    text = text.strip()
+    if text.lower().startswith("feedback:"):
+        text = text[len("feedback:") :].strip()
+    return text
+
+
 def parse_result(text: str, scale: tuple[int, int] = (1, 5)) -> tuple[str, float | None]:
     """Split a judge's output into (feedback, score); the score is None when no valid one is found.
 
-    Reads the last '[RESULT] k' (else a trailing 'score: k'); a number outside the scale is no score.
+    The score is the last '[RESULT] k' (else a trailing 'score: k'; a number outside the scale is no
+    score); the feedback is `split_feedback` of the text.
     """
     text = text or ""
     matches = list(_RESULT.finditer(text)) or list(_LOOSE.finditer(text))
-    feedback = text
     score = None
     if matches:
-        m = matches[-1]
-        feedback = text[: m.start()]
-        value = float(m.group(1))
+        value = float(matches[-1].group(1))
         if scale[0] <= value <= scale[1]:
             score = int(value) if value.is_integer() else value
-    feedback = feedback.strip()
-    if feedback.lower().startswith("feedback:"):
-        feedback = feedback[len("feedback:") :].strip()
-    return feedback, score
+    return split_feedback(text), score

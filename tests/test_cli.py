@@ -26,7 +26,7 @@ def test_prepare_score_eval_end_to_end_on_the_tiny_model(tmp_path, rows_file, ti
                 "--source",
                 str(rows_file),
                 "--mode",
-                "feedback_score",
+                "feedback",
                 "--out",
                 str(tmp_path / "ds"),
                 "--tokenizer",

@@ -100,7 +100,7 @@ def test_feedback_and_score_can_come_from_the_output_column(rows):
     assert item["orig_feedback"] == "Solid work." and item["orig_score"] == 4
 
 
-@pytest.mark.parametrize("mode", ["score_only", "feedback_score"])
+@pytest.mark.parametrize("mode", ["score_only", "feedback"])
 def test_prepare_writes_train_validation_exports_and_stats(tmp_path, rows_file, tiny_judge, mode):
     out = tmp_path / "ds"
     stats = prepare_dataset(
@@ -113,7 +113,7 @@ def test_prepare_writes_train_validation_exports_and_stats(tmp_path, rows_file, 
     for ex in train:
         assert ex["target"].endswith(f"{SCORE_CUE}{ex['score']}")
         assert ex["target"] == ex["target_prefix"] + SCORE_CUE + str(ex["score"])
-        if mode == "feedback_score":
+        if mode == "feedback":
             assert ex["target"].startswith("Feedback: " + ex["item"]["orig_feedback"])
         else:
             assert ex["target_prefix"] == ""
@@ -138,5 +138,42 @@ def test_feedback_mode_needs_feedback(tmp_path, rows):
     rows[0].pop("orig_feedback")
     rows[0].pop("output")
     path = write_rows(tmp_path / "r.jsonl", rows)
-    _, rejected, _ = collect_examples(path, mode="feedback_score")
+    _, rejected, _ = collect_examples(path, mode="feedback")
     assert [(r["row"], r["field"], r["reason"]) for r in rejected] == [(1, "orig_feedback", "missing")]
+
+
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_loads_with_mapped_columns(tmp_path, rows):
+    import pandas as pd
+
+    renamed = [
+        {**{k: v for k, v in r.items() if k != "orig_instruction"}, "prompt": r["orig_instruction"]} for r in rows
+    ]
+    path = tmp_path / "excel.csv"
+    pd.DataFrame(renamed)[["prompt", *[k for k in renamed[0] if k != "prompt"]]].to_csv(
+        path, index=False, encoding="utf-8-sig"
+    )
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfprompt")
+    examples, rejected, _ = collect_examples(path, columns="orig_instruction=prompt")
+    assert not rejected and len(examples) == len(rows)
+    assert examples[0]["item"]["orig_instruction"] == rows[0]["orig_instruction"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_latin1_file_gets_one_line_naming_file_offset_and_encoding(tmp_path, rows, suffix):
+    path = write_rows(tmp_path / f"rows{suffix}", rows[:3])
+    text = path.read_text(encoding="utf-8")
+    latin = text.replace(rows[1]["orig_response"], rows[1]["orig_response"] + " café")
+    path.write_bytes(latin.encode("latin-1"))
+    offset = latin.encode("latin-1").index(b"caf\xe9") + 3
+    with pytest.raises(DataError) as err:
+        collect_examples(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert f"byte offset {offset}" in message and "UTF-8" in message and "0xe9" in message
+
+
+def test_a_csv_header_that_repeats_a_column_is_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("orig_response,orig_score,orig_response\na,3,b\n")
+    with pytest.raises(DataError, match="'orig_response' more than once"):
+        list(read_records(path))

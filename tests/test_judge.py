@@ -102,3 +102,17 @@ def test_real_smollm2_scores_with_a_valid_distribution(default_model, rows):
         assert 1.0 <= r.expected_score <= 5.0
         assert 0.0 < r.score_mass <= 1.0
     print("SmolLM2 score mass:", [round(r.score_mass, 3) for r in results])
+
+
+def test_seeded_sampling_leaves_the_process_random_state_alone(tiny_judge, rows):
+    torch.manual_seed(1234)
+    expected_next = torch.rand(3)
+    torch.manual_seed(1234)
+    first = tiny_judge.score(rows[:2], mode="feedback", n_samples=3, max_new_tokens=6, seed=7)
+    assert torch.equal(torch.rand(3), expected_next), "scoring consumed or reseeded the global random stream"
+    torch.manual_seed(99)  # another user's seed changes nothing in a seeded judgment
+    again = tiny_judge.score(rows[:2], mode="feedback", n_samples=3, max_new_tokens=6, seed=7)
+    other = tiny_judge.score(rows[:2], mode="feedback", n_samples=3, max_new_tokens=6, seed=8)
+    assert [a.samples for a in first] == [b.samples for b in again]
+    assert [a.samples for a in first] != [c.samples for c in other]
+    assert len({tuple(s for s in a.samples) for a in first}) == 2 and len(set(first[0].samples)) > 1

@@ -11,7 +11,7 @@ SECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["score_only", "feedback_score"])
+@pytest.mark.parametrize("mode", ["score_only", "feedback"])
 def test_default_templates_follow_the_section_order(mode, rows):
     text = load_template(None, mode, reference=True).fill(rows[0])
     positions = [text.index(s) for s in SECTIONS]
@@ -20,11 +20,11 @@ def test_default_templates_follow_the_section_order(mode, rows):
     assert "[" + rows[0]["orig_criteria"] + "]" in text
     for k in range(1, 6):
         assert f"Score {k}: {rows[0][f'orig_score{k}_description']}" in text
-    cue = "###Feedback:" if mode == "feedback_score" else "###Score:"
+    cue = "###Feedback:" if mode == "feedback" else "###Score:"
     assert text.rstrip().endswith(cue)
 
 
-@pytest.mark.parametrize("mode", ["score_only", "feedback_score"])
+@pytest.mark.parametrize("mode", ["score_only", "feedback"])
 def test_no_reference_templates_have_no_reference_section(mode, rows):
     template = load_template(None, mode, reference=False)
     assert not template.uses_reference
@@ -78,4 +78,4 @@ def test_score_only_cue_is_the_training_target_prefix(tiny_judge, rows):
     rendered = tiny_judge.render(rows[0])
     assert rendered.endswith(SCORE_CUE)
     assert target_text("score_only", 4) == SCORE_CUE + "4"
-    assert target_text("feedback_score", 2, "Too short.") == "Feedback: Too short. [RESULT] 2"
+    assert target_text("feedback", 2, "Too short.") == "Feedback: Too short. [RESULT] 2"

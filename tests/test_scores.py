@@ -90,14 +90,39 @@ def test_bad_scales_are_refused(scale):
         ("Clear and complete. [RESULT] 5", "Clear and complete.", 5),
         ("[RESULT] 3", "", 3),
         ("Weak. [RESULT] (2)", "Weak.", 2),
-        ("Mentions [RESULT] 1 then [RESULT] 3", "Mentions [RESULT] 1 then", 3),
+        ("Mentions [RESULT] 1 then [RESULT] 3", "Mentions", 3),
         ("Feedback: fine. [RESULT] 9", "fine.", None),
         ("Feedback: no score here", "no score here", None),
-        ("The score is 4/5", "The", 4),
-        ("Score: 2", "", 2),
+        ("The score is 4/5", "The score is 4/5", 4),
+        ("Score: 2", "Score: 2", 2),
+        ("... so its score is 4 overall. [RESULT] 4", "... so its score is 4 overall.", 4),
         ("Average. [RESULT] 3.5", "Average.", 3.5),
         ("", "", None),
     ],
 )
 def test_parse_result(text, feedback, score):
     assert parse_result(text) == (feedback, score)
+
+
+@pytest.mark.parametrize(
+    "text, feedback",
+    [
+        ("... so its score is 4 overall. [RESULT] ", "... so its score is 4 overall."),
+        ("Good. [RESULT] ", "Good."),
+        ("Good. [RESULT]", "Good."),
+        ("Feedback: Good. [RESULT] 4", "Good."),
+        ("feedback: lower-case label [RESULT] 2", "lower-case label"),
+        ("Score: 2 is what a weaker answer gets", "Score: 2 is what a weaker answer gets"),
+        ("No cue written at all", "No cue written at all"),
+        ("  spaced out  ", "spaced out"),
+        ("[RESULT] 3", ""),
+        ("Twice [RESULT] 3 and [RESULT] 4", "Twice"),
+        ("Résumé ✓ 日本語 [RESULT] 5", "Résumé ✓ 日本語"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_feedback_is_cut_only_at_the_cue(text, feedback):
+    from raft.scores import split_feedback
+
+    assert split_feedback(text) == feedback

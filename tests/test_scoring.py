@@ -26,7 +26,7 @@ def feedback_judge(tmp_path_factory):
     """The tiny model trained briefly on feedback targets, so that it writes '[RESULT] k' itself."""
     root = tmp_path_factory.mktemp("fb")
     rows = write_rows(root / "rows.jsonl", generate_rows(120, seed=6))
-    prepare_dataset(rows, root / "ds", mode="feedback_score")
+    prepare_dataset(rows, root / "ds", mode="feedback")
     base = build_tiny_model(root / "tiny128", hidden=128)
     run = train(
         TrainConfig(
@@ -186,3 +186,14 @@ def test_context_overflow_is_cut_and_flagged_or_refused(tmp_path, rows):
     refused, fine = judge.score([long_row, rows[1]], overflow="refuse")
     assert "exceeds the context of 400" in refused.error and "orig_response" in refused.error
     assert fine.error is None and refused.expected_score is None
+
+
+def test_an_over_long_multibyte_response_is_cut_into_valid_text(tmp_path, rows):
+    judge = Judge.load(build_tiny_model(tmp_path / "short", max_positions=400), device="cpu")
+    long_row = {**rows[0], "orig_response": "Début " + "naïve café 😀 日本語 " * 120 + " Fin."}
+    [j] = judge.score([long_row])
+    assert j.error is None and "cut in the middle" in j.flag
+    ids, flag = judge._fit(long_row, "score_only", reserve=8, overflow="truncate")
+    text = judge.tokenizer.decode(ids)
+    assert "cut in the middle" in flag and len(ids) + 8 <= 400
+    assert "\ufffd" not in text and "Début naïve" in text and "[...]" in text and text.count(" Fin.") == 1

@@ -18,7 +18,7 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     rows = write_rows(root / "rows.jsonl", generate_rows(250, seed=5))
     prepare_dataset(rows, root / "score", validation_ratio=0.2, seed=0)
-    prepare_dataset(rows, root / "feedback", mode="feedback_score", num_samples=60, validation_ratio=0.1, seed=0)
+    prepare_dataset(rows, root / "feedback", mode="feedback", num_samples=60, validation_ratio=0.1, seed=0)
     return root
 
 
@@ -169,11 +169,11 @@ def test_cot_raft_training_and_self_distillation(dataset, tmp_path, tiny_model):
     old = read_jsonl(dataset / "feedback" / "train.jsonl")
     assert len(new) + stats["rows_rejected"] == len(old)
     for ex in new:
-        assert ex["target"].endswith(f"[RESULT] {ex['score']}") and ex["mode"] == "feedback_score"
+        assert ex["target"].endswith(f"[RESULT] {ex['score']}") and ex["mode"] == "feedback"
 
 
 def test_cot_raft_refuses_a_score_only_dataset(dataset, tmp_path, tiny_model):
-    with pytest.raises(ValueError, match="needs a feedback_score dataset"):
+    with pytest.raises(ValueError, match="needs a feedback dataset"):
         train(_config(dataset, tmp_path, tiny_model, loss="cot_raft", max_steps=1))
 
 
@@ -235,3 +235,79 @@ def test_the_same_command_trains_under_torchrun(dataset, tmp_path, tiny_model):
     assert (
         Judge.load(run, device="cpu").score([read_jsonl(dataset / "score" / "train.jsonl")[0]["item"]])[0].error is None
     )
+
+
+def test_the_stop_decision_is_rank_zeros_and_reaches_every_rank(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).with_name("stop_decision.py")
+    done = subprocess.run(torchrun(script, tmp_path), env=repo_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "rank 1: stop=True save=True" in done.stdout
+
+
+def test_stop_under_torchrun_ends_both_processes_with_a_checkpoint(dataset, tmp_path, tiny_model):
+    import subprocess
+    import time
+
+    run = tmp_path / "ddp-stop"
+    cmd = torchrun(
+        "-m", "raft", "train", "--data", str(dataset / "score"), "--output_dir", str(run),
+        "--base_model", str(tiny_model), "--max_steps", "5000", "--batch_size", "2", "--eval_steps", "100000",
+        "--eval_rows", "2", "--save_steps", "100000", "--lora", "false", "--device", "cpu",
+    )  # fmt: skip
+    proc = subprocess.Popen(cmd, env=repo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if (run / "progress.jsonl").is_file() and any("loss" in r for r in read_jsonl(run / "progress.jsonl")):
+                break
+            time.sleep(0.2)
+        (run / "STOP").touch()
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-3000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "stopped" and result["step"] < 5000
+    assert (run / "checkpoints" / f"checkpoint-{result['step']}").is_dir()
+
+
+def test_loss_parts_do_not_depend_on_gradient_accumulation(dataset, tmp_path, tiny_model):
+    parts = {}
+    for accum in (1, 2):
+        run = train(
+            _config(
+                dataset,
+                tmp_path,
+                tiny_model,
+                data=str(dataset / "feedback"),
+                output_dir=str(tmp_path / f"accum{accum}"),
+                loss="cot_raft",
+                max_steps=2,
+                batch_size=4 // accum,
+                grad_accum=accum,
+                eval_rows=1,
+                eval_steps=100,
+                eval_max_new_tokens=2,
+            )
+        )
+        parts[accum] = [(r["ce_loss"], r["score_loss"]) for r in read_jsonl(run / "progress.jsonl") if "loss" in r]
+    assert len(parts[1]) == 2
+    for one, two in zip(parts[1], parts[2]):
+        assert two == pytest.approx(one, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "device, world, gpus, refused",
+    [("cuda", 1, 2, True), ("cuda", 1, 8, True), ("cuda", 2, 2, False), ("cuda", 1, 1, False), ("cpu", 1, 0, False)],
+)
+def test_several_gpus_without_a_launcher_are_refused_naming_torchrun(device, world, gpus, refused):
+    from raft.train.trainer import check_launch
+
+    if refused:
+        with pytest.raises(ValueError, match="torchrun --nproc_per_node"):
+            check_launch(device, world, gpus)
+    else:
+        check_launch(device, world, gpus)

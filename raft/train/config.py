@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ class TrainConfig:
     base_model: str | None = None
     """Hub id or folder; None means the default model (SmolLM2-135M-Instruct)."""
     template: str | None = None
-    """Template the judge uses at inference (recorded in the manifest); None = the built-in default."""
-    scale: list[int] = field(default_factory=lambda: [1, 5])
+    """None: the dataset's template text (what `prepare` used). A name or file given here must hold
+    the same text, else the run is refused: the template travels with the dataset, not the config."""
+    scale: list[int] | None = None
+    """None: the dataset's scale; a scale given here must equal it."""
     loss: str = "raft"
     """raft (score only), cot_raft (TRACT: feedback CE + lam * RAFT) or ce (the baseline)."""
     lam: float = 1.0

@@ -17,18 +17,23 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from raft.data import read_jsonl
+from raft.data import read_dataset_manifest, read_jsonl
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
 from raft.models import MANIFEST, fetch_default, resolve_device
-from raft.prompts import SCORE_CUE, apply_chat
+from raft.prompts import JudgePrompt, apply_chat
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
 
 STOP_FILE = "STOP"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.jsonl"
+CONFIG_FILE = "config.yaml"
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used for this run (it holds another run, or nothing to resume)."""
 
 
 def count_items(batches: list[dict[str, Any]], score_token_ids: list[int]) -> torch.Tensor:
@@ -60,7 +65,11 @@ class RaftTrainer(Trainer):
 
 
 def tokenize(example: dict[str, Any], tokenizer: Any, score_tokens: ScoreTokens, score_only: bool) -> dict[str, Any]:
-    """input_ids and unshifted labels; score-only labels mark just the score token."""
+    """input_ids and unshifted labels; score-only labels mark just the score token.
+
+    The prompt part is exactly what `Judge.prompt` renders for the example's item with the same
+    templates (the chat-formatted filled template), so the judge is served as it was trained.
+    """
     prompt = tokenizer(apply_chat(tokenizer, example["prompt"]), add_special_tokens=False)["input_ids"]
     prefix = tokenizer(example["target_prefix"] + score_tokens.cue, add_special_tokens=False)["input_ids"]
     score = score_tokens.id_for(example["score"])
@@ -108,6 +117,7 @@ class Progress(TrainerCallback):
             self.offset = json.loads(lines[-1]).get("elapsed_s", 0.0) if lines else 0.0
 
     def add_parts(self) -> None:
+        """Move one optimizer step's loss parts (summed over its micro-batches) into the running sums."""
         for k, v in self.parts.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.parts.clear()
@@ -196,14 +206,26 @@ class Evaluate(TrainerCallback):
 
 
 class StopOnRequest(TrainerCallback):
-    """A cooperative stop: when run_dir/STOP appears, save a checkpoint and end after this step."""
+    """A cooperative stop: when run_dir/STOP appears, save a checkpoint and end after this step.
+
+    Rank 0 alone reads the flag and its decision is broadcast, so that every process stops at the
+    same step (processes that decide alone can stop at different steps and wait for ever).
+    """
 
     def __init__(self, run_dir: Path):
         self.flag = run_dir / STOP_FILE
         self.stopped = False
 
+    def requested(self, is_rank_zero: bool, world_size: int, device: torch.device | str) -> bool:
+        wanted = is_rank_zero and self.flag.exists()
+        if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            decision = torch.tensor([int(wanted)], device=device)
+            torch.distributed.broadcast(decision, src=0)
+            wanted = bool(decision.item())
+        return wanted
+
     def on_step_end(self, args, state, control, **kwargs):
-        if self.flag.exists():
+        if self.requested(state.is_world_process_zero, args.world_size, args.device):
             self.stopped = control.should_save = control.should_training_stop = True
 
 
@@ -217,38 +239,126 @@ def _precision(config: TrainConfig, device: torch.device) -> tuple[torch.dtype, 
     }
 
 
-def _load_examples(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+def check_launch(device_type: str, world_size: int, gpus: int) -> None:
+    """Refuse several GPUs without a launcher: the Trainer would wrap the model in DataParallel,
+    which multiplies the loss by the GPU count while the global item counts stay per process."""
+    if device_type == "cuda" and world_size == 1 and gpus > 1:
+        raise ValueError(
+            f"{gpus} GPUs are visible but no launcher started this run: use `torchrun --nproc_per_node {gpus} "
+            "-m raft train ...` (one process per GPU), or CUDA_VISIBLE_DEVICES=0 for one GPU"
+        )
+
+
+def load_dataset_for(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Train and validation examples and the dataset's manifest, checked against the config.
+
+    The template text, scale and mode come from the dataset; a config that names a different
+    template or scale is refused, naming what differs.
+    """
     data = Path(config.data)
     if not (data / "train.jsonl").is_file():
         raise FileNotFoundError(f"{data}: no train.jsonl (build one with `python -m raft prepare`)")
+    manifest = read_dataset_manifest(data)
+    if config.template:
+        diff = JudgePrompt.resolve(config.template, manifest["mode"]).differs_from(manifest["prompt"])
+        if diff:
+            raise ValueError(f"config template '{config.template}' differs from the dataset {data}: {diff}")
+    if config.scale is not None and list(config.scale) != manifest["scale"]:
+        raise ValueError(
+            f"config scale {list(config.scale)} differs from the dataset {data}, made on {manifest['scale']}"
+        )
+    if config.loss == "cot_raft" and manifest["mode"] != "feedback":
+        raise ValueError(f"loss cot_raft needs a feedback dataset; {data} is {manifest['mode']}")
     train = read_jsonl(data / "train.jsonl")
     validation = read_jsonl(data / "validation.jsonl") if (data / "validation.jsonl").is_file() else []
-    mode = train[0]["mode"]
-    if config.loss == "cot_raft" and mode != "feedback_score":
-        raise ValueError(f"loss cot_raft needs a feedback_score dataset; {data} is {mode}")
-    return train, validation, mode
+    return train, validation, manifest
+
+
+def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
+    """The run folder: a new run takes an empty (or new) folder and writes its config there first
+    (atomically, so two runs cannot share it); a resumed one must hold a run."""
+    run_dir = Path(config.output_dir)
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise RunFolderError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+        config.to_yaml(run_dir / CONFIG_FILE)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        held = sorted(p.name for p in run_dir.iterdir())
+        if held:
+            raise RunFolderError(
+                f"{run_dir} already holds a run ({', '.join(held[:5])}); choose a new output_dir, "
+                f"or continue it with `python -m raft train --resume {run_dir}`"
+            )
+        try:
+            with (run_dir / CONFIG_FILE).open("x") as f:
+                f.write(config.to_yaml())
+        except FileExistsError:
+            raise RunFolderError(f"{run_dir}: another run started in this folder at the same time") from None
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+    return run_dir
+
+
+def last_checkpoint_step(run_dir: Path) -> int:
+    """The step of the newest checkpoint in a run folder, 0 when there is none."""
+    steps = [int(p.name.rsplit("-", 1)[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.is_dir()]
+    return max(steps, default=0)
+
+
+def trim_progress(run_dir: Path, step: int) -> None:
+    """Drop the progress lines after `step` (all of them when 0): a resumed run writes them again."""
+    path = run_dir / PROGRESS_FILE
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+        if step > 0 and record.get("step", 0) <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run one training job in config.output_dir and return that folder."""
+    """Run one training job in config.output_dir and return that folder.
+
+    A new run refuses a folder that holds anything; `resume` continues from the newest checkpoint
+    and first trims `progress.jsonl` to that checkpoint's step.
+    """
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    run_dir = claim_run_dir(config, resume) if rank == 0 else Path(config.output_dir)
+    try:
+        return _train(config, run_dir, resume, world, rank)
+    except Exception as exc:  # leave the reason where the job registry looks for it, then fail
+        if rank == 0:
+            result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            (run_dir / RESULT_FILE).write_text(json.dumps(result))
+        raise
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: int) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    run_dir = Path(config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)
-    config.to_yaml(run_dir / "config.yaml")
-    train_rows, val_rows, mode = _load_examples(config)
+    train_rows, val_rows, dataset = load_dataset_for(config)
+    mode, prompt = dataset["mode"], dataset["prompt"]
+    if resume and rank == 0:
+        trim_progress(run_dir, last_checkpoint_step(run_dir))
 
     base = config.base_model or str(fetch_default())
     device = resolve_device(config.device)
+    check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
     dtype, amp = _precision(config, device)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    score_tokens = find_score_tokens(tokenizer, tuple(config.scale), SCORE_CUE)
+    scale = tuple(dataset["scale"])
+    score_tokens = find_score_tokens(tokenizer, scale, dataset["score_cue"])
     print(score_tokens.describe(), flush=True)
 
     score_only = config.loss == "raft"  # only the score term is trained: label just the score token
@@ -277,7 +387,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if config.lora:
             model.enable_input_require_grads()
 
-    world = int(os.environ.get("WORLD_SIZE", 1))
     steps_per_epoch = math.ceil(len(kept) / (config.batch_size * config.grad_accum * world))
     total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
     args = TrainingArguments(
@@ -305,7 +414,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     parts: dict[str, float] = {}
     loss = make_loss(config.loss, score_tokens.ids, score_tokens.values, config.lam, parts)
     progress = Progress(run_dir, parts)
-    judge = Judge(model, tokenizer, config.template, tuple(config.scale))
+    judge = Judge(model, tokenizer, prompt, scale, mode=mode, cue=dataset["score_cue"])
     val_items = [r["item"] for r in val_rows[: config.eval_rows or None]]
     stop = StopOnRequest(run_dir)
     head = config.head_at_score and score_only
@@ -317,7 +426,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         compute_loss_func=loss,
         callbacks=[
             progress,
-            Evaluate(judge, val_items, "score_only" if mode == "score_only" else "feedback", config, progress),
+            Evaluate(judge, val_items, mode, config, progress),
             stop,
         ],
     )
@@ -328,26 +437,33 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if trainer.is_world_process_zero():
         status = "stopped" if stop.stopped else "completed"
         if not stop.stopped:
-            save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, mode)
+            save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset)
         (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": trainer.state.global_step}))
     return run_dir
 
 
 def save_judge(
-    model: Any, tokenizer: Any, run_dir: Path, config: TrainConfig, score_tokens: ScoreTokens, mode: str
+    model: Any, tokenizer: Any, run_dir: Path, config: TrainConfig, score_tokens: ScoreTokens, dataset: dict[str, Any]
 ) -> None:
-    """The final adapter (or full model) and the judge manifest that `Judge.load(run_dir)` reads."""
+    """The final adapter (or full model) and the judge manifest that `Judge.load(run_dir)` reads:
+    the template text, scale, score cue and mode it was trained with travel in the run folder."""
     folder = "adapter" if config.lora else "model"
     model.save_pretrained(run_dir / folder)
     tokenizer.save_pretrained(run_dir / folder)
+    prompt: JudgePrompt = dataset["prompt"]
     manifest = {
         "base_model": config.base_model,
         "adapter": folder if config.lora else None,
         "weights": folder,
-        "template": config.template,
-        "scale": list(config.scale),
+        "template": prompt.with_reference.name,
+        "prompt": prompt.to_dict(),
+        "scale": list(dataset["scale"]),
+        "score_cue": score_tokens.cue,
         "score_token_ids": list(score_tokens.ids),
-        "mode": "score_only" if mode == "score_only" else "feedback",
+        "mode": dataset["mode"],
         "loss": config.loss,
+        "columns": dataset.get("columns", {}),
     }
-    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    tmp = run_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(run_dir / MANIFEST)

@@ -52,7 +52,7 @@ def test_build_dataset_train_stop_score_and_batch(launched, tmp_path):
     assert client.predict(job, False, api_name="/train_watch")[0].startswith("**stopped**")
 
     example = client.predict(api_name="/random_example")
-    markdown, plot, details = client.predict(DEFAULT, "score only (RAIL)", *example, False, DEFAULT, api_name="/score")
+    markdown, plot, details = client.predict(DEFAULT, "score_only", *example, False, DEFAULT, api_name="/score")
     assert "expected score" in markdown and plot["type"] == "plotly"
     assert abs(sum(details[DEFAULT]["probs"]) - 1) < 1e-6
 
@@ -60,7 +60,7 @@ def test_build_dataset_train_stop_score_and_batch(launched, tmp_path):
     rows[5]["orig_score"] = "7"
     path = write_rows(tmp_path / "batch.jsonl", rows)
     table, summary, scatter, matrix, downloads = client.predict(
-        handle_file(str(path)), "", DEFAULT, "score only (RAIL)", 4, "orig_score", api_name="/score_batch"
+        handle_file(str(path)), "", DEFAULT, "score_only", 4, "orig_score", api_name="/score_batch"
     )
     assert len(table["data"]) == 8 and "Scored 8 rows" in summary
     assert len(downloads) == 2

@@ -26,13 +26,13 @@ def test_random_example_and_presets_fill_every_field():
 def test_score_one_item_and_compare(studio):
     example = score_tab.random_example(seed=1)
     markdown, figure, details = score_tab.score_item(
-        studio, DEFAULT_CHOICE, "score only (RAIL)", *example, progress=no_progress
+        studio, DEFAULT_CHOICE, "score_only", *example, progress=no_progress
     )
     j = details[DEFAULT_CHOICE]
     assert f"{j['expected_score']:.2f}" in markdown and "⚠️" in markdown  # a random model has little mass
     assert list(figure.data[0].y) == pytest.approx(j["probs"]) and list(figure.data[0].x) == [1, 2, 3, 4, 5]
     markdown, figure, details = score_tab.score_item(
-        studio, DEFAULT_CHOICE, "score only (RAIL)", *example, compare=True, model_b=DEFAULT_CHOICE
+        studio, DEFAULT_CHOICE, "score_only", *example, compare=True, model_b=DEFAULT_CHOICE
     )
     assert len([t for t in figure.data if t.type == "bar"]) == 2
 
@@ -41,16 +41,16 @@ def test_score_errors_are_readable(studio):
     example = score_tab.random_example(seed=1)
     example[1] = ""
     with pytest.raises(gr.Error, match="orig_response"):
-        score_tab.score_item(studio, DEFAULT_CHOICE, "score only (RAIL)", *example, progress=no_progress)
+        score_tab.score_item(studio, DEFAULT_CHOICE, "score_only", *example, progress=no_progress)
     with pytest.raises(gr.Error, match="no judge yet"):
         score_tab.score_item(
-            studio, "run: nothing-here", "score only (RAIL)", *score_tab.random_example(seed=1), progress=no_progress
+            studio, "run: nothing-here", "score_only", *score_tab.random_example(seed=1), progress=no_progress
         )
 
 
 def test_feedback_mode_scores(studio):
     _, _, details = score_tab.score_item(
-        studio, DEFAULT_CHOICE, "feedback, then score (CoT-RAIL)", *score_tab.random_example(seed=2), max_new_tokens=8
+        studio, DEFAULT_CHOICE, "feedback", *score_tab.random_example(seed=2), max_new_tokens=8
     )
     assert details[DEFAULT_CHOICE]["feedback"] is not None
 
@@ -91,7 +91,7 @@ def test_batch_scores_reports_bad_rows_and_resumes(studio, tmp_path):
     path = write_rows(tmp_path / "batch.csv", rows)
     assert "orig_response" in batch_tab.detect_columns(studio, str(path))
     table, summary, scatter, matrix, files = batch_tab.score_batch(
-        studio, str(path), "", DEFAULT_CHOICE, "score only (RAIL)", 4, "orig_score", progress=no_progress
+        studio, str(path), "", DEFAULT_CHOICE, "score_only", 4, "orig_score", progress=no_progress
     )
     assert len(table) == 10 and table["error"].notna().sum() == 1
     assert "row 4: field 'orig_response': empty" in table.loc[table["row"] == 4, "error"].item()
@@ -99,7 +99,7 @@ def test_batch_scores_reports_bad_rows_and_resumes(studio, tmp_path):
     assert matrix.drop(columns="gold").to_numpy().sum() == 9
     assert files[0].endswith(".csv") and len(read_jsonl(files[1])) == 10
     again = batch_tab.score_batch(
-        studio, str(path), "", DEFAULT_CHOICE, "score only (RAIL)", 4, "orig_score", progress=no_progress
+        studio, str(path), "", DEFAULT_CHOICE, "score_only", 4, "orig_score", progress=no_progress
     )
     assert len(again[0]) == 10 and again[4] == files  # same output file, resumed (nothing rescored)
 
@@ -160,3 +160,46 @@ def test_public_space_turns_training_and_foreign_models_off(monkeypatch, tmp_pat
     assert not settings.allow_training and not settings.allow_any_model
     monkeypatch.setenv("RAFT_ALLOW_TRAINING", "1")
     assert Settings.from_env(str(tmp_path)).allow_training
+
+
+def test_the_form_proposes_a_fresh_run_and_a_used_one_is_refused(studio):
+    assert studio.fresh_run_name() == "run-1"
+    out = dataset_tab.preview(studio, "synthetic sample", None, "", 40, "", "score_only", "", "none", 0, 0.2, 0)
+    dataset_tab.write(studio, out[0], "ds", "none")
+    (studio.runs_dir / "run-1").mkdir()
+    (studio.runs_dir / "run-1" / "progress.jsonl").write_text("{}\n")
+    assert studio.fresh_run_name() == "run-2"
+    values = ["ds", "run-1", "", "raft", 1.0, False, 8, 1e-3, 2, 1.0, 2, 1, 2048, 1000, False]
+    text, _ = finetune_tab.update_views(studio, *values)
+    with pytest.raises(gr.Error, match="already holds a run"):
+        finetune_tab.start(studio, text)
+    assert "absolute_score" in finetune_tab.dataset_summary(studio, "ds")
+
+
+def test_a_run_trained_again_is_reloaded_and_its_mode_is_the_default(studio, tiny_model):
+    import json
+
+    from raft.data import prepare_dataset
+    from raft.train import TrainConfig, train
+
+    rows = write_rows(studio.root / "rows.jsonl", generate_rows(12, seed=2))
+    prepare_dataset(rows, studio.datasets_dir / "fb", mode="feedback")
+    config = TrainConfig(
+        data=str(studio.datasets_dir / "fb"),
+        output_dir=str(studio.runs_dir / "tract"),
+        base_model=str(tiny_model),
+        loss="cot_raft",
+        max_steps=1,
+        lora=False,
+        eval_rows=1,
+        eval_max_new_tokens=2,
+        device="cpu",
+    )
+    run = train(config)
+    assert studio.model_mode("run: tract") == "feedback" and studio.model_mode(DEFAULT_CHOICE) == "score_only"
+    first = studio.judge("run: tract")
+    assert first.mode == "feedback" and studio.judge("run: tract") is first
+    manifest = json.loads((run / "judge.json").read_text())
+    time.sleep(0.01)
+    (run / "judge.json").write_text(json.dumps(manifest))  # the run was trained again
+    assert studio.judge("run: tract") is not first
