@@ -40,9 +40,9 @@ def detect_columns(studio: Studio, path: str | None) -> str:
         raise gr.Error(str(exc)) from None
 
 
-def output_path(studio: Studio, file: Path, model: str, mode: str, columns: str) -> Path:
-    """Same input, judge, mode and mapping -> same output file, so a rerun resumes it."""
-    digest = hashlib.sha256(file.read_bytes() + f"|{model}|{mode}|{columns}".encode()).hexdigest()[:12]
+def output_path(studio: Studio, file: Path, model: str, mode: str, settings: str) -> Path:
+    """Same input, judge, mode and settings (mapping, calibration) -> same output file, so a rerun resumes it."""
+    digest = hashlib.sha256(file.read_bytes() + f"|{model}|{mode}|{settings}".encode()).hexdigest()[:12]
     return studio.root / "batch" / f"{file.stem[:40]}-{digest}.jsonl"
 
 
@@ -94,14 +94,17 @@ def score_batch(
     mode: str,
     batch_size: int,
     gold_field: str,
+    calibration_file: str | None = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Score every row of the upload (resumable), then return the views and the two downloads."""
     file = check_upload(studio, path)
+    cal = studio.calibration(calibration_file)
     try:
         mapping = parse_columns(columns)
-        judge = studio.judge(model)
-        out = output_path(studio, file, model or DEFAULT_CHOICE, mode, columns or "")
+        judge = studio.judge(model).with_calibration(cal)
+        key = f"{columns or ''}|{cal.__dict__ if cal else ''}"
+        out = output_path(studio, file, model or DEFAULT_CHOICE, mode, key)
         total = count_rows(file) or 1
         progress(0, desc="loading judge")
         score_file(
@@ -143,6 +146,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 with gr.Row():
                     batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
                     gold = gr.Textbox("orig_score", label="Gold score field")
+                calibration = gr.File(label="Calibration (CAL.json, optional)", file_types=[".json"])
                 run = gr.Button("Score all rows", variant="primary", elem_id="batch-button")
         summary = gr.Markdown(elem_id="batch-summary")
         table = gr.Dataframe(label="Results", elem_id="batch-table", interactive=False)
@@ -153,10 +157,10 @@ def build(studio: Studio) -> dict[str, Any]:
 
     upload.upload(lambda p: detect_columns(studio, p), upload, detected, api_name="batch_columns")
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
-    run.click(
+    scored = run.click(
         functools.partial(score_batch, studio),
-        [upload, columns, model, mode, batch_size, gold],
+        [upload, columns, model, mode, batch_size, gold, calibration],
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",
     )
-    return {"models": [model]}
+    return {"models": [model], "scored": scored}

@@ -17,14 +17,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import batch_tab, dataset_tab, finetune_tab, score_tab  # noqa: E402
+from app import batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
 from app.studio import Settings, Studio  # noqa: E402
 
 CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 
 
 def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
-    """The Blocks with its four tabs, wired to one Studio (data root, jobs, judges)."""
+    """The Blocks with its five tabs, wired to one Studio (data root, jobs, judges)."""
     studio = Studio(settings)
     with gr.Blocks(title="RAFT Judge Studio") as demo:
         gr.Markdown(
@@ -36,15 +36,22 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             tune = finetune_tab.build(studio)
             score = score_tab.build(studio)
             batch = batch_tab.build(studio)
+            evaluate = evaluate_tab.build(studio)
+
+        def scored_choices():
+            choices = [evaluate_tab.NONE, *evaluate_tab.batch_results(studio)]
+            return tuple(gr.Dropdown(choices=choices) for _ in evaluate["results"])
 
         def refresh_choices():
             models = studio.model_choices()
             return (
                 gr.Dropdown(choices=studio.datasets()),
                 *(gr.Dropdown(choices=models) for _ in range(len(score["models"]) + len(batch["models"]))),
+                *scored_choices(),
             )
 
-        model_dropdowns = [tune["dataset"], *score["models"], *batch["models"]]
+        model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *evaluate["results"]]
+        batch["scored"].then(scored_choices, None, evaluate["results"], api_name="scored_refresh")
         data["written"].then(
             lambda name: gr.Dropdown(choices=studio.datasets(), value=name),
             data["name"],

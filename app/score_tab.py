@@ -32,11 +32,13 @@ def random_example(seed: float | None = None) -> list[str]:
     ]
 
 
-def _verdict_markdown(name: str, j: Any) -> str:
+def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
     lines = [
         f"**{name}**: expected score **{j.expected_score:.2f}**, most likely **{j.mode_score}**, "
         f"score-token mass {j.score_mass:.2f}"
     ]
+    if j.interval:
+        lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.2f}, {j.interval[1]:.2f}]**")
     if j.score_mass < LOW_MASS:
         lines.append(
             f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
@@ -63,16 +65,25 @@ def score_item(
     d5: str,
     compare: bool = False,
     model_b: str | None = None,
+    calibration_file: str | None = None,
     max_new_tokens: int = 256,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, Any, dict]:
-    """Score one item with one judge (or two, to compare); returns markdown, figure and details."""
+    """Score one item with one judge (or two, to compare); returns markdown, figure and details.
+
+    With a calibration file, the first judge's distribution is tempered and an interval shown."""
     item = rubric_item(criteria, [d1, d2, d3, d4, d5], instruction, response, reference)
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
+    cal = studio.calibration(calibration_file)
     verdicts = []
     for k, name in enumerate(names):
         progress(k / len(names), desc=f"loading {name} (first use takes a moment)")
         judge = studio.judge(name)
+        if k == 0 and cal is not None:
+            try:
+                judge = judge.with_calibration(cal)
+            except ValueError as exc:
+                raise gr.Error(str(exc)) from None
         progress((k + 0.5) / len(names), desc=f"scoring with {name}")
         [j] = judge.score([item], mode=mode, max_new_tokens=max_new_tokens)
         if j.error:
@@ -80,7 +91,8 @@ def score_item(
         verdicts.append((name, j))
     values = list(range(judge.scale[0], judge.scale[1] + 1))
     details = {name: j.to_dict() for name, j in verdicts}
-    markdown = "\n\n---\n\n".join(_verdict_markdown(n, j) for n, j in verdicts)
+    coverage = cal.coverage if cal else None
+    markdown = "\n\n---\n\n".join(_verdict_markdown(n, j, coverage) for n, j in verdicts)
     return markdown, plots.score_distribution(verdicts, values), details
 
 
@@ -95,6 +107,9 @@ def build(studio: Studio) -> dict[str, Any]:
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
                     model_b = model_dropdown(studio, "Second judge")
+                calibration = gr.File(
+                    label="Calibration (CAL.json from `calibrate` or the Evaluate tab, optional)", file_types=[".json"]
+                )
                 instruction = gr.Textbox(label="Instruction", lines=3)
                 response = gr.Textbox(label="Response to evaluate", lines=5)
                 reference = gr.Textbox(label="Reference answer (optional)", lines=3)
@@ -120,7 +135,7 @@ def build(studio: Studio) -> dict[str, Any]:
     )
     go_btn.click(
         functools.partial(score_item, studio),
-        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b],
+        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b, calibration],
         [result, plot, details],
         api_name="score",
     )

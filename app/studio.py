@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import JobManager
 from raft.judge import Judge
@@ -116,6 +117,18 @@ class Studio:
         if not self.settings.allow_any_model:
             raise ValueError("this studio only serves its default model and its own runs (RAFT_ALLOW_ANY_MODEL is off)")
         return choice
+
+    def calibration(self, path: str | None) -> Calibration | None:
+        """An uploaded calibration file (a small .json), validated; None when none was given."""
+        if not path:
+            return None
+        file = Path(path)
+        if file.suffix.lower() != ".json" or file.stat().st_size > 1_000_000:
+            raise gr.Error(f"{file.name}: a calibration is the .json file written by `python -m raft calibrate`")
+        try:
+            return Calibration.load(file)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
 
     def model_mode(self, choice: str | None) -> str:
         """The mode a choice's judge was trained in (its manifest), without loading it; else score-only."""

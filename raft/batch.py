@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.data import apply_mapping, check_mapping
-from raft.files import Record, read_records
+from raft.files import DataError, Record, read_records
 from raft.judge import Judge
 
 ROW_KEY = "row"
@@ -51,7 +51,7 @@ def score_file(
     judge: Judge,
     input_path: str | Path,
     out_path: str | Path,
-    mode: str = "score_only",
+    mode: str | None = None,
     columns: dict[str, str] | None = None,
     batch_size: int = 8,
     chunk_rows: int = 256,
@@ -87,10 +87,15 @@ def score_file(
 
     with out.open("a", encoding="utf-8") as f:
         for chunk in _chunks(pending(), chunk_rows):
+            mapped = {}
+            for rec in chunk:
+                if rec.error is None:
+                    try:
+                        mapped[rec.row] = apply_mapping(rec.data, columns)
+                    except DataError as exc:
+                        rec.error = DataError(exc.reason, str(input_path), rec.row, exc.field)
             good = [rec for rec in chunk if rec.error is None]
-            judged = judge.score(
-                [apply_mapping(rec.data, columns) for rec in good], mode=mode, batch_size=batch_size, **score_kwargs
-            )
+            judged = judge.score([mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, **score_kwargs)
             verdicts = {rec.row: j.to_dict() for rec, j in zip(good, judged)}
             for rec in chunk:
                 verdict = verdicts.get(rec.row) or {"error": str(rec.error)}

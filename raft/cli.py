@@ -1,4 +1,5 @@
-"""Command line: `python -m raft {prepare,score,eval,train,self-distill,synth,models}`; errors: one line, exit 2."""
+"""Command line: `python -m raft {prepare,score,eval,report,calibrate,train,self-distill,synth,models}`;
+errors: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from raft.files import DataError
 from raft.models import ModelError
 from raft.prompts import JUDGE_MODES, MODES, TemplateError
+from raft.report import GOLD_CANDIDATES
 from raft.scores import ScaleError
 
 EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError, ValueError)
@@ -70,7 +72,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         if device is None and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     judge = Judge.load(
-        args.model, args.adapter, args.template, args.scale, device, trust_remote_code=args.trust_remote_code
+        args.model,
+        args.adapter,
+        args.template,
+        args.scale,
+        device,
+        trust_remote_code=args.trust_remote_code,
+        calibration=args.calibration,
     )
     print(judge.score_tokens.describe(), file=sys.stderr)
     out = Path(args.out)
@@ -114,6 +122,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = agreement([r.get(args.gold) for r in rows], [r.get(args.pred) for r in rows])
     result["n_errors"] = sum(1 for r in rows if r.get("error"))
     print(json.dumps(result))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from raft.calibration import Calibration
+    from raft.report import build_report, load_scored, to_markdown, write_report
+
+    rows = load_scored(args.scored)
+    other = load_scored(args.compare) if args.compare else None
+    names = (Path(args.scored).stem, Path(args.compare).stem if args.compare else "B")
+    report = build_report(
+        rows,
+        gold=args.gold,
+        pred=args.pred,
+        by=args.by or [],
+        other=other,
+        names=names,
+        calibration=Calibration.load(args.calibration) if args.calibration else None,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        scale=args.scale,
+    )
+    for out in args.out or []:
+        print(f"wrote {write_report(report, out)}", file=sys.stderr)
+    print(to_markdown(report))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from raft import calibration
+    from raft.report import find_gold, load_scored, paired
+
+    rows = load_scored(args.scored)
+    gold = find_gold(rows, args.gold)
+    keys, g, _, idx = paired(rows, gold, "expected_score")
+    keep = [j for j, i in enumerate(idx) if isinstance(rows[i].get("probs"), list)]
+    if not keep:
+        raise DataError(f"no row has both a gold '{gold}' and a score distribution 'probs'", args.scored)
+    probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
+    scale = args.scale or (1, probs.shape[1])
+    cal = calibration.fit(
+        probs, g[keep], [int(keys[j]) for j in keep], scale, args.coverage, args.fit_fraction, args.seed
+    )
+    cal.save(args.out)
+    print(json.dumps({k: v for k, v in cal.__dict__.items() if k != "fit_rows"}, indent=2))
     return 0
 
 
@@ -222,7 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
     )
+    p.add_argument("--calibration", help="CAL.json from `calibrate`: temper the distribution, add an interval per row")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("report", help="report card of a scored file: metrics with CIs, groups, calibration, A vs B")
+    p.add_argument("scored", help="scored .jsonl (from `score`, the studio's Batch tab, or any file with both columns)")
+    p.add_argument("--gold", help=f"gold column (default: the first of {', '.join(GOLD_CANDIDATES)}; lists: mean)")
+    p.add_argument("--pred", default="expected_score")
+    p.add_argument("--by", action="append", metavar="COLUMN", help="also report per group of COLUMN (repeatable)")
+    p.add_argument("--compare", metavar="OTHER_SCORED", help="a second judge's scored file: paired differences")
+    p.add_argument("--calibration", help="CAL.json: ECE before/after and interval coverage on rows not used to fit")
+    p.add_argument("--out", action="append", help="report.json, report.md or report.html (repeatable)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (at least 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=_scale, default=None, help="LOW,HIGH (default 1..number of probabilities)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("calibrate", help="fit a temperature and conformal intervals on a scored file with gold")
+    p.add_argument("scored")
+    p.add_argument("--out", required=True, help="CAL.json")
+    p.add_argument("--gold")
+    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.add_argument("--fit-fraction", type=float, default=0.5, help="share of rows to fit on; the rest measure it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=_scale, default=None)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train", help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR")
     p.add_argument("config", nargs="?", help="YAML config (keys of raft.train.TrainConfig)")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from raft.files import DataError, Record, read_records
+from raft.prometheus import from_rendered, is_rendered
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
 from raft.scores import check_scale, parse_result
 
@@ -67,12 +68,13 @@ def check_mapping(columns: dict[str, str], available: Iterable[str], file: str |
 
 
 def apply_mapping(raw: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
-    """Rename mapped columns to field names; other columns pass through unchanged."""
+    """Rename mapped columns to field names; other columns pass through unchanged. A rendered
+    Prometheus prompt (benchmark files) is parsed into the fields; DataError names a missing section."""
     out = dict(raw)
     for field, column in columns.items():
         if column in raw:
             out[field] = raw[column]
-    return out
+    return from_rendered(out) if is_rendered(out) else out
 
 
 def parse_score(value: Any, scale: tuple[int, int], integer: bool = True) -> float | int:

@@ -10,6 +10,7 @@ Modes:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from raft.calibration import Calibration
 from raft.context import cut_middle
 from raft.data import normalize_item
 from raft.files import DataError
@@ -44,6 +46,8 @@ class Judgment:
     samples: list[float] | None = None
     flag: str | None = None
     """A warning that does not stop scoring, e.g. a response cut to fit the context."""
+    interval: list[float] | None = None
+    """[lo, hi] around the expected score at the calibration's coverage (with a calibration only)."""
 
     @property
     def low_mass(self) -> bool:
@@ -53,10 +57,15 @@ class Judgment:
         return asdict(self)
 
 
-def rail(score_probs: np.ndarray, values: Sequence[int]) -> tuple[float, int, list[float], float]:
-    """(expected score, mode, renormalised probs, raw mass) from raw score-token probabilities."""
+def rail(
+    score_probs: np.ndarray, values: Sequence[int], calibration: Calibration | None = None
+) -> tuple[float, int, list[float], float]:
+    """(expected score, mode, renormalised probs, raw mass) from raw score-token probabilities;
+    with a calibration, the renormalised distribution is tempered first."""
     mass = float(score_probs.sum())
     q = score_probs / mass
+    if calibration is not None:
+        q = calibration.apply(q)
     return float(np.dot(q, values)), int(values[int(np.argmax(q))]), q.tolist(), mass
 
 
@@ -72,6 +81,7 @@ class Judge:
         name: str = "",
         mode: str = "score_only",
         cue: str = SCORE_CUE,
+        calibration: Calibration | None = None,
     ):
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.scale = check_scale(scale)
@@ -82,6 +92,22 @@ class Judge:
         """The templates the judge reads; None: the built-in defaults of the scoring mode."""
         self.padding: dict[str, int] = {}
         """Real and padded token counts of the last `next_token_probs` call."""
+        self.calibration: Calibration | None = None
+        if calibration is not None:
+            self.calibration = self._checked(calibration)
+
+    def _checked(self, calibration: Calibration) -> Calibration:
+        if tuple(calibration.scale) != self.scale:
+            raise ScaleError(
+                f"the calibration is for the scale {tuple(calibration.scale)}, the judge's is {self.scale}"
+            )
+        return calibration
+
+    def with_calibration(self, calibration: Calibration | None) -> Judge:
+        """This judge (the same loaded model) with a temperature and intervals, or without them."""
+        other = copy.copy(self)
+        other.calibration = None if calibration is None else self._checked(calibration)
+        return other
 
     @classmethod
     def load(
@@ -92,8 +118,12 @@ class Judge:
         scale: tuple[int, int] | None = None,
         device: str | None = None,
         trust_remote_code: bool = False,
+        calibration: str | Path | Calibration | None = None,
     ) -> Judge:
         """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model.
+
+        `calibration` (a file from `python -m raft calibrate`) tempers the score distribution and
+        adds an interval to every judgment.
 
         A run folder's manifest is the judge's one source of truth: its template text, scale, score
         cue and mode are used as trained, and a `template` or `scale` that differs is refused.
@@ -115,6 +145,7 @@ class Judge:
             name=str(model or manifest.get("base_model", "")),
             mode=manifest.get("mode", "score_only"),
             cue=manifest.get("score_cue", SCORE_CUE),
+            calibration=Calibration.load(calibration) if isinstance(calibration, (str, Path)) else calibration,
         )
 
     @property
@@ -290,7 +321,8 @@ class Judge:
         probs = self.next_token_probs([prompts[i] + cue for i in idx], batch_size, progress)
         for i, p in zip(idx, probs):
             r = results[i]
-            r.expected_score, r.mode_score, r.probs, r.score_mass = rail(p, self.score_tokens.values)
+            r.expected_score, r.mode_score, r.probs, r.score_mass = rail(p, self.score_tokens.values, self.calibration)
+            r.interval = self.calibration.interval(r.expected_score) if self.calibration else None
 
     def _generated(
         self,
@@ -332,11 +364,12 @@ class Judge:
             for (_, s), p in zip(flat, fresh):
                 s.probs = torch.from_numpy(p)
         for i, group in zip(part, samples):
-            rows = [rail(s.probs.numpy(), self.score_tokens.values) for s in group]
+            rows = [rail(s.probs.numpy(), self.score_tokens.values, self.calibration) for s in group]
             r = results[i]
             r.samples = [row[0] for row in rows]
             r.expected_score = float(np.mean(r.samples))
             r.probs = np.mean([row[2] for row in rows], axis=0).tolist()
             r.mode_score = int(self.score_tokens.values[int(np.argmax(r.probs))])
             r.score_mass = float(np.mean([row[3] for row in rows]))
+            r.interval = self.calibration.interval(r.expected_score) if self.calibration else None
             r.feedback = split_feedback(group[0].text, self.score_tokens.cue)

@@ -84,3 +84,37 @@ def test_all_tabs_score_batch_and_training(page, tmp_path):
     expect(page.locator("#ft-status")).to_contain_text(re.compile(r"step [1-9]\d* / 400"), timeout=120_000)
     page.locator("#ft-stop").click()
     expect(page.locator("#ft-status")).to_contain_text("stopped", timeout=120_000)
+
+
+def test_the_evaluate_view_and_its_html_report(page, tmp_path, launched):
+    from playwright.sync_api import expect
+
+    rows = generate_rows(24, seed=9, noise=0.5)
+    for i, r in enumerate(rows):
+        r["category"] = ["math", "writing", "coding"][i % 3]
+    path = write_rows(tmp_path / "gold.jsonl", rows)
+    page.goto(launched[0])
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(path))
+    page.locator("#batch-button").click()
+    expect(page.locator("#batch-summary")).to_contain_text("Scored 24 rows", timeout=90_000)
+
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#ev-file input[type=file]").set_input_files(str(launched[1].root / "batch" / _newest(launched)))
+    page.get_by_label("Group by (columns, comma-separated)").fill("category")
+    page.locator("#ev-button").click()
+    expect(page.locator("#ev-card")).to_contain_text("pearson", timeout=60_000)
+    expect(page.locator("#ev-card")).to_contain_text("By category")
+    expect(page.locator("#ev-metrics .js-plotly-plot").first).to_be_visible()
+    page.screenshot(path=str(SCREENSHOT.with_name("evaluate-tab.png")), full_page=True)
+
+    html = sorted((launched[1].root / "reports").glob("report-*.html"))[-1]
+    page.goto(html.as_uri())
+    expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=30_000)
+    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+    expect(page.locator("table").first).to_contain_text("pearson")
+
+
+def _newest(launched):
+    files = sorted((launched[1].root / "batch").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return files[-1].name

@@ -203,3 +203,36 @@ def test_a_run_trained_again_is_reloaded_and_its_mode_is_the_default(studio, tin
     time.sleep(0.01)
     (run / "judge.json").write_text(json.dumps(manifest))  # the run was trained again
     assert studio.judge("run: tract") is not first
+
+
+def test_evaluate_a_batch_result_fit_a_calibration_and_score_with_it(studio, tmp_path):
+    from app import evaluate_tab
+
+    rows = generate_rows(40, seed=6, noise=0.5)
+    for i, r in enumerate(rows):
+        r["category"] = ["math", "writing"][i % 2]
+    path = write_rows(tmp_path / "gold.jsonl", rows)
+    batch_tab.score_batch(studio, str(path), "", DEFAULT_CHOICE, "score_only", 8, "orig_score", progress=no_progress)
+    [result] = evaluate_tab.batch_results(studio)
+    card, metrics, group, reliability, scatter, comparison, files = evaluate_tab.evaluate(
+        studio, result, None, result, None, "", "expected_score", "category", None
+    )
+    assert "| pearson |" in card and "By `category`" in card and "rows both scored" in card
+    assert metrics is not None and group is not None and reliability is not None and comparison is not None
+    assert files[0].endswith(".html") and "Plotly.newPlot" in open(files[0]).read()
+    with pytest.raises(gr.Error, match="not one of this studio's batch results"):
+        evaluate_tab.evaluate(studio, "../../etc/passwd", None, None, None, "", "expected_score", "", None)
+
+    cal_path = evaluate_tab.fit_calibration(studio, result, None, "", 0.9)
+    card, *_ = evaluate_tab.evaluate(studio, result, None, None, None, "", "expected_score", "", cal_path)
+    assert "rows not used to fit it" in card
+    example = score_tab.random_example(seed=3)
+    markdown, _, details = score_tab.score_item(
+        studio, DEFAULT_CHOICE, "score_only", *example, calibration_file=cal_path, progress=no_progress
+    )
+    assert "interval (calibrated)" in markdown and details[DEFAULT_CHOICE]["interval"] is not None
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(gr.Error, match="not a calibration file"):
+        score_tab.score_item(
+            studio, DEFAULT_CHOICE, "score_only", *example, calibration_file=str(tmp_path / "bad.json")
+        )

@@ -1,0 +1,162 @@
+"""Evaluate tab: the report card of a scored file (a Batch result or an upload) against gold, with
+intervals, groups, calibration and a second judge, and the self-contained HTML report to download."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app.batch_tab import check_upload
+from app.studio import Studio
+from raft import calibration
+from raft.files import DataError
+from raft.report import build_report, find_gold, load_scored, paired, to_markdown, write_report
+from raft.report_html import figures
+
+NONE = "(none)"
+
+
+def batch_results(studio: Studio) -> list[str]:
+    """The studio's scored files (Batch tab results), newest first."""
+    files = sorted((studio.root / "batch").glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.name for p in files]
+
+
+def _scored_file(studio: Studio, choice: str | None, upload: str | None) -> Path | None:
+    """An uploaded file, or a Batch result looked up by name among the studio's own."""
+    if upload:
+        return check_upload(studio, upload)
+    if not choice or choice == NONE:
+        return None
+    if choice not in batch_results(studio):
+        raise gr.Error(f"'{choice}' is not one of this studio's batch results")
+    return studio.root / "batch" / choice
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+def evaluate(
+    studio: Studio,
+    choice: str | None,
+    upload: str | None,
+    other_choice: str | None,
+    other_upload: str | None,
+    gold: str,
+    pred: str,
+    by: str,
+    cal_file: str | None,
+) -> tuple[Any, ...]:
+    """The card (Markdown), its figures, and the HTML and JSON reports to download."""
+    path = _scored_file(studio, choice, upload)
+    if path is None:
+        raise gr.Error("Choose a batch result or upload a scored file first.")
+    other_path = _scored_file(studio, other_choice, other_upload)
+    try:
+        cal = studio.calibration(cal_file)
+        rows = load_scored(path)
+        other = load_scored(other_path) if other_path else None
+        report = build_report(
+            rows,
+            gold=gold.strip() or None,
+            pred=pred.strip() or "expected_score",
+            by=_columns(by),
+            other=other,
+            names=(path.stem[:40], other_path.stem[:40] if other_path else "B"),
+            calibration=cal,
+        )
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    figs = figures(report)
+    group = next((v for k, v in figs.items() if k.startswith("by ")), None)
+    key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
+    out = studio.root / "reports"
+    out.mkdir(exist_ok=True)
+    files = [
+        str(write_report(report, out / f"report-{key}.html")),
+        str(write_report(report, out / f"report-{key}.json")),
+    ]
+    return (
+        to_markdown(report),
+        figs["metrics"],
+        group,
+        figs.get("reliability"),
+        figs["scatter"],
+        figs.get("comparison"),
+        files,
+    )
+
+
+def fit_calibration(studio: Studio, choice: str | None, upload: str | None, gold: str, coverage: float) -> str:
+    """Fit a temperature and conformal intervals on half of a scored file's rows; returns CAL.json."""
+    import numpy as np
+
+    path = _scored_file(studio, choice, upload)
+    if path is None:
+        raise gr.Error("Choose a batch result or upload a scored file first.")
+    try:
+        rows = load_scored(path)
+        gold_key = find_gold(rows, gold.strip() or None)
+        keys, g, _, idx = paired(rows, gold_key, "expected_score")
+        keep = [j for j, i in enumerate(idx) if isinstance(rows[i].get("probs"), list)]
+        probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
+        if not keep:
+            raise DataError("no row has both a gold score and a score distribution")
+        cal = calibration.fit(probs, g[keep], [int(keys[j]) for j in keep], (1, probs.shape[1]), float(coverage))
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    out = studio.root / "reports" / f"calibration-{path.stem[:40]}.json"
+    out.parent.mkdir(exist_ok=True)
+    return str(cal.save(out))
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    with gr.Tab("Evaluate", id="evaluate"):
+        gr.Markdown(
+            "The report card of a scored file against gold: every metric with its 95% bootstrap interval, per "
+            "group, the calibration of the score distribution, and a second judge compared on the same rows."
+        )
+        results = [NONE, *batch_results(studio)]
+        with gr.Row():
+            with gr.Column():
+                choice = gr.Dropdown(results, value=NONE, label="Batch result", elem_id="ev-batch")
+                upload = gr.File(label="...or a scored file (.jsonl, .csv, .json, .parquet)", elem_id="ev-file")
+            with gr.Column():
+                other_choice = gr.Dropdown(results, value=NONE, label="Compare with (optional)")
+                other_upload = gr.File(label="...or a second scored file")
+            with gr.Column():
+                gold = gr.Textbox("", label="Gold column (empty: orig_score, gpt4_score, ...)")
+                pred = gr.Textbox("expected_score", label="Prediction column")
+                by = gr.Textbox(
+                    "", label="Group by (columns, comma-separated)", placeholder="category, response_source"
+                )
+                cal_file = gr.File(label="Calibration (CAL.json, optional)", file_types=[".json"])
+                with gr.Row():
+                    coverage = gr.Slider(0.5, 0.99, value=0.9, step=0.01, label="Interval coverage")
+                    fit_btn = gr.Button("Fit calibration")
+        run = gr.Button("Evaluate", variant="primary", elem_id="ev-button")
+        card = gr.Markdown(elem_id="ev-card")
+        with gr.Row():
+            metrics_plot = gr.Plot(label="Metrics", elem_id="ev-metrics")
+            group_plot = gr.Plot(label="By group")
+        with gr.Row():
+            reliability_plot = gr.Plot(label="Reliability")
+            scatter_plot = gr.Plot(label="Expected vs gold")
+        compare_plot = gr.Plot(label="Two judges")
+        downloads = gr.File(label="Report (HTML, JSON)", file_count="multiple", interactive=False, elem_id="ev-files")
+
+    run.click(
+        functools.partial(evaluate, studio),
+        [choice, upload, other_choice, other_upload, gold, pred, by, cal_file],
+        [card, metrics_plot, group_plot, reliability_plot, scatter_plot, compare_plot, downloads],
+        api_name="evaluate",
+    )
+    fit_btn.click(
+        functools.partial(fit_calibration, studio), [choice, upload, gold, coverage], cal_file, api_name="calibrate"
+    )
+    return {"results": [choice, other_choice]}

@@ -1,0 +1,250 @@
+"""The judge report card: every agreement metric with its bootstrap interval, overall and per
+group, calibration of the score distribution, and two judges compared on the rows both scored.
+
+`build_report` returns plain data (written as JSON); `to_markdown` and `raft.report_html.to_html`
+render it. `python -m raft report SCORED.jsonl` is the command-line twin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raft import calibration as cal
+from raft.files import DataError, read_records
+from raft.prometheus import mean_gold
+from raft.stats import METRICS, bootstrap, compare
+
+GOLD_CANDIDATES = ("orig_score", "gpt4_score", "score", "gold")
+"""Columns tried, in order, when no gold column is named; a list (several raters) counts as its mean."""
+
+
+def load_scored(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a scored jsonl (or any row file), a malformed line refused with its row number."""
+    rows = []
+    for rec in read_records(path):
+        if rec.error is not None:
+            raise rec.error
+        rows.append(rec.data)
+    return rows
+
+
+def find_gold(rows: list[dict[str, Any]], gold: str | None = None) -> str:
+    """The gold column: the one named, else the first of GOLD_CANDIDATES that the rows hold."""
+    if gold:
+        if not any(gold in r for r in rows):
+            raise DataError(f"no gold column '{gold}' in the scored rows")
+        return gold
+    for name in GOLD_CANDIDATES:
+        if any(mean_gold(r.get(name)) is not None for r in rows):
+            return name
+    raise DataError(f"no gold column found (tried {', '.join(GOLD_CANDIDATES)}); name one with --gold")
+
+
+def _key(row: dict[str, Any], i: int) -> Any:
+    return row.get("row", i + 1)
+
+
+def paired(rows: list[dict[str, Any]], gold: str, pred: str) -> tuple[list[Any], np.ndarray, np.ndarray, list[int]]:
+    """(keys, gold, pred, indices) of the rows with both a gold and a prediction."""
+    keys, g, p, idx = [], [], [], []
+    for i, r in enumerate(rows):
+        gv, pv = mean_gold(r.get(gold)), mean_gold(r.get(pred))
+        if gv is not None and pv is not None and not r.get("error"):
+            keys.append(_key(r, i))
+            g.append(gv)
+            p.append(pv)
+            idx.append(i)
+    return keys, np.asarray(g), np.asarray(p), idx
+
+
+def calibration_section(probs: np.ndarray, gold: np.ndarray, scale: tuple[int, int]) -> dict[str, Any]:
+    """ECE, Brier, the reliability table and expected score against mean gold by bins of width 0.5."""
+    classes = cal.gold_classes(gold, scale)
+    value, table = cal.ece(probs, classes)
+    expected = cal.expected_scores(probs, scale)
+    edges = np.arange(scale[0], scale[1] + 0.5, 0.5)
+    which = np.clip(np.digitize(expected, edges[1:-1]), 0, len(edges) - 2)
+    by_bin = [
+        {
+            "lo": float(edges[b]),
+            "hi": float(edges[b + 1]),
+            "n": int((which == b).sum()),
+            "expected": float(expected[which == b].mean()),
+            "gold": float(gold[which == b].mean()),
+        }
+        for b in range(len(edges) - 1)
+        if (which == b).any()
+    ]
+    return {"ece": value, "brier": cal.brier(probs, classes), "reliability": table, "expected_vs_gold": by_bin}
+
+
+def build_report(
+    rows: list[dict[str, Any]],
+    gold: str | None = None,
+    pred: str = "expected_score",
+    by: list[str] | tuple[str, ...] = (),
+    other: list[dict[str, Any]] | None = None,
+    names: tuple[str, str] = ("A", "B"),
+    calibration: cal.Calibration | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    scale: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The report card of scored rows (and, with `other`, judge A against judge B).
+
+    `scale` is the judge's scale, by default the calibration's, else 1..K for K score probabilities.
+    """
+    if n_boot < 1000:
+        raise ValueError(f"n_boot {n_boot}: at least 1,000 resamples are needed for a 95% interval")
+    gold = find_gold(rows, gold)
+    keys, g, p, idx = paired(rows, gold, pred)
+    if len(g) < 2:
+        raise DataError(f"only {len(g)} rows have both a gold '{gold}' and a prediction '{pred}'")
+    report: dict[str, Any] = {
+        "gold": gold,
+        "pred": pred,
+        "names": list(names),
+        "n_rows": len(rows),
+        "n": len(g),
+        "n_errors": sum(1 for r in rows if r.get("error")),
+        "n_boot": n_boot,
+        "seed": seed,
+        "level": level,
+        "metrics": bootstrap(g, p, n_boot, seed, level),
+        "points": {"gold": g.tolist(), "pred": p.tolist()},
+    }
+    intervals = [rows[i].get("interval") for i in idx]
+    if all(isinstance(v, list) and len(v) == 2 for v in intervals):
+        lo, hi = np.array(intervals).T
+        report["intervals"] = {"coverage": float(((lo <= g) & (g <= hi)).mean()), "lo": lo.tolist(), "hi": hi.tolist()}
+    report["groups"] = {}
+    for column in by:
+        members: dict[str, list[int]] = defaultdict(list)
+        for j, i in enumerate(idx):
+            members[str(rows[i].get(column))].append(j)
+        report["groups"][column] = {
+            value: {"n": len(js), "metrics": bootstrap(g[js], p[js], n_boot, seed, level)}
+            for value, js in sorted(members.items())
+        }
+    probs = [rows[i].get("probs") for i in idx]
+    if all(isinstance(q, list) for q in probs) and len({len(q) for q in probs}) == 1:
+        probs_arr = np.asarray(probs, dtype=np.float64)
+        scale = scale or (tuple(calibration.scale) if calibration else (1, probs_arr.shape[1]))
+        report["scale"] = list(scale)
+        report["calibration"] = calibration_section(probs_arr, g, scale)
+        if calibration is not None:
+            held = [j for j, i in enumerate(idx) if int(_key(rows[i], i)) not in set(calibration.fit_rows)]
+            report["calibration_file"] = {
+                "temperature": calibration.temperature,
+                "coverage_target": calibration.coverage,
+                "halfwidth": calibration.halfwidth,
+                "rows_not_used_to_fit": cal.evaluate(calibration, probs_arr[held], g[held]),
+            }
+    if other is not None:
+        report["compare"] = compare_section(keys, g, p, other, gold, pred, n_boot, seed, level)
+    return report
+
+
+def compare_section(
+    keys: list[Any],
+    g: np.ndarray,
+    p: np.ndarray,
+    other: list[dict[str, Any]],
+    gold: str,
+    pred: str,
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> dict[str, Any]:
+    """Judge A (these rows) against judge B (`other`) on the rows both scored, matched by row."""
+    other_keys, _, other_p, _ = paired(other, gold, pred)
+    theirs = dict(zip(other_keys, other_p))
+    both = [j for j, k in enumerate(keys) if k in theirs]
+    if len(both) < 2:
+        raise DataError(f"the two scored files share {len(both)} rows with gold; nothing to compare")
+    b = np.asarray([theirs[keys[j]] for j in both])
+    return {"n": len(both), "metrics": compare(g[both], p[both], b, n_boot, seed, level)}
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(m: dict[str, Any]) -> str:
+    return f"{_fmt(m['value'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The card as Markdown tables (what the CLI prints and the README quotes)."""
+    level = int(round(report["level"] * 100))
+    lines = [
+        f"Judge report: {report['n']} rows with gold `{report['gold']}` and prediction `{report['pred']}` "
+        f"({report['n_rows']} rows read, {report['n_errors']} with errors); {level}% bootstrap intervals from "
+        f"{report['n_boot']} resamples (seed {report['seed']}).",
+        "",
+        "| metric | value [" + f"{level}% CI] |",
+        "|---|---|",
+        *(f"| {m} | {_ci(report['metrics'][m])} |" for m in METRICS),
+    ]
+    for column, groups in report["groups"].items():
+        lines += ["", f"By `{column}`:", "", "| " + column + " | n | " + " | ".join(METRICS) + " |"]
+        lines.append("|---|---|" + "---|" * len(METRICS))
+        for value, group in groups.items():
+            cells = " | ".join(_ci(group["metrics"][m]) for m in METRICS)
+            lines.append(f"| {value} | {group['n']} | {cells} |")
+    if "calibration" in report:
+        c = report["calibration"]
+        lines += ["", f"Calibration against the rounded gold: ECE {_fmt(c['ece'])}, Brier {_fmt(c['brier'])}."]
+    if "calibration_file" in report:
+        f = report["calibration_file"]
+        h = f["rows_not_used_to_fit"]
+        lines.append(
+            f"With the calibration (T = {f['temperature']:.3f}), on {h['n']} rows not used to fit it: ECE "
+            f"{_fmt(h['ece_before'])} -> {_fmt(h['ece_after'])}, interval coverage {_fmt(h['coverage'])} "
+            f"(target {f['coverage_target']:.2f}, mean width {_fmt(h['mean_width'], 2)})."
+        )
+    if "intervals" in report:
+        lines.append(f"Intervals in the scored file cover the gold on {report['intervals']['coverage']:.1%} of rows.")
+    if "compare" in report:
+        a, b = report["names"]
+        comp = report["compare"]
+        lines += [
+            "",
+            f"{a} vs {b} on the {comp['n']} rows both scored (difference {a} - {b}, paired bootstrap interval, "
+            "paired permutation p-value):",
+            "",
+            f"| metric | {a} | {b} | {a} - {b} [{level}% CI] | p | better |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in METRICS:
+            d = comp["metrics"][m]
+            winner = {"A": a, "B": b}.get(d["better"], "no significant difference")
+            p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
+            lines.append(
+                f"| {m} | {_fmt(d['a'])} | {_fmt(d['b'])} | {_fmt(d['diff'])} [{_fmt(d['lo'])}, {_fmt(d['hi'])}] "
+                f"| {p} | {winner} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out: str | Path) -> Path:
+    """Write the report as .json, .md or .html (one self-contained file) by the suffix of `out`."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".json":
+        out.write_text(json.dumps(report, indent=2))
+    elif suffix == ".md":
+        out.write_text(to_markdown(report))
+    elif suffix == ".html":
+        from raft.report_html import to_html
+
+        out.write_text(to_html(report), encoding="utf-8")
+    else:
+        raise DataError(f"unsupported report type '{suffix}'; use .json, .md or .html", str(out))
+    return out

@@ -1,0 +1,187 @@
+"""The report card's figures (plotly) and its HTML: one self-contained file, plotly.js inline, no
+network, that a person can mail. The studio's Evaluate tab shows the same figures."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import plotly.graph_objects as go
+
+from raft.report import to_markdown
+from raft.stats import METRICS
+
+BLUE, ORANGE, GREY = "#2563eb", "#f97316", "#6b7280"
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template="plotly_white",
+        height=360,
+        margin=dict(l=55, r=20, t=50, b=45),
+        legend=dict(orientation="h", y=-0.22),
+    )
+    return fig
+
+
+def _error_bars(metrics: dict[str, Any]) -> dict[str, Any]:
+    values = [m["value"] or 0.0 for m in metrics.values()]
+    return dict(
+        type="data",
+        symmetric=False,
+        array=[(m["hi"] - v) if m["hi"] is not None else 0 for m, v in zip(metrics.values(), values)],
+        arrayminus=[(v - m["lo"]) if m["lo"] is not None else 0 for m, v in zip(metrics.values(), values)],
+    )
+
+
+def metric_bars(report: dict[str, Any]) -> go.Figure:
+    """Each metric with its bootstrap interval."""
+    shown = {m: report["metrics"][m] for m in METRICS}
+    fig = go.Figure(
+        go.Bar(
+            x=list(shown),
+            y=[m["value"] for m in shown.values()],
+            error_y=_error_bars(shown),
+            marker_color=BLUE,
+        )
+    )
+    return _layout(fig, f"Agreement with {int(report['level'] * 100)}% bootstrap intervals", "metric", "value")
+
+
+def group_bars(report: dict[str, Any], column: str, metric: str = "pearson") -> go.Figure:
+    """One metric per group of `column`, with intervals."""
+    groups = report["groups"][column]
+    shown = {value: g["metrics"][metric] for value, g in groups.items()}
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{v} (n={groups[v]['n']})" for v in shown],
+            y=[m["value"] for m in shown.values()],
+            error_y=_error_bars(shown),
+            marker_color=ORANGE,
+        )
+    )
+    return _layout(fig, f"{metric} by {column}", column, metric)
+
+
+def reliability(report: dict[str, Any]) -> go.Figure:
+    """Accuracy against confidence per confidence bin (the diagonal is perfect calibration)."""
+    table = report["calibration"]["reliability"]
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color=GREY), name="perfect")
+    fig.add_scatter(
+        x=[b["confidence"] for b in table],
+        y=[b["accuracy"] for b in table],
+        mode="lines+markers",
+        marker=dict(size=[6 + 20 * b["n"] / max(1, report["n"]) for b in table], color=BLUE),
+        text=[f"n={b['n']}" for b in table],
+        name=f"judge (ECE {report['calibration']['ece']:.3f})",
+    )
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
+    return _layout(fig, "Reliability of the most likely score", "confidence", "accuracy")
+
+
+def expected_vs_gold(report: dict[str, Any]) -> go.Figure:
+    """Every row's expected score against its gold (with intervals where present), and bin means."""
+    points = report["points"]
+    fig = go.Figure()
+    error = None
+    if "intervals" in report:
+        iv = report["intervals"]
+        error = dict(
+            type="data",
+            symmetric=False,
+            array=[hi - p for hi, p in zip(iv["hi"], points["pred"])],
+            arrayminus=[p - lo for lo, p in zip(iv["lo"], points["pred"])],
+            color="rgba(37,99,235,0.25)",
+        )
+    fig.add_scatter(
+        x=points["gold"],
+        y=points["pred"],
+        mode="markers",
+        marker=dict(color=BLUE, opacity=0.5),
+        error_y=error,
+        name="rows",
+    )
+    if "calibration" in report:
+        bins = report["calibration"]["expected_vs_gold"]
+        fig.add_scatter(
+            x=[b["gold"] for b in bins],
+            y=[b["expected"] for b in bins],
+            mode="lines+markers",
+            line=dict(color=ORANGE),
+            name="mean by bin of expected score",
+        )
+    lo = min(points["gold"] + points["pred"])
+    hi = max(points["gold"] + points["pred"])
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dash", color=GREY), name="y = x")
+    return _layout(fig, "Expected score against gold", "gold", "expected score")
+
+
+def comparison(report: dict[str, Any]) -> go.Figure:
+    """A - B for each metric with its paired interval."""
+    comp = report["compare"]["metrics"]
+    a, b = report["names"]
+    shown = {m: {"value": comp[m]["diff"], "lo": comp[m]["lo"], "hi": comp[m]["hi"]} for m in METRICS}
+    colors = [BLUE if comp[m]["better"] == "A" else ORANGE if comp[m]["better"] == "B" else GREY for m in METRICS]
+    fig = go.Figure(
+        go.Bar(x=list(shown), y=[m["value"] for m in shown.values()], error_y=_error_bars(shown), marker_color=colors)
+    )
+    return _layout(fig, f"{a} - {b} (coloured where significant)", "metric", "difference")
+
+
+def figures(report: dict[str, Any]) -> dict[str, go.Figure]:
+    """Every figure the report has data for, by name."""
+    out = {"metrics": metric_bars(report), "scatter": expected_vs_gold(report)}
+    if "calibration" in report:
+        out["reliability"] = reliability(report)
+    for column in report["groups"]:
+        out[f"by {column}"] = group_bars(report, column)
+    if "compare" in report:
+        out["comparison"] = comparison(report)
+    return out
+
+
+def _table(markdown: str) -> str:
+    """Markdown text with tables as HTML (enough for the report's own Markdown)."""
+    parts, rows = [], []
+
+    def flush() -> None:
+        if rows:
+            head, *body = rows
+            cells = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+            trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+            parts.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
+            rows.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        flush()
+        if line.strip():
+            parts.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+    flush()
+    return "\n".join(parts)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#111}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
+th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}"""
+
+
+def to_html(report: dict[str, Any], title: str = "Judge report card") -> str:
+    """One self-contained HTML file: the tables and every figure, plotly.js included inline once."""
+    blocks = []
+    for i, fig in enumerate(figures(report).values()):
+        blocks.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{_table(to_markdown(report))}\n"
+        + "\n".join(f"<div class='figure'>{b}</div>" for b in blocks)
+        + "</body></html>"
+    )

@@ -1,0 +1,86 @@
+"""Bootstrap intervals against a slow reference, and the paired comparison of two judges."""
+
+import numpy as np
+import pytest
+
+from raft.metrics import agreement
+from raft.stats import METRICS, bootstrap, compare
+
+
+def _slow_reference(gold, pred, n_boot, seed, level=0.95):
+    """The same resamples, each scored by raft.metrics.agreement one at a time."""
+    idx = np.random.default_rng(seed).integers(0, len(gold), size=(n_boot, len(gold)))
+    draws = {m: [] for m in METRICS}
+    for rows in idx:
+        m = agreement(gold[rows].tolist(), pred[rows].tolist())
+        for name in METRICS:
+            draws[name].append(np.nan if m[name] is None else m[name])
+    out = {}
+    for name in METRICS:
+        values = np.array(draws[name])
+        good = values[np.isfinite(values)]
+        out[name] = np.percentile(good, [50 * (1 - level), 50 * (1 + level)])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bootstrap_matches_a_slow_reference(seed):
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(1, 6, 25).astype(float)
+    pred = np.clip(gold + rng.normal(0, 1.0, 25), 1, 5)
+    fast = bootstrap(gold, pred, n_boot=1000, seed=seed)
+    slow = _slow_reference(gold, pred, 1000, seed)
+    point = agreement(gold.tolist(), pred.tolist())
+    for m in METRICS:
+        assert fast[m]["value"] == pytest.approx(point[m], abs=1e-12)
+        assert [fast[m]["lo"], fast[m]["hi"]] == pytest.approx(list(slow[m]), abs=1e-9)
+        assert fast[m]["lo"] <= fast[m]["value"] <= fast[m]["hi"]
+
+
+def test_intervals_narrow_as_rows_grow():
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (50, 800):
+        gold = rng.integers(1, 6, n).astype(float)
+        ci = bootstrap(gold, gold + rng.normal(0, 1, n), seed=0)["pearson"]
+        widths.append(ci["hi"] - ci["lo"])
+    assert widths[1] < widths[0] / 2
+
+
+def test_a_constant_prediction_has_no_correlation_interval():
+    out = bootstrap([1, 2, 3, 4, 5, 3], [3] * 6)
+    assert out["pearson"]["value"] is None and out["pearson"]["lo"] is None
+    assert out["rmse"]["value"] == pytest.approx(np.sqrt(np.mean(np.square([2, 1, 0, 1, 2, 0]))))
+
+
+def test_fewer_than_1000_resamples_are_refused_by_the_report():
+    from raft.report import build_report
+
+    with pytest.raises(ValueError, match="at least 1,000"):
+        build_report([{"orig_score": 1, "expected_score": 1.2}, {"orig_score": 2, "expected_score": 2.1}], n_boot=100)
+
+
+def test_a_judge_against_itself_relabelled_is_no_different():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(1, 6, 200).astype(float)
+    a = gold + rng.normal(0, 1, 200)
+    result = compare(gold, a, a.copy())
+    for m in METRICS:
+        assert result[m]["diff"] == 0 and result[m]["p_value"] > 0.05 and result[m]["better"] is None
+
+
+def test_two_equally_good_judges_are_not_told_apart():
+    rng = np.random.default_rng(5)
+    gold = rng.integers(1, 6, 300).astype(float)
+    result = compare(gold, gold + rng.normal(0, 1, 300), gold + rng.normal(0, 1, 300), seed=2)
+    assert result["pearson"]["p_value"] > 0.05 and result["pearson"]["lo"] < 0 < result["pearson"]["hi"]
+
+
+def test_a_clearly_better_judge_wins_with_a_small_p_value():
+    rng = np.random.default_rng(1)
+    gold = rng.integers(1, 6, 150).astype(float)
+    good, poor = gold + rng.normal(0, 0.4, 150), gold + rng.normal(0, 1.6, 150)
+    result = compare(gold, poor, good)
+    for m in ("pearson", "spearman", "kendall", "rmse", "mae"):
+        assert result[m]["p_value"] < 0.05 and result[m]["better"] == "B", m
+    assert result["pearson"]["hi"] < 0 and result["rmse"]["lo"] > 0
