@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import gradio as gr
 import pandas as pd
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, GPU_MAX_S, MODE_CHOICES, Studio, gpu, model_dropdown
+from app.workspace import offer
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns
@@ -40,10 +42,11 @@ def detect_columns(studio: Studio, path: str | None) -> str:
         raise gr.Error(str(exc)) from None
 
 
-def output_path(studio: Studio, file: Path, model: str, mode: str, settings: str) -> Path:
+def output_path(folder: Path, file: Path, model: str, mode: str, settings: str) -> Path:
     """Same input, judge, mode and settings (mapping, calibration) -> same output file, so a rerun resumes it."""
     digest = hashlib.sha256(file.read_bytes() + f"|{model}|{mode}|{settings}".encode()).hexdigest()[:12]
-    return studio.root / "batch" / f"{file.stem[:40]}-{digest}.jsonl"
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem)[:40].lstrip("._-") or "rows"
+    return folder / f"{stem}-{digest}.jsonl"
 
 
 def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, int]) -> tuple[Any, ...]:
@@ -85,7 +88,17 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
     return table, markdown, scatter, table_c
 
 
-@gpu
+def gpu_seconds(studio: Studio, path: str | None, columns: str, model: str, mode: str, *rest: Any, **kw: Any) -> float:
+    """ZeroGPU time to ask for a batch: by its rows and mode, capped (a longer batch resumes on rerun)."""
+    try:
+        rows = count_rows(path) or 100
+    except (DataError, OSError, TypeError):
+        rows = 100
+    per_row = 0.2 if mode == "score_only" else 3.0
+    return min(GPU_MAX_S, 30 + rows * per_row)
+
+
+@gpu(duration=gpu_seconds)
 def score_batch(
     studio: Studio,
     path: str | None,
@@ -95,16 +108,20 @@ def score_batch(
     batch_size: int,
     gold_field: str,
     calibration_file: str | None = None,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
-    """Score every row of the upload (resumable), then return the views and the two downloads."""
+    """Score every row of the upload into the visitor's workspace (resumable; an identical run
+    going on waits for it), then return the views and the two downloads."""
     file = check_upload(studio, path)
     cal = studio.calibration(calibration_file)
+    workspace = studio.workspace(request)
     try:
+        workspace.check_quota(file.stat().st_size * 2)
         mapping = parse_columns(columns)
         judge = studio.judge(model).with_calibration(cal)
         key = f"{columns or ''}|{cal.__dict__ if cal else ''}"
-        out = output_path(studio, file, model or DEFAULT_CHOICE, mode, key)
+        out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
         total = count_rows(file) or 1
         progress(0, desc="loading judge")
         score_file(
@@ -124,7 +141,7 @@ def score_batch(
     pd.DataFrame([{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()} for r in rows]).to_csv(
         csv_path, index=False
     )
-    return (*results_view(rows, gold_field or "orig_score", judge.scale), [str(csv_path), str(out)])
+    return (*results_view(rows, gold_field or "orig_score", judge.scale), offer([csv_path, out]))
 
 
 def build(studio: Studio) -> dict[str, Any]:

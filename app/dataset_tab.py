@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 from app import plots
 from app.batch_tab import check_upload
 from app.studio import DEFAULT_CHOICE, Studio
+from app.workspace import offer
 from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
 from raft.paths import safe_child
@@ -20,6 +22,10 @@ from raft.synthetic import generate_rows
 
 SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
 NO_TOKENIZER = "none"
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+"""owner/name, as the hub spells dataset ids: never a local path."""
+PREVIEW_LENGTHS = 1000
+"""Token lengths are computed for at most this many examples in a preview (the plotted ones)."""
 
 
 def resolve_source(studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int) -> str:
@@ -27,12 +33,19 @@ def resolve_source(studio: Studio, kind: str, upload: str | None, hub_id: str, n
     if kind == "uploaded file":
         return str(check_upload(studio, upload))
     if kind == "hub dataset id":
-        if not hub_id.strip():
-            raise gr.Error("Enter a hub dataset id, such as prometheus-eval/Feedback-Collection.")
-        return hub_id.strip()
-    path = studio.root / "uploads" / f"synthetic-{int(n_synthetic)}-{int(seed)}.jsonl"
+        hub_id = (hub_id or "").strip()
+        if not HUB_ID.match(hub_id) or ".." in hub_id or Path(hub_id).exists():
+            raise gr.Error(
+                "Enter a hub dataset id (owner/name), such as prometheus-eval/Feedback-Collection; "
+                "to use a file, upload it."
+            )
+        return hub_id
+    if kind != "synthetic sample":
+        raise gr.Error(f"unknown source; choose one of {', '.join(SOURCES)}")
+    n, seed = int(min(max(n_synthetic, 20), 2000)), int(seed) % 2**31
+    path = studio.root / "samples" / f"synthetic-{n}-{seed}.jsonl"
     if not path.is_file():
-        write_rows(path, generate_rows(int(n_synthetic), seed=int(seed), noise=0.3))
+        write_rows(path, generate_rows(n, seed=seed, noise=0.3))
     return str(path)
 
 
@@ -83,8 +96,8 @@ def preview(
     except (DataError, TemplateError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
-    stats = dataset_stats(built, tokenizer)
-    lengths = token_lengths((built.train + built.validation)[:1000], tokenizer) if tokenizer else []
+    stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
+    lengths = token_lengths((built.train + built.validation)[:PREVIEW_LENGTHS], tokenizer) if tokenizer else []
     rejected = (
         pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
         if built.rejected
@@ -103,18 +116,23 @@ def preview(
     )
 
 
-def write(studio: Studio, built: BuiltDataset | None, name: str, tokenizer_choice: str) -> tuple[Any, ...]:
-    """Write the previewed dataset under the data root and offer its files."""
-    if not built:
+def write(
+    studio: Studio, built: BuiltDataset | None, name: str, tokenizer_choice: str, request: gr.Request = None
+) -> tuple[Any, ...]:
+    """Write the previewed dataset into the visitor's workspace (never over an existing one) and offer its files."""
+    if not isinstance(built, BuiltDataset):
         raise gr.Error("Preview the dataset first.")
+    workspace = studio.workspace(request)
     try:
-        folder = safe_child(studio.datasets_dir, name)
+        folder = safe_child(workspace.datasets, name)
+        workspace.check_quota()
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+    if folder.exists():
+        raise gr.Error(f"a dataset named '{folder.name}' exists already: choose another name")
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
     stats = write_dataset(folder, built, tokenizer)
-    files = [str(p) for p in sorted(Path(folder).iterdir()) if p.is_file()]
-    return stats, files
+    return stats, offer(sorted(p for p in folder.iterdir() if p.is_file()))
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -179,4 +197,5 @@ def build(studio: Studio) -> dict[str, Any]:
     written = write_btn.click(
         functools.partial(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
     )
+    kind.change(lambda k: gr.Textbox(interactive=k == "hub dataset id"), kind, hub_id, api_name=False)
     return {"written": written, "name": name}

@@ -12,6 +12,7 @@ import gradio as gr
 
 from app.batch_tab import check_upload
 from app.studio import Studio
+from app.workspace import Workspace, offer
 from raft import calibration
 from raft.files import DataError
 from raft.report import build_report, find_gold, load_scored, paired, to_markdown, write_report
@@ -20,21 +21,21 @@ from raft.report_html import figures
 NONE = "(none)"
 
 
-def batch_results(studio: Studio) -> list[str]:
-    """The studio's scored files (Batch tab results), newest first."""
-    files = sorted((studio.root / "batch").glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+def batch_results(workspace: Workspace) -> list[str]:
+    """The visitor's scored files (Batch tab results), newest first."""
+    files = sorted(workspace.batch.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     return [p.name for p in files]
 
 
-def _scored_file(studio: Studio, choice: str | None, upload: str | None) -> Path | None:
-    """An uploaded file, or a Batch result looked up by name among the studio's own."""
+def _scored_file(studio: Studio, workspace: Workspace, choice: str | None, upload: str | None) -> Path | None:
+    """An uploaded file, or a Batch result looked up by name among the visitor's own."""
     if upload:
         return check_upload(studio, upload)
     if not choice or choice == NONE:
         return None
-    if choice not in batch_results(studio):
-        raise gr.Error(f"'{choice}' is not one of this studio's batch results")
-    return studio.root / "batch" / choice
+    if choice not in batch_results(workspace):
+        raise gr.Error(f"'{str(choice)[:80]}' is not one of your batch results")
+    return workspace.batch / choice
 
 
 def _columns(text: str) -> list[str]:
@@ -51,12 +52,14 @@ def evaluate(
     pred: str,
     by: str,
     cal_file: str | None,
+    request: gr.Request = None,
 ) -> tuple[Any, ...]:
     """The card (Markdown), its figures, and the HTML and JSON reports to download."""
-    path = _scored_file(studio, choice, upload)
+    workspace = studio.workspace(request)
+    path = _scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
-    other_path = _scored_file(studio, other_choice, other_upload)
+    other_path = _scored_file(studio, workspace, other_choice, other_upload)
     try:
         cal = studio.calibration(cal_file)
         rows = load_scored(path)
@@ -92,11 +95,14 @@ def evaluate(
     )
 
 
-def fit_calibration(studio: Studio, choice: str | None, upload: str | None, gold: str, coverage: float) -> str:
+def fit_calibration(
+    studio: Studio, choice: str | None, upload: str | None, gold: str, coverage: float, request: gr.Request = None
+) -> str:
     """Fit a temperature and conformal intervals on half of a scored file's rows; returns CAL.json."""
     import numpy as np
 
-    path = _scored_file(studio, choice, upload)
+    workspace = studio.workspace(request)
+    path = _scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     try:
@@ -110,9 +116,7 @@ def fit_calibration(studio: Studio, choice: str | None, upload: str | None, gold
         cal = calibration.fit(probs, g[keep], [int(keys[j]) for j in keep], (1, probs.shape[1]), float(coverage))
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    out = studio.root / "reports" / f"calibration-{path.stem[:40]}.json"
-    out.parent.mkdir(exist_ok=True)
-    return str(cal.save(out))
+    return offer([cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")])[0]
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def build(studio: Studio) -> dict[str, Any]:
             "The report card of a scored file against gold: every metric with its 95% bootstrap interval, per "
             "group, the calibration of the score distribution, and a second judge compared on the same rows."
         )
-        results = [NONE, *batch_results(studio)]
+        results = [NONE] if studio.settings.public else [NONE, *batch_results(studio.workspace())]
         with gr.Row():
             with gr.Column():
                 choice = gr.Dropdown(results, value=NONE, label="Batch result", elem_id="ev-batch")

@@ -43,6 +43,7 @@ FORM = [
 
 def form_config(
     studio: Studio,
+    datasets_dir: Path,
     dataset: str,
     run_name: str,
     base_model: str,
@@ -60,7 +61,7 @@ def form_config(
     gradient_checkpointing: bool,
 ) -> TrainConfig:
     """The form's values as a TrainConfig whose folders are inside the data root."""
-    data = safe_child(studio.datasets_dir, dataset) if dataset else Path("")
+    data = safe_child(datasets_dir, dataset) if dataset else Path("")
     out = safe_child(studio.runs_dir, run_name or "run")
     return TrainConfig(
         data=str(data),
@@ -94,21 +95,42 @@ def cli_command(config: TrainConfig) -> str:
     return shlex.join(parts)
 
 
-def update_views(studio: Studio, *values: Any) -> tuple[str, str]:
+def update_views(
+    studio: Studio,
+    dataset: str,
+    run_name: str,
+    base_model: str,
+    loss: str,
+    lam: float,
+    lora: bool,
+    lora_r: int,
+    learning_rate: float,
+    max_steps: int,
+    epochs: float,
+    batch_size: int,
+    grad_accum: int,
+    max_length: int,
+    eval_steps: int,
+    gradient_checkpointing: bool,
+    request: gr.Request = None,
+) -> tuple[str, str]:
+    """The form as YAML and as the equivalent command (or the reason it is not a valid config)."""
+    values = [dataset, run_name, base_model, loss, lam, lora, lora_r, learning_rate, max_steps, epochs]
+    values += [batch_size, grad_accum, max_length, eval_steps, gradient_checkpointing]
     try:
-        config = form_config(studio, *values)
-    except ValueError as exc:
+        config = form_config(studio, studio.workspace(request).datasets, *values)
+    except (ValueError, TypeError) as exc:
         return f"# {exc}", ""
     return config.to_yaml(), cli_command(config)
 
 
-def config_from_yaml(studio: Studio, text: str) -> TrainConfig:
-    """Parse the (possibly edited) YAML, refusing unknown keys and folders outside the data root."""
+def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> TrainConfig:
+    """Parse the (possibly edited) YAML, refusing unknown keys, bad values and folders outside the data root."""
     try:
-        config = TrainConfig.from_text(text)
+        config = TrainConfig.from_text(text or "")
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise gr.Error(str(exc)) from None
-    for key, root in (("data", studio.datasets_dir), ("output_dir", studio.runs_dir)):
+    for key, root in (("data", studio.workspace(request).datasets), ("output_dir", studio.runs_dir)):
         path = Path(getattr(config, key)).resolve()
         if not path.is_relative_to(root) or path == root:
             raise gr.Error(f"config: {key} must be a folder inside {root}")
@@ -119,12 +141,12 @@ def config_from_yaml(studio: Studio, text: str) -> TrainConfig:
     return config
 
 
-def dataset_summary(studio: Studio, dataset: str | None) -> str:
+def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = None) -> str:
     """What a run on this dataset trains with: its mode, scale and template, from the dataset's manifest."""
     if not dataset:
         return "No dataset chosen: write one in the Dataset tab."
     try:
-        manifest = read_dataset_manifest(safe_child(studio.datasets_dir, dataset))
+        manifest = read_dataset_manifest(safe_child(studio.workspace(request).datasets, dataset))
     except (DataError, ValueError, KeyError) as exc:
         return f"⚠️ {exc}"
     prompt = manifest["prompt"]
@@ -139,11 +161,11 @@ def job_choices(studio: Studio) -> list[tuple[str, str]]:
     return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list()]
 
 
-def start(studio: Studio, text: str) -> str:
+def start(studio: Studio, text: str, request: gr.Request = None) -> str:
     """Start a job from the YAML; returns its id."""
     if not studio.settings.allow_training:
-        raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1).")
-    config = config_from_yaml(studio, text)
+        raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1 with RAFT_AUTH).")
+    config = config_from_yaml(studio, text, request)
     if not (Path(config.data) / "train.jsonl").is_file():
         raise gr.Error(f"no dataset at {config.data}: write one in the Dataset tab first")
     try:
@@ -153,10 +175,15 @@ def start(studio: Studio, text: str) -> str:
 
 
 def stop(studio: Studio, job_id: str | None) -> str:
-    """Stop a job (checkpoint first, kill after a timeout); returns its id."""
+    """Ask a job to stop (checkpoint first, killed after a timeout in the background); returns at once."""
+    if not studio.settings.allow_training:
+        raise gr.Error("Training is off on this studio.")
     if not job_id:
         raise gr.Error("Choose a job first.")
-    return studio.jobs.stop(job_id, timeout=120).id
+    try:
+        return studio.jobs.stop(job_id, timeout=120, wait=False).id
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def resume(studio: Studio, job_id: str | None) -> str:
@@ -196,9 +223,12 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
     )
     if s["loss"] is not None:
         status += f" · loss {s['loss']:.4f}"
+    public = studio.settings.public and not studio.settings.allow_training
     if job.status in ("failed", "killed"):
-        status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{job.error}\n```"
-    return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), studio.jobs.log_tail(job, 30)
+        why = "see the server log" if public else job.error
+        status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{why}\n```"
+    log = "(the log is not shown on a public studio)" if public else studio.jobs.log_tail(job, 30)
+    return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), log
 
 
 def runs_table(studio: Studio) -> pd.DataFrame:
@@ -236,7 +266,7 @@ def build(studio: Studio) -> dict[str, Any]:
             )
         with gr.Row():
             with gr.Column():
-                datasets = studio.datasets()
+                datasets = [] if studio.settings.public else studio.datasets()
                 dataset = gr.Dropdown(
                     datasets,
                     value=datasets[0] if datasets else None,
@@ -272,7 +302,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     start_btn = gr.Button(
                         "Start", variant="primary", elem_id="ft-start", interactive=studio.settings.allow_training
                     )
-                    stop_btn = gr.Button("Stop", elem_id="ft-stop")
+                    stop_btn = gr.Button("Stop", elem_id="ft-stop", interactive=studio.settings.allow_training)
                     resume_btn = gr.Button("Resume", interactive=studio.settings.allow_training)
         with gr.Row():
             job = gr.Dropdown(job_choices(studio), label="Job", elem_id="ft-job", allow_custom_value=True)

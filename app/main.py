@@ -38,22 +38,26 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
 
-        def scored_choices():
-            choices = [evaluate_tab.NONE, *evaluate_tab.batch_results(studio)]
+        def scored_choices(request: gr.Request):
+            choices = [evaluate_tab.NONE, *evaluate_tab.batch_results(studio.workspace(request))]
             return tuple(gr.Dropdown(choices=choices) for _ in evaluate["results"])
 
-        def refresh_choices():
+        def refresh_choices(request: gr.Request):
             models = studio.model_choices()
             return (
-                gr.Dropdown(choices=studio.datasets()),
+                gr.Dropdown(choices=studio.datasets(request)),
                 *(gr.Dropdown(choices=models) for _ in range(len(score["models"]) + len(batch["models"]))),
-                *scored_choices(),
+                *scored_choices(request),
             )
 
         model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *evaluate["results"]]
         batch["scored"].then(scored_choices, None, evaluate["results"], api_name="scored_refresh")
-        data["written"].then(
-            lambda name: gr.Dropdown(choices=studio.datasets(), value=name),
+
+        def written(name: str, request: gr.Request):
+            return gr.Dropdown(choices=studio.datasets(request), value=name)
+
+        data["written"].success(
+            written,
             data["name"],
             tune["dataset"],
             api_name="datasets_refresh",
@@ -81,13 +85,13 @@ def launch(args: argparse.Namespace, prevent_thread_lock: bool = False) -> tuple
     settings = Settings.from_env(args.data_root, args.model)
     demo, studio = build_app(settings)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    demo.queue(default_concurrency_limit=4).launch(
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size).launch(
         server_name=args.host,
         server_port=args.port,
         auth=auth,
         prevent_thread_lock=prevent_thread_lock,
         max_file_size=f"{settings.max_upload_mb}mb",
-        allowed_paths=[str(settings.data_root)],
+        allowed_paths=[],  # nothing under the data root is served: downloads are staged copies
         css=CSS,
         theme=gr.themes.Soft(),
         show_error=True,

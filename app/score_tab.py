@@ -14,22 +14,37 @@ from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
 
+MAX_LEVELS = 10
+"""Description boxes in the rubric editor; a judge's scale shows as many as it has levels."""
+
+
+def _padded(descriptions: list[str]) -> list[str]:
+    return [*descriptions, *[""] * (MAX_LEVELS - len(descriptions))][:MAX_LEVELS]
+
 
 def preset_fields(name: str) -> list[str]:
+    """A preset's criterion and descriptions (scores 1..5), padded to MAX_LEVELS boxes."""
     preset = rubric_presets()[name]
-    return [preset["criteria"], *preset["descriptions"]]
+    return [preset["criteria"], *_padded(preset["descriptions"])]
 
 
 def random_example(seed: float | None = None) -> list[str]:
-    """A synthetic item: instruction, response, reference, criteria and the five descriptions."""
+    """A synthetic item: instruction, response, reference, criteria and the descriptions (1..5)."""
     row = generate_rows(1, seed=int(seed if seed is not None else random.randrange(10**6)))[0]
     return [
         row["orig_instruction"],
         row["orig_response"],
         row["orig_reference_answer"],
         row["orig_criteria"],
-        *(row[f"orig_score{k}_description"] for k in range(1, 6)),
+        *_padded([row[f"orig_score{k}_description"] for k in range(1, 6)]),
     ]
+
+
+def rubric_boxes(studio: Studio, choice: str | None) -> list[Any]:
+    """The judge's mode, then one update per description box: labelled by score, shown for its scale."""
+    lo, hi = studio.model_scale(choice)
+    boxes = [gr.Textbox(label=f"Score {lo + i}", visible=lo + i <= hi) for i in range(MAX_LEVELS)]
+    return [studio.model_mode(choice), *boxes]
 
 
 def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
@@ -37,6 +52,8 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
         f"**{name}**: expected score **{j.expected_score:.2f}**, most likely **{j.mode_score}**, "
         f"score-token mass {j.score_mass:.2f}"
     ]
+    if j.flag:
+        lines.append(f"⚠️ {j.flag}")
     if j.interval:
         lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.2f}, {j.interval[1]:.2f}]**")
     if j.score_mass < LOW_MASS:
@@ -49,7 +66,7 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
     return "\n\n".join(lines)
 
 
-@gpu
+@gpu(duration=lambda *args, **kwargs: 120 if kwargs.get("compare") else 60)
 def score_item(
     studio: Studio,
     model: str,
@@ -63,6 +80,11 @@ def score_item(
     d3: str,
     d4: str,
     d5: str,
+    d6: str = "",
+    d7: str = "",
+    d8: str = "",
+    d9: str = "",
+    d10: str = "",
     compare: bool = False,
     model_b: str | None = None,
     calibration_file: str | None = None,
@@ -71,8 +93,9 @@ def score_item(
 ) -> tuple[str, Any, dict]:
     """Score one item with one judge (or two, to compare); returns markdown, figure and details.
 
+    Each judge reads the rubric on its own scale (the first boxes, numbered from its lowest score).
     With a calibration file, the first judge's distribution is tempered and an interval shown."""
-    item = rubric_item(criteria, [d1, d2, d3, d4, d5], instruction, response, reference)
+    descriptions = [d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     cal = studio.calibration(calibration_file)
     verdicts = []
@@ -85,6 +108,8 @@ def score_item(
             except ValueError as exc:
                 raise gr.Error(str(exc)) from None
         progress((k + 0.5) / len(names), desc=f"scoring with {name}")
+        lo, hi = judge.scale
+        item = rubric_item(criteria, descriptions[: hi - lo + 1], instruction, response, reference, low=lo)
         [j] = judge.score([item], mode=mode, max_new_tokens=max_new_tokens)
         if j.error:
             raise gr.Error(f"{name}: {j.error}")
@@ -120,13 +145,15 @@ def build(studio: Studio) -> dict[str, Any]:
                 preset = gr.Dropdown(presets, value=presets[0], label="Rubric preset")
                 fields = preset_fields(presets[0])
                 criteria = gr.Textbox(fields[0], label="Criterion", lines=2)
-                descriptions = [gr.Textbox(fields[k], label=f"Score {k}", lines=1) for k in range(1, 6)]
+                descriptions = [
+                    gr.Textbox(fields[k], label=f"Score {k}", lines=1, visible=k <= 5) for k in range(1, MAX_LEVELS + 1)
+                ]
         result = gr.Markdown(elem_id="score-result")
         plot = gr.Plot(label="Score distribution", elem_id="score-plot")
         details = gr.JSON(label="Details")
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
-    model.change(studio.model_mode, model, mode, api_name="score_model_mode")
+    model.change(functools.partial(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
     example.click(
         lambda: random_example(),
         None,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
+from app.workspace import SWEEP_EVERY_S, Workspace, WorkspaceError, sweep, visitor_key, workspace_for
 from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import JobManager
@@ -16,16 +19,26 @@ from raft.judge import Judge
 from raft.models import MANIFEST, ModelError, read_manifest
 from raft.paths import safe_child
 from raft.prompts import TemplateError, check_judge_mode
-from raft.scores import ScaleError
+from raft.scores import ScaleError, check_scale
 
 try:  # ZeroGPU Spaces: functions that need the GPU ask for it; elsewhere this is a no-op
     import spaces
-
-    gpu = spaces.GPU
 except ImportError:
+    spaces = None
 
-    def gpu(fn):  # noqa: D103
-        return fn
+GPU_MAX_S = 300
+"""The longest single GPU lease asked for on ZeroGPU; longer batches resume on the next click."""
+
+
+def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Callable]:
+    """`spaces.GPU(duration=...)` where the `spaces` package is present (ZeroGPU), else nothing.
+
+    `duration` may be a function of the call's arguments, so a batch asks for time by its size."""
+
+    def wrap(fn: Callable) -> Callable:
+        return spaces.GPU(duration=duration)(fn) if spaces is not None else fn
+
+    return wrap
 
 
 DEFAULT_CHOICE = "default model"
@@ -48,35 +61,64 @@ class Settings:
     allow_any_model: bool = True
     max_upload_mb: int = 50
     device: str | None = None
+    public: bool = False
+    """A public Space: each visitor gets a private workspace, hub ids only, no local paths."""
+    allowed_models: tuple[str, ...] = ()
+    """Hub ids or folders any visitor may pick (RAFT_ALLOWED_MODELS, comma-separated)."""
+    workspace_mb: int = 200
+    workspace_idle_h: float = 24.0
+    concurrency: int = 4
+    queue_size: int = 64
 
     @classmethod
     def from_env(cls, data_root: str | None = None, default_model: str | None = None) -> Settings:
-        """On a public Space (SPACE_ID set) training and arbitrary models are off unless the owner
-        sets RAFT_ALLOW_TRAINING=1 / RAFT_ALLOW_ANY_MODEL=1."""
+        """On a public Space (SPACE_ID set) training and arbitrary models are off. The owner can allow
+        other models with RAFT_ALLOWED_MODELS (a list) or RAFT_ALLOW_ANY_MODEL=1, and training with
+        RAFT_ALLOW_TRAINING=1 together with credentials (RAFT_AUTH), never for anonymous visitors."""
         on_space = bool(os.environ.get("SPACE_ID"))
         root = data_root or os.environ.get("RAFT_DATA_ROOT") or "data"
+        allowed = tuple(m.strip() for m in os.environ.get("RAFT_ALLOWED_MODELS", "").split(",") if m.strip())
         return cls(
             data_root=Path(root).resolve(),
             default_model=default_model or os.environ.get("RAFT_DEFAULT_MODEL") or None,
-            allow_training=_flag("RAFT_ALLOW_TRAINING") or not on_space,
+            allow_training=not on_space or (_flag("RAFT_ALLOW_TRAINING") and bool(os.environ.get("RAFT_AUTH"))),
             allow_any_model=_flag("RAFT_ALLOW_ANY_MODEL") or not on_space,
             max_upload_mb=int(os.environ.get("RAFT_MAX_UPLOAD_MB", "50")),
             device=os.environ.get("RAFT_DEVICE") or None,
+            public=on_space or _flag("RAFT_PUBLIC"),
+            allowed_models=allowed,
+            workspace_mb=int(os.environ.get("RAFT_WORKSPACE_MB", "200")),
+            workspace_idle_h=float(os.environ.get("RAFT_WORKSPACE_IDLE_HOURS", "24")),
+            concurrency=int(os.environ.get("RAFT_CONCURRENCY", "4")),
+            queue_size=int(os.environ.get("RAFT_QUEUE_SIZE", "64")),
         )
 
 
 class Studio:
-    """Folders under the data root, the job manager, and a small cache of loaded judges."""
+    """Folders under the data root, the job manager, visitors' workspaces and loaded judges."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.root = settings.data_root
-        for sub in ("datasets", "runs", "batch", "uploads"):
+        for sub in ("datasets", "runs", "batch", "samples"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(self.root)
         self._judges: dict[tuple[str, int], Judge] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._swept = 0.0
+
+    def workspace(self, request: gr.Request | None = None) -> Workspace:
+        """The visitor's workspace (private on a public studio), clearing idle ones now and then."""
+        if self.settings.public and time.time() - self._swept > SWEEP_EVERY_S:
+            self._swept = time.time()
+            sweep(self.root, self.settings.workspace_idle_h * 3600)
+        try:
+            return workspace_for(
+                self.root, visitor_key(request), self.settings.public, self.settings.workspace_mb * 2**20
+            )
+        except WorkspaceError as exc:
+            raise gr.Error(str(exc)) from None
 
     @property
     def datasets_dir(self) -> Path:
@@ -86,8 +128,8 @@ class Studio:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
-    def datasets(self) -> list[str]:
-        return list_datasets(self.datasets_dir)
+    def datasets(self, request: gr.Request | None = None) -> list[str]:
+        return list_datasets(self.workspace(request).datasets)
 
     def runs(self) -> list[str]:
         """Finished runs that hold a judge (newest first)."""
@@ -102,7 +144,7 @@ class Studio:
         return f"run-{n}"
 
     def model_choices(self) -> list[str]:
-        return [DEFAULT_CHOICE, *(RUN_PREFIX + r for r in self.runs())]
+        return [DEFAULT_CHOICE, *self.settings.allowed_models, *(RUN_PREFIX + r for r in self.runs())]
 
     def resolve_model(self, choice: str | None) -> str | None:
         """A model choice (default, 'run: NAME', or a hub id / local path) -> what Judge.load takes."""
@@ -114,8 +156,13 @@ class Studio:
             if not read_manifest(run):
                 raise ValueError(f"run '{run.name}' has no judge yet: it is still training, was stopped, or failed")
             return str(run)
+        if choice in self.settings.allowed_models:
+            return choice
         if not self.settings.allow_any_model:
-            raise ValueError("this studio only serves its default model and its own runs (RAFT_ALLOW_ANY_MODEL is off)")
+            raise ValueError(
+                "this studio serves its default model, its own runs and the models its owner allowed "
+                "(RAFT_ALLOWED_MODELS); other models are off"
+            )
         return choice
 
     def calibration(self, path: str | None) -> Calibration | None:
@@ -129,6 +176,15 @@ class Studio:
             return Calibration.load(file)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
+
+    def model_scale(self, choice: str | None) -> tuple[int, int]:
+        """The scale a choice's judge was trained on (its manifest), without loading it; else 1..5."""
+        try:
+            model = self.resolve_model(choice)
+            manifest = read_manifest(model) if model and Path(model).is_dir() else None
+            return check_scale((manifest or {}).get("scale", (1, 5)))
+        except ValueError:
+            return (1, 5)
 
     def model_mode(self, choice: str | None) -> str:
         """The mode a choice's judge was trained in (its manifest), without loading it; else score-only."""

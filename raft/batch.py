@@ -3,6 +3,7 @@ rerun with the same output skips the rows already there (a torn last line is dro
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import json
 import os
@@ -70,6 +71,29 @@ def score_file(
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_name(out.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second run into the same output waits, then resumes it
+        try:
+            return _score_file(
+                judge, input_path, out, mode, columns, batch_size, chunk_rows, progress, shard, also_done, score_kwargs
+            )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _score_file(
+    judge: Judge,
+    input_path: str | Path,
+    out: Path,
+    mode: str | None,
+    columns: dict[str, str] | None,
+    batch_size: int,
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+    shard: tuple[int, int],
+    also_done: Iterable[int],
+    score_kwargs: dict[str, Any],
+) -> dict[str, int]:
     done = done_rows(out) | set(also_done)
     rank, world = shard
     columns = columns or {}

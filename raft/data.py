@@ -313,7 +313,7 @@ def build_dataset(
         first = rejected[0]["error"] if rejected else "none"
         raise DataError(f"no usable rows ({len(rejected)} rejected; first: {first})", str(source))
     info = {
-        "source": str(source),
+        "source": source_name(source),
         "mode": mode,
         "templates": sorted({e["template"] for e in examples}),
         "scale": list(check_scale(scale)),
@@ -323,11 +323,18 @@ def build_dataset(
         "rows_rejected": len(rejected),
         "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
     }
-    return BuiltDataset(train, validation, rejected, info, dataset_manifest(mode, prompt, scale, mapping, str(source)))
+    manifest = dataset_manifest(mode, prompt, scale, mapping, source_name(source))
+    return BuiltDataset(train, validation, rejected, info, manifest)
 
 
-def dataset_stats(built: BuiltDataset, tokenizer: Any = None) -> dict[str, Any]:
-    """Sizes, score histogram and, with a tokenizer, token-length percentiles of a built dataset."""
+def source_name(source: str | Path) -> str:
+    """A source as recorded in stats and manifests: a hub id, or a file's name (never a server path)."""
+    return Path(source).name if Path(source).exists() else str(source)
+
+
+def dataset_stats(built: BuiltDataset, tokenizer: Any = None, max_examples: int | None = None) -> dict[str, Any]:
+    """Sizes, score histogram and, with a tokenizer, token-length percentiles of a built dataset
+    (over the first `max_examples` examples when given: a preview need not tokenize every row)."""
     examples = built.train + built.validation
     stats = {
         **built.info,
@@ -336,7 +343,8 @@ def dataset_stats(built: BuiltDataset, tokenizer: Any = None) -> dict[str, Any]:
         "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
     }
     if tokenizer is not None:
-        stats["token_lengths"] = _percentiles(token_lengths(examples, tokenizer))
+        sample = examples[:max_examples] if max_examples else examples
+        stats["token_lengths"] = {**_percentiles(token_lengths(sample, tokenizer)), "examples": len(sample)}
     return stats
 
 

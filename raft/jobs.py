@@ -2,7 +2,9 @@
 studio finds them again.
 
 Each job is `python -m raft train` in its own process group (no shell), its output in a log
-file. The registry is one `job.json` per job under DATA_ROOT/jobs. Status comes from the process
+file. The registry is one `job.json` per job under DATA_ROOT/jobs, signed with a key only the server
+holds: a job id is a token of a fixed form that is looked up there, never a path, and a record the
+server did not write (an uploaded `job.json`, say) is refused. Status comes from the process
 and the run folder (`progress.jsonl`, `result.json`); a job whose process died without a result
 is marked failed with the tail of its log. Stop is cooperative first (a STOP file: the trainer
 saves a checkpoint and ends after the current step), then a hard kill of the process group.
@@ -10,13 +12,19 @@ saves a checkpoint and ends after the current step), then a hard kill of the pro
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +35,8 @@ from raft.train.trainer import PROGRESS_FILE, RESULT_FILE, STOP_FILE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ACTIVE = ("starting", "running", "stopping")
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+"""What a job id looks like (UTC start time and a random suffix); anything else is no job."""
 
 
 class JobError(RuntimeError):
@@ -60,6 +70,15 @@ def _alive(pid: int, ticks: int | None) -> bool:
     return ticks is None or _start_ticks(pid) == ticks
 
 
+def _is_trainer(pid: int) -> bool:
+    """Whether pid runs `python -m raft train` (so that a stop never signals another program)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"raft" in argv and b"train" in argv
+
+
 @dataclass
 class Job:
     """One training job as recorded on disk."""
@@ -91,22 +110,61 @@ class JobManager:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.max_active = max_active
         self._procs: dict[str, subprocess.Popen] = {}
+        self._thread_lock = threading.Lock()
+        self._key = self._secret()
+
+    def _secret(self) -> bytes:
+        """The key that signs job records, created once with owner-only permissions."""
+        path = self.jobs_dir / ".key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+        except FileExistsError:
+            pass
+        return path.read_bytes()
+
+    def _mac(self, record: dict[str, Any]) -> str:
+        return hmac.new(self._key, json.dumps(record, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
     def _save(self, job: Job) -> None:
         folder = self.jobs_dir / job.id
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "job.json.tmp"
-        tmp.write_text(json.dumps(asdict(job), indent=2))
+        record = asdict(job)
+        tmp = folder / f"job.json.{uuid.uuid4().hex}.tmp"  # several threads may save one job
+        tmp.write_text(json.dumps({**record, "mac": self._mac(record)}, indent=2))
         tmp.replace(folder / "job.json")
 
     def _load(self, job_id: str) -> Job:
+        """A job by id, from a record this server signed; a malformed id or a forged record is no job."""
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            raise JobError(f"no job '{str(job_id)[:80]}'")
         path = self.jobs_dir / job_id / "job.json"
-        if not path.is_file():
-            raise JobError(f"no job '{job_id}'")
-        return Job(**json.loads(path.read_text()))
+        try:
+            record = json.loads(path.read_text())
+            mac = record.pop("mac")
+            if not hmac.compare_digest(str(mac), self._mac(record)):
+                raise ValueError("bad signature")
+            return Job(**record)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise JobError(f"no job '{job_id}'") from None
+
+    @contextmanager
+    def _starting(self):
+        """One start at a time, across threads and processes: the check and the launch are atomic."""
+        with self._thread_lock, (self.jobs_dir / ".start.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def start(self, config: TrainConfig, resume_of: str | None = None) -> Job:
         """Write the run's config and launch the trainer; refuses when max_active jobs are running."""
+        with self._starting():
+            return self._start(config, resume_of)
+
+    def _start(self, config: TrainConfig, resume_of: str | None) -> Job:
         running = [j for j in self.list() if j.active]
         if len(running) >= self.max_active:
             raise JobError(
@@ -181,28 +239,42 @@ class JobManager:
         return self.refresh(self._load(job_id))
 
     def list(self) -> list[Job]:
-        """All jobs, newest first, with fresh statuses."""
-        ids = sorted((p.parent.name for p in self.jobs_dir.glob("*/job.json")), reverse=True)
-        return [self.refresh(self._load(i)) for i in ids]
+        """All jobs, newest first, with fresh statuses (records this server did not sign are left out)."""
+        jobs = []
+        for name in sorted((p.parent.name for p in self.jobs_dir.glob("*/job.json")), reverse=True):
+            try:
+                jobs.append(self.refresh(self._load(name)))
+            except JobError:
+                continue
+        return jobs
 
-    def stop(self, job_id: str, timeout: float = 60.0) -> Job:
-        """Ask the trainer to checkpoint and stop; kill the process group if it has not within timeout."""
+    def stop(self, job_id: str, timeout: float = 60.0, wait: bool = True) -> Job:
+        """Ask the trainer to checkpoint and stop; kill the process group if it has not within timeout.
+
+        With `wait=False` it returns at once (status "stopping") and a background thread finishes."""
         job = self.get(job_id)
         if not job.active:
             return job
         (Path(job.run_dir) / STOP_FILE).touch()
         job.status = "stopping"
         self._save(job)
+        if not wait:
+            threading.Thread(target=self._finish_stop, args=(job, timeout), daemon=True).start()
+            return job
+        return self._finish_stop(job, timeout)
+
+    def _finish_stop(self, job: Job, timeout: float) -> Job:
         deadline = time.time() + timeout
         while time.time() < deadline:
             job = self.refresh(job)
             if not job.active:
                 return job
             time.sleep(0.2)
-        try:
-            os.killpg(job.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if job.pid and _alive(job.pid, job.pid_ticks) and _is_trainer(job.pid):
+            try:
+                os.killpg(job.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc = self._procs.get(job.id)
         if proc:
             proc.wait(10)
@@ -219,6 +291,10 @@ class JobManager:
         config = TrainConfig.from_yaml(Path(job.run_dir) / "config.yaml")
         return self.start(config, resume_of=job_id)
 
+    def log_path(self, job: Job) -> Path:
+        """The job's log, where the server put it (never a path read from a record)."""
+        return self.jobs_dir / job.id / "train.log"
+
     def progress(self, job: Job | str) -> list[dict[str, Any]]:
         job = self._load(job) if isinstance(job, str) else job
         path = Path(job.run_dir) / PROGRESS_FILE
@@ -234,7 +310,7 @@ class JobManager:
 
     def log_tail(self, job: Job | str, lines: int = 40) -> str:
         job = self._load(job) if isinstance(job, str) else job
-        path = Path(job.log)
+        path = self.log_path(job)
         if not path.is_file():
             return ""
         with path.open("rb") as f:

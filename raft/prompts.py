@@ -202,14 +202,14 @@ def rubric_presets() -> dict[str, dict[str, Any]]:
 
 
 def rubric_item(
-    criteria: str, descriptions: list[str], instruction: str, response: str, reference: str = ""
+    criteria: str, descriptions: list[str], instruction: str, response: str, reference: str = "", low: int = 1
 ) -> dict[str, Any]:
-    """An item in Feedback-Collection field names from a rubric and one response (scores from 1)."""
+    """An item in Feedback-Collection field names from a rubric and one response (scores from `low`)."""
     item = {
         "orig_instruction": instruction,
         "orig_response": response,
         "orig_reference_answer": reference,
         "orig_criteria": criteria,
     }
-    item.update({f"orig_score{k}_description": d for k, d in enumerate(descriptions, 1)})
+    item.update({f"orig_score{k}_description": d for k, d in enumerate(descriptions, low)})
     return item

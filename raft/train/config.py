@@ -1,8 +1,14 @@
-"""The training configuration: one dataclass, loadable from YAML, with `--key value` overrides."""
+"""The training configuration: one dataclass, loadable from YAML, with `--key value` overrides.
+
+Every field is type- and range-checked when a config is made (`__post_init__`), with a message
+that names the field; YAML text is size-capped and its aliases refused (no expansion bombs).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -10,6 +16,45 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+MAX_YAML_BYTES = 64 * 1024
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+)
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d{1,2})?)$")
+
+
+class ConfigError(ValueError):
+    """A config value of the wrong type or out of range, naming the field."""
+
+
+class _NoAliases(yaml.SafeLoader):
+    """Safe YAML without aliases: a few bytes of anchors cannot expand into megabytes."""
+
+    def compose_node(self, parent, index):  # noqa: D102
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases (*name) are not allowed in a config (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str = "config") -> Any:
+    """YAML text parsed safely, at most MAX_YAML_BYTES, with aliases refused."""
+    if len(text.encode("utf-8", "replace")) > MAX_YAML_BYTES:
+        raise ConfigError(f"{source}: a config is at most {MAX_YAML_BYTES // 1024} KiB")
+    try:
+        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {exc}".splitlines()[0]) from None
 
 
 @dataclass
@@ -61,6 +106,14 @@ class TrainConfig:
     """cpu to force the CPU; default: CUDA when present."""
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        for name, rule in RULES.items():
+            setattr(self, name, rule(name, getattr(self, name)))
+        from raft.loss import LOSSES
+
+        if self.loss not in LOSSES:
+            raise ConfigError(f"config: field 'loss': choose one of {', '.join(LOSSES)}, got {self.loss!r}")
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         return cls.from_text(Path(path).read_text(), str(path))
@@ -68,12 +121,12 @@ class TrainConfig:
     @classmethod
     def from_text(cls, text: str, source: str = "config") -> TrainConfig:
         """A config from YAML text; anything but a mapping of known keys is refused, naming `source`."""
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml(text, source) or {}
         if not isinstance(raw, dict):
-            raise ValueError(f"{source}: a config is a mapping of keys to values")
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+            raise ConfigError(f"{source}: a config is a mapping of keys to values")
+        unknown = {str(k) for k in raw} - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{source}: unknown config key(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"{source}: unknown config key(s): {', '.join(sorted(unknown))[:500]}")
         return cls(**raw)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -92,7 +145,7 @@ class TrainConfig:
             name = key.lstrip("-").replace("-", "_")
             if not key.startswith("--") or name not in names:
                 raise ValueError(f"unknown config key '{key}'; keys are {', '.join(sorted(names))}")
-            changes[name] = _coerce(self, name, yaml.safe_load(value))
+            changes[name] = _coerce(self, name, load_yaml(value, key))
         return dataclasses.replace(self, **changes)
 
 
@@ -110,3 +163,110 @@ def _coerce(config: TrainConfig, name: str, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"config key '{name}' needs a number, got {value!r}") from None
     return value
+
+
+def _number(kind: type, lo: float, hi: float, optional: bool = False) -> Any:
+    """A rule: an int (or float) within [lo, hi]; numeric strings such as '1e-4' are read as numbers."""
+
+    def check(name: str, value: Any) -> Any:
+        if value is None and optional:
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind is float else int(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and kind is int and isinstance(value, float):
+            ok = value.is_integer()
+            value = int(value) if ok else value
+        if not ok or not math.isfinite(value) or not lo <= value <= hi:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"config: field '{name}': needs {what} from {lo:g} to {hi:g}, got {value!r}"[:300])
+        return kind(value)
+
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"config: field '{name}': needs true or false, got {value!r}"[:300])
+    return value
+
+
+def _text(optional: bool = False, choices: tuple[str, ...] = (), pattern: re.Pattern | None = None) -> Any:
+    def check(name: str, value: Any) -> Any:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or len(value) > 4096:
+            raise ConfigError(f"config: field '{name}': needs a text of at most 4096 characters, got {value!r}"[:300])
+        if choices and value not in choices:
+            raise ConfigError(f"config: field '{name}': choose one of {', '.join(choices)}, got {value!r}"[:300])
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(f"config: field '{name}': {value!r} is not a device (cpu, cuda, cuda:N, mps)"[:300])
+        return value
+
+    return check
+
+
+def _scale(name: str, value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or not 0 <= value[0] < value[1] <= 100
+    ):
+        raise ConfigError(f"config: field '{name}': needs [lowest, highest], two integers with lowest < highest")
+    return list(value)
+
+
+def _targets(name: str, value: Any) -> list[str] | str:
+    if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        return value
+    raise ConfigError(f"config: field '{name}': needs 'all-linear' or a list of module names, got {value!r}"[:300])
+
+
+def _max_steps(name: str, value: Any) -> int:
+    value = _number(int, -1, 10_000_000)(name, value)
+    if value == 0:
+        raise ConfigError(f"config: field '{name}': needs -1 (train by epochs) or a positive number of steps")
+    return value
+
+
+RULES = {
+    "data": _text(),
+    "output_dir": _text(),
+    "base_model": _text(optional=True),
+    "template": _text(optional=True),
+    "scale": _scale,
+    "loss": _text(),
+    "lam": _number(float, 0, 1000),
+    "lora": _flag,
+    "lora_r": _number(int, 1, 1024),
+    "lora_alpha": _number(int, 1, 4096),
+    "lora_dropout": _number(float, 0, 0.99),
+    "lora_targets": _targets,
+    "learning_rate": _number(float, 1e-9, 1.0),
+    "lr_scheduler": _text(choices=SCHEDULERS),
+    "warmup_ratio": _number(float, 0, 1),
+    "epochs": _number(float, 0.01, 1000),
+    "max_steps": _max_steps,
+    "batch_size": _number(int, 1, 4096),
+    "grad_accum": _number(int, 1, 4096),
+    "max_length": _number(int, 16, 1_000_000),
+    "eval_steps": _number(int, 1, 1_000_000_000),
+    "eval_rows": _number(int, 0, 10_000_000),
+    "eval_max_new_tokens": _number(int, 1, 4096),
+    "logging_steps": _number(int, 1, 10_000_000),
+    "save_steps": _number(int, 1, 1_000_000_000),
+    "save_total_limit": _number(int, 1, 1000),
+    "seed": _number(int, 0, 2**32 - 1),
+    "precision": _text(choices=("auto", "bf16", "fp16", "fp32")),
+    "gradient_checkpointing": _flag,
+    "head_at_score": _flag,
+    "device": _text(optional=True, pattern=DEVICE),
+    "trust_remote_code": _flag,
+}
+"""One rule per field of TrainConfig: it returns the value (numbers read from text) or raises."""

@@ -48,8 +48,13 @@ def test_build_dataset_train_stop_score_and_batch(launched, tmp_path):
             break
         time.sleep(1)
     assert status.startswith("**running** · step")
+    started = time.time()
     assert client.predict(job, api_name="/train_stop") == job
-    assert client.predict(job, False, api_name="/train_watch")[0].startswith("**stopped**")
+    assert time.time() - started < 10, "Stop holds a worker until the job has stopped"
+    deadline = time.time() + 120
+    while not (status := client.predict(job, False, api_name="/train_watch")[0]).startswith("**stopped**"):
+        assert time.time() < deadline and status.startswith("**stopping**"), status
+        time.sleep(0.5)
 
     example = client.predict(api_name="/random_example")
     markdown, plot, details = client.predict(DEFAULT, "score_only", *example, False, DEFAULT, api_name="/score")
