@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -13,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, GPU_MAX_S, MODE_CHOICES, Studio, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, GPU_MAX_S, MODE_CHOICES, Studio, bind, gpu, model_dropdown
 from app.workspace import offer
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
@@ -175,7 +174,7 @@ def build(studio: Studio) -> dict[str, Any]:
     upload.upload(lambda p: detect_columns(studio, p), upload, detected, api_name="batch_columns")
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
     scored = run.click(
-        functools.partial(score_batch, studio),
+        bind(score_batch, studio),
         [upload, columns, model, mode, batch_size, gold, calibration],
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pandas as pd
 
 from app import plots
 from app.batch_tab import check_upload
-from app.studio import DEFAULT_CHOICE, Studio
+from app.studio import DEFAULT_CHOICE, Studio, bind
 from app.workspace import offer
 from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
@@ -183,7 +182,7 @@ def build(studio: Studio) -> dict[str, Any]:
         lambda k, u, h, n, s: columns_of(studio, k, u, h, n, s), source_inputs, detected, api_name="dataset_columns"
     )
     preview_btn.click(
-        functools.partial(preview, studio),
+        bind(preview, studio),
         [kind, upload, hub_id, n_synthetic, columns, mode, template, tokenizer, num_samples, validation, seed],
         [built, stats, scores_plot, lengths_plot, rejected, prompt, target, index],
         api_name="dataset_preview",
@@ -194,8 +193,6 @@ def build(studio: Studio) -> dict[str, Any]:
         [prompt, target],
         api_name="dataset_example",
     )
-    written = write_btn.click(
-        functools.partial(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
-    )
+    written = write_btn.click(bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write")
     kind.change(lambda k: gr.Textbox(interactive=k == "hub dataset id"), kind, hub_id, api_name=False)
     return {"written": written, "name": name}

@@ -3,7 +3,6 @@ intervals, groups, calibration and a second judge, and the self-contained HTML r
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from app.batch_tab import check_upload
-from app.studio import Studio
+from app.studio import Studio, bind
 from app.workspace import Workspace, offer
 from raft import calibration
 from raft.files import DataError
@@ -155,12 +154,10 @@ def build(studio: Studio) -> dict[str, Any]:
         downloads = gr.File(label="Report (HTML, JSON)", file_count="multiple", interactive=False, elem_id="ev-files")
 
     run.click(
-        functools.partial(evaluate, studio),
+        bind(evaluate, studio),
         [choice, upload, other_choice, other_upload, gold, pred, by, cal_file],
         [card, metrics_plot, group_plot, reliability_plot, scatter_plot, compare_plot, downloads],
         api_name="evaluate",
     )
-    fit_btn.click(
-        functools.partial(fit_calibration, studio), [choice, upload, gold, coverage], cal_file, api_name="calibrate"
-    )
+    fit_btn.click(bind(fit_calibration, studio), [choice, upload, gold, coverage], cal_file, api_name="calibrate")
     return {"results": [choice, other_choice]}

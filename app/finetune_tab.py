@@ -5,7 +5,6 @@ or reloading the page loses nothing."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pandas as pd
 import yaml
 
 from app import plots
-from app.studio import Studio
+from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
 from raft.jobs import JobError, summarize
@@ -332,28 +331,26 @@ def build(studio: Studio) -> dict[str, Any]:
         eval_steps,
         gradient_checkpointing,
     ]
-    views = functools.partial(update_views, studio)
+    views = bind(update_views, studio)
     gr.on(
         [f.change for f in form], views, form, [config_yaml, command], api_name="train_config", show_progress="hidden"
     )
     watched = [status, loss_plot, eval_plot, log]
-    listing = functools.partial(job_list, studio)
-    dataset.change(functools.partial(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
-    started = start_btn.click(functools.partial(start, studio), config_yaml, job, api_name="train_start")
+    listing = bind(job_list, studio)
+    dataset.change(bind(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
+    started = start_btn.click(bind(start, studio), config_yaml, job, api_name="train_start")
     started.then(listing, job, job, api_name="train_jobs")
     started.success(studio.fresh_run_name, None, run_name, api_name="train_fresh_name")
-    stop_btn.click(functools.partial(stop, studio), job, job, api_name="train_stop").then(
+    stop_btn.click(bind(stop, studio), job, job, api_name="train_stop").then(
         listing, job, job, api_name="train_jobs_after_stop"
     )
-    resume_btn.click(functools.partial(resume, studio), job, job, api_name="train_resume").then(
+    resume_btn.click(bind(resume, studio), job, job, api_name="train_resume").then(
         listing, job, job, api_name="train_jobs_after_resume"
     )
-    job.change(functools.partial(watch, studio), [job, log_scale], watched, api_name="train_watch")
-    log_scale.change(functools.partial(watch, studio), [job, log_scale], watched, api_name="train_log_scale")
-    timer.tick(
-        functools.partial(watch, studio), [job, log_scale], watched, api_name="train_tick", show_progress="hidden"
-    )
-    timer.tick(functools.partial(runs_table, studio), None, runs, api_name="train_runs", show_progress="hidden")
+    job.change(bind(watch, studio), [job, log_scale], watched, api_name="train_watch")
+    log_scale.change(bind(watch, studio), [job, log_scale], watched, api_name="train_log_scale")
+    timer.tick(bind(watch, studio), [job, log_scale], watched, api_name="train_tick", show_progress="hidden")
+    timer.tick(bind(runs_table, studio), None, runs, api_name="train_runs", show_progress="hidden")
     return {
         "dataset": dataset,
         "job": job,

@@ -7,7 +7,6 @@ page is served at once.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from app import batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
-from app.studio import Settings, Studio  # noqa: E402
+from app.studio import Settings, Studio, bind  # noqa: E402
 
 CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 
@@ -63,7 +62,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             api_name="datasets_refresh",
         )
         demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices")
-        demo.load(functools.partial(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
+        demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
     return demo, studio

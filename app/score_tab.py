@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import random
 from typing import Any
 
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, bind, gpu, model_dropdown
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
@@ -153,7 +152,7 @@ def build(studio: Studio) -> dict[str, Any]:
         details = gr.JSON(label="Details")
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
-    model.change(functools.partial(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
+    model.change(bind(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
     example.click(
         lambda: random_example(),
         None,
@@ -161,7 +160,7 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="random_example",
     )
     go_btn.click(
-        functools.partial(score_item, studio),
+        bind(score_item, studio),
         [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b, calibration],
         [result, plot, details],
         api_name="score",

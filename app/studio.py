@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import threading
 import time
@@ -228,6 +230,19 @@ class Studio:
                 return judge
         except (ModelError, ScaleError, TemplateError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
+
+
+def bind(fn: Callable, studio: Studio) -> Callable:
+    """`fn` with its first argument (the studio) bound, keeping the signature and type hints that
+    Gradio reads: `functools.partial` hides them, and with them the `gr.Request` a handler asks for."""
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        return fn(studio, *args, **kwargs)
+
+    signature = inspect.signature(fn)
+    handler.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return handler
 
 
 def model_dropdown(studio: Studio, label: str = "Judge model", **kwargs: object) -> gr.Dropdown:

@@ -2,14 +2,12 @@
 a private folder keyed by the signed-in user or the Gradio session, with a size quota and removal
 after an idle time; locally (one trusted user) the data root itself is the workspace.
 
-Nothing a client sends becomes a path here: the folder name is a hash of the server-side key, and
-files are looked up by name among the workspace's own.
+Nothing a client sends becomes a path here: the folder name is a hash of the server-side key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import tempfile
 import time
@@ -17,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SWEEP_EVERY_S = 600.0
 
 
@@ -59,17 +56,6 @@ class Workspace:
                 f"your workspace is full ({self.quota_bytes // 2**20} MB): download what you need and "
                 "come back later (idle workspaces are cleared)"
             )
-
-    def lookup(self, folder: Path, name: Any, suffix: str = "") -> Path:
-        """A file or folder of this workspace by its plain name, found among those present."""
-        if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-            raise WorkspaceError(f"'{str(name)[:80]}' is not a valid name")
-        path = folder / name
-        if path.suffix != suffix and suffix:
-            raise WorkspaceError(f"'{name}' is not a {suffix} file")
-        if not path.exists() or path.is_symlink() or path.resolve().parent != folder.resolve():
-            raise WorkspaceError(f"no '{name}' here")
-        return path
 
 
 def visitor_key(request: Any) -> str | None:

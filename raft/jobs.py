@@ -255,6 +255,7 @@ class JobManager:
         job = self.get(job_id)
         if not job.active:
             return job
+        Path(job.run_dir).mkdir(parents=True, exist_ok=True)  # the trainer may not have claimed it yet
         (Path(job.run_dir) / STOP_FILE).touch()
         job.status = "stopping"
         self._save(job)

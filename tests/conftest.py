@@ -43,3 +43,15 @@ def rows():
 @pytest.fixture
 def rows_file(tmp_path, rows):
     return write_rows(tmp_path / "rows.jsonl", rows)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The table of attacks the security suite replayed (tests/security), for the README."""
+    results = getattr(config, "security_results", [])
+    if not results:
+        return
+    terminalreporter.write_sep("-", f"security: {len({r[0] for r in results})} distinct attacks, {len(results)} runs")
+    terminalreporter.write_line("| attack | mode | outcome |")
+    terminalreporter.write_line("|---|---|---|")
+    for name, mode, outcome in sorted(results):
+        terminalreporter.write_line(f"| {name} | {mode} | {outcome} |")

@@ -281,22 +281,22 @@ def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise RunFolderError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+        (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it before
+        (run_dir / RESULT_FILE).unlink(missing_ok=True)
         config.to_yaml(run_dir / CONFIG_FILE)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        held = sorted(p.name for p in run_dir.iterdir())
-        if held:
-            raise RunFolderError(
-                f"{run_dir} already holds a run ({', '.join(held[:5])}); choose a new output_dir, "
-                f"or continue it with `python -m raft train --resume {run_dir}`"
-            )
-        try:
-            with (run_dir / CONFIG_FILE).open("x") as f:
-                f.write(config.to_yaml())
-        except FileExistsError:
-            raise RunFolderError(f"{run_dir}: another run started in this folder at the same time") from None
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    held = sorted(p.name for p in run_dir.iterdir() if p.name != STOP_FILE)  # a stop asked before the start
+    if held:
+        raise RunFolderError(
+            f"{run_dir} already holds a run ({', '.join(held[:5])}); choose a new output_dir, "
+            f"or continue it with `python -m raft train --resume {run_dir}`"
+        )
+    try:
+        with (run_dir / CONFIG_FILE).open("x") as f:
+            f.write(config.to_yaml())
+    except FileExistsError:
+        raise RunFolderError(f"{run_dir}: another run started in this folder at the same time") from None
     return run_dir
 
 
