@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, GPU_MAX_S, MODE_CHOICES, Studio, bind, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, GPU_MAX_S, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
 from app.workspace import offer
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
@@ -107,6 +107,7 @@ def score_batch(
     batch_size: int,
     gold_field: str,
     calibration_file: str | None = None,
+    engine: str = "hf",
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
@@ -118,8 +119,8 @@ def score_batch(
     try:
         workspace.check_quota(file.stat().st_size * 2)
         mapping = parse_columns(columns)
-        judge = studio.judge(model).with_calibration(cal)
-        key = f"{columns or ''}|{cal.__dict__ if cal else ''}"
+        judge = studio.judge(model, engine).with_calibration(cal)
+        key = f"{columns or ''}|{cal.__dict__ if cal else ''}|{engine}"
         out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
         total = count_rows(file) or 1
         progress(0, desc="loading judge")
@@ -163,6 +164,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
                     gold = gr.Textbox("orig_score", label="Gold score field")
                 calibration = gr.File(label="Calibration (CAL.json, optional)", file_types=[".json"])
+                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
                 run = gr.Button("Score all rows", variant="primary", elem_id="batch-button")
         summary = gr.Markdown(elem_id="batch-summary")
         table = gr.Dataframe(label="Results", elem_id="batch-table", interactive=False)
@@ -175,7 +177,7 @@ def build(studio: Studio) -> dict[str, Any]:
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
     scored = run.click(
         bind(score_batch, studio),
-        [upload, columns, model, mode, batch_size, gold, calibration],
+        [upload, columns, model, mode, batch_size, gold, calibration, engine],
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",
     )

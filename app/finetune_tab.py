@@ -137,6 +137,8 @@ def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> T
         raise gr.Error("config: this studio trains only its default model (RAFT_ALLOW_ANY_MODEL is off)")
     if config.trust_remote_code:
         raise gr.Error("config: trust_remote_code is not allowed from the studio; use the CLI")
+    if config.deepspeed or config.fsdp:
+        raise gr.Error("config: deepspeed and fsdp runs are started with the CLI under a launcher, not the studio")
     return config
 
 

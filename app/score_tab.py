@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, MODE_CHOICES, Studio, bind, gpu, model_dropdown
+from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item, rubric_presets
 from raft.synthetic import generate_rows
@@ -87,6 +87,7 @@ def score_item(
     compare: bool = False,
     model_b: str | None = None,
     calibration_file: str | None = None,
+    engine: str = "hf",
     max_new_tokens: int = 256,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, Any, dict]:
@@ -100,7 +101,7 @@ def score_item(
     verdicts = []
     for k, name in enumerate(names):
         progress(k / len(names), desc=f"loading {name} (first use takes a moment)")
-        judge = studio.judge(name)
+        judge = studio.judge(name, engine)
         if k == 0 and cal is not None:
             try:
                 judge = judge.with_calibration(cal)
@@ -131,9 +132,12 @@ def build(studio: Studio) -> dict[str, Any]:
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
                     model_b = model_dropdown(studio, "Second judge")
-                calibration = gr.File(
-                    label="Calibration (CAL.json from `calibrate` or the Evaluate tab, optional)", file_types=[".json"]
-                )
+                with gr.Row():
+                    calibration = gr.File(
+                        label="Calibration (CAL.json from `calibrate` or the Evaluate tab, optional)",
+                        file_types=[".json"],
+                    )
+                    engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
                 instruction = gr.Textbox(label="Instruction", lines=3)
                 response = gr.Textbox(label="Response to evaluate", lines=5)
                 reference = gr.Textbox(label="Reference answer (optional)", lines=3)
@@ -161,7 +165,7 @@ def build(studio: Studio) -> dict[str, Any]:
     )
     go_btn.click(
         bind(score_item, studio),
-        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b, calibration],
+        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b, calibration, engine],
         [result, plot, details],
         api_name="score",
     )

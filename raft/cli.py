@@ -79,10 +79,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         device,
         trust_remote_code=args.trust_remote_code,
         calibration=args.calibration,
+        engine=args.engine,
+        engine_args=engine_args(args),
     )
     print(judge.score_tokens.describe(), file=sys.stderr)
     out = Path(args.out)
     target = shard_path(out, rank, world) if world > 1 else out
+    bar = ProgressBar(args.input, world, rank, done_rows(out) if out.is_file() and world == 1 else ())
     summary = score_file(
         judge,
         args.input,
@@ -97,8 +100,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         overflow=args.overflow,
-        progress=lambda n: print(f"scored {n} rows", file=sys.stderr),
+        progress=bar.show,
     )
+    bar.close()
     if world > 1:
         summary = {k: torch.tensor(v) for k, v in summary.items()}
         for value in summary.values():
@@ -112,6 +116,43 @@ def cmd_score(args: argparse.Namespace) -> int:
     if rank == 0:
         print(json.dumps(summary))
     return 0
+
+
+def engine_args(args: argparse.Namespace) -> dict:
+    """vLLM engine arguments: --engine-args JSON, with the parallelism flags on top."""
+    try:
+        extra = json.loads(args.engine_args) if args.engine_args else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--engine-args is not JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ValueError("--engine-args is a JSON object of vllm.LLM arguments")
+    if args.tensor_parallel_size:
+        extra["tensor_parallel_size"] = args.tensor_parallel_size
+    if args.data_parallel_size:
+        extra["data_parallel_size"] = args.data_parallel_size
+    if extra and args.engine != "vllm":
+        raise ValueError("--engine-args, --tensor-parallel-size and --data-parallel-size need --engine vllm")
+    return extra
+
+
+class ProgressBar:
+    """rows done, rows/s and time left on stderr (tqdm), fed after every batch."""
+
+    def __init__(self, source: str, world: int, rank: int, done: set | tuple):
+        from tqdm import tqdm
+
+        from raft.files import count_rows
+
+        total = count_rows(source)
+        total = None if total is None else -(-(total - len(done)) // world)
+        self.bar = tqdm(total=total, unit="row", desc=f"scoring (rank {rank})" if world > 1 else "scoring",
+                        file=sys.stderr, mininterval=1.0, smoothing=0.1, dynamic_ncols=True)  # fmt: skip
+
+    def show(self, rows: int) -> None:
+        self.bar.update(rows - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -278,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
     )
     p.add_argument("--calibration", help="CAL.json from `calibrate`: temper the distribution, add an interval per row")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="transformers (default) or vLLM")
+    p.add_argument("--tensor-parallel-size", type=int, help="vLLM: GPUs one model is split over")
+    p.add_argument("--data-parallel-size", type=int, help="vLLM: model replicas scoring side by side")
+    p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("report", help="report card of a scored file: metrics with CIs, groups, calibration, A vs B")

@@ -146,6 +146,9 @@ def generate_scored(
         output_logits=True,
     )
     new = out.sequences[:, width:].tolist()
+    # transformers 5.20 renamed past_key_values to cache (the vLLM environment pins an older one)
+    cache_name = "cache" if hasattr(out, "cache") else "past_key_values"
+    generated_cache = getattr(out, cache_name)
     mask = mask.repeat_interleave(n_samples, dim=0)
     score_ids = torch.tensor(st.ids, device=device)
     results: list[list[Sample]] = [[] for _ in seqs]
@@ -154,10 +157,10 @@ def generate_scored(
         if written and len(prefix) < len(out.logits):
             logits = out.logits[len(prefix)][row]
         else:
-            cached = out.cache.get_seq_length() - width  # generated tokens with keys in the cache
+            cached = generated_cache.get_seq_length() - width  # generated tokens with keys in the cache
             keep = min(len(prefix), cached)
             feed = prefix[keep:] + suffix
-            cache = _row_cache(out.cache, row, width + keep, model.config)
+            cache = _row_cache(generated_cache, row, width + keep, model.config)
             row_mask = torch.cat([mask[row], torch.ones(keep + len(feed), dtype=mask.dtype, device=device)])
             start = int(mask[row].sum()) + keep
             positions = torch.arange(start, start + len(feed), device=device).unsqueeze(0)
@@ -165,7 +168,7 @@ def generate_scored(
                 input_ids=torch.tensor([feed], device=device),
                 attention_mask=row_mask.unsqueeze(0),
                 position_ids=positions,
-                cache=cache,
+                **{cache_name: cache},
                 logits_to_keep=1,
             ).logits[0, -1]
         probs = torch.softmax(logits.float(), dim=-1)[score_ids].double().cpu()

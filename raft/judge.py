@@ -23,12 +23,13 @@ from raft.calibration import Calibration
 from raft.context import cut_middle
 from raft.data import normalize_item
 from raft.files import DataError
-from raft.generation import generate_scored, left_pad, run_generate
-from raft.models import load_model
+from raft.generation import Sample, generate_scored, left_pad, run_generate
+from raft.models import load_model, resolve_model
 from raft.prompts import SCORE_CUE, JudgePrompt, Template, TemplateError, apply_chat, check_judge_mode
 from raft.scores import ScaleError, ScoreTokens, check_scale, find_score_tokens, parse_result, split_feedback
 
 OVERFLOW = ("truncate", "refuse")
+ENGINES = ("hf", "vllm")
 LOW_MASS = 0.5
 """Below this raw probability mass on the score tokens, the prompt or token mapping is suspect."""
 
@@ -119,16 +120,41 @@ class Judge:
         device: str | None = None,
         trust_remote_code: bool = False,
         calibration: str | Path | Calibration | None = None,
+        engine: str = "hf",
+        engine_args: dict[str, Any] | None = None,
     ) -> Judge:
         """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model.
 
-        `calibration` (a file from `python -m raft calibrate`) tempers the score distribution and
-        adds an interval to every judgment.
+        `engine` is "hf" (transformers, here) or "vllm" (`raft.vllm_judge`, engine_args passed to
+        `vllm.LLM`); both read the same manifest and give the same judgments. `calibration` (a file
+        from `python -m raft calibrate`) tempers the score distribution and adds an interval.
 
         A run folder's manifest is the judge's one source of truth: its template text, scale, score
         cue and mode are used as trained, and a `template` or `scale` that differs is refused.
         """
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
+        if engine == "vllm":
+            from raft.vllm_judge import VllmJudge
+
+            name, adapter_dir, manifest = resolve_model(model, adapter)
+            lm, tokenizer = VllmJudge.start_engine(name, adapter_dir, device, trust_remote_code, engine_args or {})
+            return VllmJudge.from_manifest(lm, tokenizer, manifest, model, template, scale, calibration)
         lm, tokenizer, manifest = load_model(model, adapter, device, trust_remote_code=trust_remote_code)
+        return cls.from_manifest(lm, tokenizer, manifest, model, template, scale, calibration)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        lm: Any,
+        tokenizer: Any,
+        manifest: dict[str, Any],
+        model: str | Path | None = None,
+        template: str | Path | None = None,
+        scale: tuple[int, int] | None = None,
+        calibration: str | Path | Calibration | None = None,
+    ) -> Judge:
+        """A judge on a loaded model, configured by its manifest (a plain model's is nearly empty)."""
         prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else manifest.get("template")
         if template and isinstance(prompt, JudgePrompt):
             diff = JudgePrompt.resolve(template, manifest.get("mode", "score_only")).differs_from(prompt)
@@ -147,6 +173,10 @@ class Judge:
             cue=manifest.get("score_cue", SCORE_CUE),
             calibration=Calibration.load(calibration) if isinstance(calibration, (str, Path)) else calibration,
         )
+
+    def context_limit(self) -> int | None:
+        """The most tokens the model reads at once (prompt and generation together)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
 
     @property
     def device(self) -> torch.device:
@@ -292,7 +322,7 @@ class Judge:
     def _fit(self, item: dict[str, Any], mode: str, reserve: int, overflow: str) -> tuple[list[int], str | None]:
         """Prompt ids that fit the context with `reserve` tokens to spare, and a flag if cut."""
         ids = self.encode(self.prompt(item, mode))
-        limit = getattr(self.model.config, "max_position_embeddings", None)
+        limit = self.context_limit()
         if not limit or len(ids) + reserve <= limit:
             return ids, None
         excess = len(ids) + reserve - limit
@@ -308,6 +338,14 @@ class Judge:
         if len(ids) + reserve > limit:
             raise DataError(where + ", even with the response cut", field="orig_response")
         return ids, f"response cut in the middle to fit the context: {len(offsets) - keep} of {len(offsets)} tokens"
+
+    def feedback_samples(
+        self, seqs: list[list[int]], max_new_tokens: int, n_samples: int, temperature: float, seed: int
+    ) -> list[list[Sample]]:
+        """n_samples feedbacks per prompt, each with the score distribution after its cue (single pass)."""
+        return generate_scored(
+            self.model, self.tokenizer, self.score_tokens, seqs, max_new_tokens, n_samples, temperature, seed
+        )
 
     def _score_only(
         self,
@@ -348,16 +386,7 @@ class Judge:
                 else:
                     r.expected_score, r.mode_score = float(score), int(round(score))
             return
-        samples = generate_scored(
-            self.model,
-            self.tokenizer,
-            self.score_tokens,
-            [prompts[i] for i in part],
-            max_new_tokens,
-            n_samples,
-            temperature,
-            seed,
-        )
+        samples = self.feedback_samples([prompts[i] for i in part], max_new_tokens, n_samples, temperature, seed)
         if not single_pass:  # the research code's way: run the model again over prompt + feedback + cue
             flat = [(i, s) for i, group in zip(part, samples) for s in group]
             fresh = self.next_token_probs([prompts[i] + s.prefix + s.suffix for i, s in flat], batch_size)

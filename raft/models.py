@@ -168,20 +168,14 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
-def load_model(
-    model: str | Path | None = None,
-    adapter: str | Path | None = None,
-    device: str | None = None,
-    dtype: torch.dtype | None = None,
-    trust_remote_code: bool = False,
-) -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode on its device, tokenizer, manifest) for a hub id, folder or run folder.
+def resolve_model(
+    model: str | Path | None = None, adapter: str | Path | None = None
+) -> tuple[str, Path | None, dict[str, Any]]:
+    """(weights to load, LoRA adapter folder or None, manifest) for a hub id, folder or run folder.
 
     None means the default model (prepared on first use). A run folder's manifest names its base
-    model and adapter. bf16 is used on CUDA when the GPU supports it, float32 elsewhere.
+    model and adapter, or its full weights.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     manifest: dict[str, Any] = {}
     name = str(model) if model else str(fetch_default())
     found = read_manifest(name) if Path(name).is_dir() else None
@@ -193,11 +187,29 @@ def load_model(
             name = found["base_model"] or str(fetch_default())
         else:
             name = str(weights)
+    manifest.setdefault("base_model", name)
+    return name, Path(adapter) if adapter else None, manifest
+
+
+def load_model(
+    model: str | Path | None = None,
+    adapter: str | Path | None = None,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode on its device, tokenizer, manifest) for a hub id, folder or run folder.
+
+    bf16 is used on CUDA when the GPU supports it, float32 elsewhere.
+    """
+    from transformers import AutoModelForCausalLM
+
+    name, adapter, manifest = resolve_model(model, adapter)
     dev = resolve_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    tokenizer = load_tokenizer(name, trust_remote_code)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         lm = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load model '{name}': {exc}".splitlines()[0]) from exc
@@ -205,8 +217,18 @@ def load_model(
         from peft import PeftModel
 
         lm = PeftModel.from_pretrained(lm, str(adapter))
+    lm.to(dev).eval()
+    return lm, tokenizer, manifest
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model, with a pad token (the end-of-sequence token when it has none)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"could not load model '{name}': {exc}".splitlines()[0]) from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    lm.to(dev).eval()
-    manifest.setdefault("base_model", name)
-    return lm, tokenizer, manifest
+    return tokenizer

@@ -311,3 +311,47 @@ def test_several_gpus_without_a_launcher_are_refused_naming_torchrun(device, wor
             check_launch(device, world, gpus)
     else:
         check_launch(device, world, gpus)
+
+
+def test_fsdp_on_two_cpu_processes_gives_the_losses_of_one_process(dataset, tmp_path, tiny_model):
+    import subprocess
+
+    common = [
+        "--data", str(dataset / "score"), "--base_model", str(tiny_model), "--max_steps", "3",
+        "--eval_steps", "100", "--eval_rows", "2", "--lora", "false", "--device", "cpu", "--learning_rate", "1e-3",
+        "--lr_scheduler", "constant", "--warmup_ratio", "0",
+    ]  # fmt: skip
+    single = train(
+        TrainConfig.from_text("{}").override([*common, "--output_dir", str(tmp_path / "one"), "--batch_size", "4"])
+    )
+    cmd = torchrun(
+        "-m", "raft", "train", *common, "--output_dir", str(tmp_path / "fsdp"), "--batch_size", "2",
+        "--fsdp", "full_shard auto_wrap", "--fsdp_config", "{transformer_layer_cls_to_wrap: [LlamaDecoderLayer]}",
+    )  # fmt: skip
+    done = subprocess.run(cmd, env=repo_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, sharded = (
+        [r["loss"] for r in read_jsonl(run / "progress.jsonl") if "loss" in r] for run in (single, tmp_path / "fsdp")
+    )
+    print(f"losses, one process: {one}; FSDP over 2 processes: {sharded}")
+    assert sharded == pytest.approx(one, rel=1e-4)
+    assert (
+        Judge.load(tmp_path / "fsdp", device="cpu")
+        .score([read_jsonl(dataset / "score" / "train.jsonl")[0]["item"]])[0]
+        .error
+        is None
+    )
+
+
+def test_deepspeed_and_fsdp_reach_the_trainer_arguments(tmp_path):
+    from raft.train.config import ConfigError
+    from raft.train.trainer import scale_out
+
+    assert scale_out(TrainConfig()) == {}
+    assert scale_out(TrainConfig(fsdp="full_shard auto_wrap")) == {"fsdp": "full_shard auto_wrap", "fsdp_config": {}}
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}}')
+    assert scale_out(TrainConfig(deepspeed=str(tmp_path / "ds.json"))) == {"deepspeed": str(tmp_path / "ds.json")}
+    with pytest.raises(FileNotFoundError, match="deepspeed config"):
+        scale_out(TrainConfig(deepspeed=str(tmp_path / "missing.json")))
+    with pytest.raises(ConfigError, match="fsdp"):
+        TrainConfig(fsdp="full_shard rm -rf")

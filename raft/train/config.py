@@ -105,6 +105,12 @@ class TrainConfig:
     device: str | None = None
     """cpu to force the CPU; default: CUDA when present."""
     trust_remote_code: bool = False
+    deepspeed: str | None = None
+    """A DeepSpeed JSON config file, passed to the Trainer (ZeRO stages, offload); run under a launcher."""
+    fsdp: str | None = None
+    """PyTorch FSDP options for the Trainer, e.g. 'full_shard auto_wrap'; run under torchrun."""
+    fsdp_config: dict | None = None
+    """Further FSDP settings (the Trainer's fsdp_config), e.g. {transformer_layer_cls_to_wrap: [LlamaDecoderLayer]}."""
 
     def __post_init__(self) -> None:
         for name, rule in RULES.items():
@@ -228,6 +234,24 @@ def _targets(name: str, value: Any) -> list[str] | str:
     raise ConfigError(f"config: field '{name}': needs 'all-linear' or a list of module names, got {value!r}"[:300])
 
 
+FSDP_OPTIONS = ("full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2", "no_shard", "offload", "auto_wrap")
+
+
+def _fsdp(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    words = value.split() if isinstance(value, str) else None
+    if not words or any(w not in FSDP_OPTIONS for w in words):
+        raise ConfigError(f"config: field '{name}': words of {', '.join(FSDP_OPTIONS)}, got {value!r}"[:300])
+    return value
+
+
+def _mapping(name: str, value: Any) -> dict | None:
+    if value is None or (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+        return value
+    raise ConfigError(f"config: field '{name}': needs a mapping, got {value!r}"[:300])
+
+
 def _max_steps(name: str, value: Any) -> int:
     value = _number(int, -1, 10_000_000)(name, value)
     if value == 0:
@@ -268,5 +292,8 @@ RULES = {
     "head_at_score": _flag,
     "device": _text(optional=True, pattern=DEVICE),
     "trust_remote_code": _flag,
+    "deepspeed": _text(optional=True),
+    "fsdp": _fsdp,
+    "fsdp_config": _mapping,
 }
 """One rule per field of TrainConfig: it returns the value (numbers read from text) or raises."""

@@ -239,6 +239,19 @@ def _precision(config: TrainConfig, device: torch.device) -> tuple[torch.dtype, 
     }
 
 
+def scale_out(config: TrainConfig) -> dict[str, Any]:
+    """The Trainer's DeepSpeed and FSDP arguments from the config (none when unset)."""
+    out: dict[str, Any] = {}
+    if config.deepspeed:
+        if not Path(config.deepspeed).is_file():
+            raise FileNotFoundError(f"deepspeed config {config.deepspeed} not found")
+        out["deepspeed"] = config.deepspeed
+    if config.fsdp:
+        out["fsdp"] = config.fsdp
+        out["fsdp_config"] = config.fsdp_config or {}
+    return out
+
+
 def check_launch(device_type: str, world_size: int, gpus: int) -> None:
     """Refuse several GPUs without a launcher: the Trainer would wrap the model in DataParallel,
     which multiplies the loss by the GPU count while the global item counts stay per process."""
@@ -409,6 +422,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         ddp_backend="gloo" if device.type == "cpu" and world > 1 else None,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
+        **scale_out(config),
         **amp,
     )
     parts: dict[str, float] = {}
