@@ -7,20 +7,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from raft.report_html import layout
+
 COLORS = ["#2563eb", "#f97316", "#16a34a", "#9333ea"]
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
-        template="plotly_white",
-        height=340,
-        margin=dict(l=50, r=20, t=50, b=45),
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return fig
+    return layout(fig, title, x, y, height=340)
 
 
 def score_distribution(judgments: list[tuple[str, Any]], values: list[int]) -> go.Figure:

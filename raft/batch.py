@@ -72,7 +72,7 @@ def score_file(
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.with_name(out.name + ".lock").open("w") as lock:
+    with lock_path(out).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second run into the same output waits, then resumes it
         try:
             return _score_file(
@@ -147,6 +147,11 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
                 yield json.loads(line)[ROW_KEY], line
 
 
+def lock_path(out: Path) -> Path:
+    """The lock file that one scoring run into `out` holds while it writes (a hidden file beside it)."""
+    return out.with_name(f".{out.name}.lock")
+
+
 def shard_path(out: Path, rank: int, world: int) -> Path:
     return out.with_name(f"{out.name}.shard-{rank}-of-{world}")
 
@@ -166,6 +171,7 @@ def merge_shards(out_path: str | Path, world: int) -> int:
                 f.write(line)
                 n += 1
     tmp.replace(out)
-    for path in shards:
+    for path in shards:  # every rank has finished: no run holds their locks now
         path.unlink(missing_ok=True)
+        lock_path(path).unlink(missing_ok=True)
     return n

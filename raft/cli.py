@@ -136,23 +136,27 @@ def engine_args(args: argparse.Namespace) -> dict:
 
 
 class ProgressBar:
-    """rows done, rows/s and time left on stderr (tqdm), fed after every batch."""
+    """Rows done, rows/s and time left on stderr (tqdm), fed after every batch; it appears with the
+    first scored batch, so a file refused at once prints its one error line alone."""
 
     def __init__(self, source: str, world: int, rank: int, done: set | tuple):
-        from tqdm import tqdm
-
-        from raft.files import count_rows
-
-        total = count_rows(source)
-        total = None if total is None else -(-(total - len(done)) // world)
-        self.bar = tqdm(total=total, unit="row", desc=f"scoring (rank {rank})" if world > 1 else "scoring",
-                        file=sys.stderr, mininterval=1.0, smoothing=0.1, dynamic_ncols=True)  # fmt: skip
+        self.source, self.world, self.rank, self.done, self.bar = source, world, rank, len(done), None
 
     def show(self, rows: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            from raft.files import count_rows
+
+            total = count_rows(self.source)
+            total = None if total is None else -(-(total - self.done) // self.world)
+            desc = f"scoring (rank {self.rank})" if self.world > 1 else "scoring"
+            self.bar = tqdm(total=total, unit="row", desc=desc, file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
         self.bar.update(rows - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

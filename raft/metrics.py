@@ -11,7 +11,8 @@ import numpy as np
 from scipy import stats
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A finite float from a number or numeric text; None for anything else."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -42,7 +43,7 @@ def agreement(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, Any]:
         raise ValueError(f"gold has {len(gold)} rows, predictions {len(pred)}")
     pairs, missing_pred, missing_gold = [], 0, 0
     for g, p in zip(gold, pred):
-        g, p = _number(g), _number(p)
+        g, p = as_number(g), as_number(p)
         if g is None:
             missing_gold += 1
         elif p is None:
@@ -69,7 +70,7 @@ def confusion(gold: Sequence[Any], pred: Sequence[Any], scale: tuple[int, int] =
     size = scale[1] - scale[0] + 1
     table = [[0] * size for _ in range(size)]
     for g, p in zip(gold, pred):
-        g, p = _number(g), _number(p)
+        g, p = as_number(g), as_number(p)
         if g is None or p is None:
             continue
         i, j = (int(min(max(np.floor(x + 0.5), scale[0]), scale[1])) - scale[0] for x in (g, p))

@@ -8,11 +8,11 @@ Only absolute grading is read: a relative (A/B) prompt is refused with that reas
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from raft.files import DataError
+from raft.metrics import as_number
 
 INSTRUCTION = re.compile(re.escape("###The instruction to evaluate:"))
 RESPONSE = re.compile(re.escape("###Response to evaluate:"))
@@ -96,15 +96,9 @@ def parse_rendered(text: str) -> dict[str, str]:
 def mean_gold(value: Any) -> float | None:
     """The gold of a cell: a number, or the mean of a list of numbers (several raters); None if absent."""
     if isinstance(value, (list, tuple)):
-        numbers = [float(v) for v in value if v is not None and not isinstance(v, bool)]
+        numbers = [n for n in map(as_number, value) if n is not None]
         return sum(numbers) / len(numbers) if numbers else None
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    return as_number(value)
 
 
 def from_rendered(row: dict[str, Any]) -> dict[str, Any]:

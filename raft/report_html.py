@@ -14,13 +14,14 @@ from raft.stats import METRICS
 BLUE, ORANGE, GREY = "#2563eb", "#f97316", "#6b7280"
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+    """The look every figure of the studio and its reports shares."""
     fig.update_layout(
         title=title,
         xaxis_title=x,
         yaxis_title=y,
         template="plotly_white",
-        height=360,
+        height=height,
         margin=dict(l=55, r=20, t=50, b=45),
         legend=dict(orientation="h", y=-0.22),
     )
@@ -48,7 +49,7 @@ def metric_bars(report: dict[str, Any]) -> go.Figure:
             marker_color=BLUE,
         )
     )
-    return _layout(fig, f"Agreement with {int(report['level'] * 100)}% bootstrap intervals", "metric", "value")
+    return layout(fig, f"Agreement with {int(report['level'] * 100)}% bootstrap intervals", "metric", "value")
 
 
 def group_bars(report: dict[str, Any], column: str, metric: str = "pearson") -> go.Figure:
@@ -63,7 +64,7 @@ def group_bars(report: dict[str, Any], column: str, metric: str = "pearson") -> 
             marker_color=ORANGE,
         )
     )
-    return _layout(fig, f"{metric} by {column}", column, metric)
+    return layout(fig, f"{metric} by {column}", column, metric)
 
 
 def reliability(report: dict[str, Any]) -> go.Figure:
@@ -81,7 +82,7 @@ def reliability(report: dict[str, Any]) -> go.Figure:
     )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1])
-    return _layout(fig, "Reliability of the most likely score", "confidence", "accuracy")
+    return layout(fig, "Reliability of the most likely score", "confidence", "accuracy")
 
 
 def expected_vs_gold(report: dict[str, Any]) -> go.Figure:
@@ -118,7 +119,7 @@ def expected_vs_gold(report: dict[str, Any]) -> go.Figure:
     lo = min(points["gold"] + points["pred"])
     hi = max(points["gold"] + points["pred"])
     fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dash", color=GREY), name="y = x")
-    return _layout(fig, "Expected score against gold", "gold", "expected score")
+    return layout(fig, "Expected score against gold", "gold", "expected score")
 
 
 def comparison(report: dict[str, Any]) -> go.Figure:
@@ -130,7 +131,7 @@ def comparison(report: dict[str, Any]) -> go.Figure:
     fig = go.Figure(
         go.Bar(x=list(shown), y=[m["value"] for m in shown.values()], error_y=_error_bars(shown), marker_color=colors)
     )
-    return _layout(fig, f"{a} - {b} (coloured where significant)", "metric", "difference")
+    return layout(fig, f"{a} - {b} (coloured where significant)", "metric", "difference")
 
 
 def figures(report: dict[str, Any]) -> dict[str, go.Figure]:

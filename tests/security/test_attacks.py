@@ -386,29 +386,42 @@ def _(url, studio, mode, tmp):
 @attack("score with a run name that traverses")
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    kind, payload = raw_call(url, "score", ["run: ../../etc", "score_only", *example, False, "default model", None])
+    kind, payload = raw_call(
+        url, "score", ["run: ../../etc", "score_only", *example, False, "default model", None, "hf"]
+    )
     return refused(kind, payload, "not a valid name", "escapes")
 
 
 @attack("score with a foreign hub model on a public Space", modes=("space",))
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    kind, payload = raw_call(url, "score", ["someone/huge-model", "score_only", *example, False, "default model", None])
+    kind, payload = raw_call(
+        url, "score", ["someone/huge-model", "score_only", *example, False, "default model", None, "hf"]
+    )
     return refused(kind, payload, "other models are off")
 
 
 @attack("score with a local folder on a public Space", modes=("space",))
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    kind, payload = raw_call(url, "score", [str(studio.root), "score_only", *example, False, "default model", None])
+    kind, payload = raw_call(
+        url, "score", [str(studio.root), "score_only", *example, False, "default model", None, "hf"]
+    )
     return refused(kind, payload, "other models are off")
 
 
 @attack("score with a mode outside the vocabulary")
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    kind, payload = raw_call(url, "score", ["default model", "rm -rf", *example, False, "default model", None])
+    kind, payload = raw_call(url, "score", ["default model", "rm -rf", *example, False, "default model", None, "hf"])
     return refused(kind, payload, "not in the list of choices", "unknown mode")
+
+
+@attack("score on an engine name outside the choices")
+def _(url, studio, mode, tmp):
+    example = Client(url, verbose=False).predict(api_name="/random_example")
+    args = ["default model", "score_only", *example, False, "default model", None, "../../bin/sh"]
+    return refused(*raw_call(url, "score", args), "not in the list of choices", "not available")
 
 
 @attack("statistics do not reveal the server's paths")
