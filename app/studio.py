@@ -128,10 +128,6 @@ class Studio:
             raise gr.Error(str(exc)) from None
 
     @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
@@ -184,23 +180,21 @@ class Studio:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
-    def model_scale(self, choice: str | None) -> tuple[int, int]:
-        """The scale a choice's judge was trained on (its manifest), without loading it; else 1..5."""
+    def _manifest(self, choice: str | None) -> dict:
+        """A choice's run manifest, read without loading the model; empty for a plain model or a bad choice."""
         try:
             model = self.resolve_model(choice)
-            manifest = read_manifest(model) if model and Path(model).is_dir() else None
-            return check_scale((manifest or {}).get("scale", (1, 5)))
         except ValueError:
-            return (1, 5)
+            return {}
+        return (read_manifest(model) if model and Path(model).is_dir() else None) or {}
+
+    def model_scale(self, choice: str | None) -> tuple[int, int]:
+        """The scale a choice's judge was trained on, else 1..5."""
+        return check_scale(self._manifest(choice).get("scale", (1, 5)))
 
     def model_mode(self, choice: str | None) -> str:
-        """The mode a choice's judge was trained in (its manifest), without loading it; else score-only."""
-        try:
-            model = self.resolve_model(choice)
-            manifest = read_manifest(model) if model and Path(model).is_dir() else None
-            return check_judge_mode((manifest or {}).get("mode", "score_only"))
-        except ValueError:
-            return "score_only"
+        """The mode a choice's judge was trained in, else score-only."""
+        return check_judge_mode(self._manifest(choice).get("mode", "score_only"))
 
     @staticmethod
     def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:

@@ -190,9 +190,9 @@ def test_a_run_trained_again_is_reloaded_and_its_mode_is_the_default(studio, tin
     from raft.train import TrainConfig, train
 
     rows = write_rows(studio.root / "rows.jsonl", generate_rows(12, seed=2))
-    prepare_dataset(rows, studio.datasets_dir / "fb", mode="feedback")
+    prepare_dataset(rows, studio.workspace().datasets / "fb", mode="feedback")
     config = TrainConfig(
-        data=str(studio.datasets_dir / "fb"),
+        data=str(studio.workspace().datasets / "fb"),
         output_dir=str(studio.runs_dir / "tract"),
         base_model=str(tiny_model),
         loss="cot_raft",
