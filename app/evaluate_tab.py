@@ -12,9 +12,9 @@ import gradio as gr
 from app.batch_tab import check_upload
 from app.studio import Studio, bind
 from app.workspace import Workspace, offer
-from raft import calibration
 from raft.files import DataError
-from raft.report import build_report, find_gold, load_scored, paired, to_markdown, write_report
+from raft.report import build_report, load_scored, to_markdown, write_report
+from raft.report import fit_calibration as fit_on_rows
 from raft.report_html import figures
 
 NONE = "(none)"
@@ -98,21 +98,12 @@ def fit_calibration(
     studio: Studio, choice: str | None, upload: str | None, gold: str, coverage: float, request: gr.Request = None
 ) -> str:
     """Fit a temperature and conformal intervals on half of a scored file's rows; returns CAL.json."""
-    import numpy as np
-
     workspace = studio.workspace(request)
     path = _scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     try:
-        rows = load_scored(path)
-        gold_key = find_gold(rows, gold.strip() or None)
-        keys, g, _, idx = paired(rows, gold_key, "expected_score")
-        keep = [j for j, i in enumerate(idx) if isinstance(rows[i].get("probs"), list)]
-        probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
-        if not keep:
-            raise DataError("no row has both a gold score and a score distribution")
-        cal = calibration.fit(probs, g[keep], [int(keys[j]) for j in keep], (1, probs.shape[1]), float(coverage))
+        cal = fit_on_rows(load_scored(path), gold.strip() or None, float(coverage))
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     return offer([cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")])[0]

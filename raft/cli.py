@@ -196,22 +196,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from raft import calibration
-    from raft.report import find_gold, load_scored, paired
+    from raft.report import fit_calibration, load_scored
 
     rows = load_scored(args.scored)
-    gold = find_gold(rows, args.gold)
-    keys, g, _, idx = paired(rows, gold, "expected_score")
-    keep = [j for j, i in enumerate(idx) if isinstance(rows[i].get("probs"), list)]
-    if not keep:
-        raise DataError(f"no row has both a gold '{gold}' and a score distribution 'probs'", args.scored)
-    probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
-    scale = args.scale or (1, probs.shape[1])
-    cal = calibration.fit(
-        probs, g[keep], [int(keys[j]) for j in keep], scale, args.coverage, args.fit_fraction, args.seed
-    )
+    try:
+        cal = fit_calibration(rows, args.gold, args.coverage, args.fit_fraction, args.seed, args.scale)
+    except DataError as exc:  # name the file, as every error of the CLI does
+        raise DataError(exc.reason, args.scored) from None
     cal.save(args.out)
     print(json.dumps({k: v for k, v in cal.__dict__.items() if k != "fit_rows"}, indent=2))
     return 0

@@ -62,6 +62,26 @@ def paired(rows: list[dict[str, Any]], gold: str, pred: str) -> tuple[list[Any],
     return keys, np.asarray(g), np.asarray(p), idx
 
 
+def fit_calibration(
+    rows: list[dict[str, Any]],
+    gold: str | None = None,
+    coverage: float = 0.9,
+    fit_fraction: float = 0.5,
+    seed: int = 0,
+    scale: tuple[int, int] | None = None,
+) -> cal.Calibration:
+    """A calibration fitted on the scored rows that have a gold score and a score distribution
+    (`python -m raft calibrate` and the studio's *Fit calibration*)."""
+    gold = find_gold(rows, gold)
+    keys, g, _, idx = paired(rows, gold, "expected_score")
+    keep = [j for j, i in enumerate(idx) if isinstance(rows[i].get("probs"), list)]
+    if not keep:
+        raise DataError(f"no row has both a gold '{gold}' and a score distribution 'probs'")
+    probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
+    rows_used = [int(keys[j]) for j in keep]
+    return cal.fit(probs, g[keep], rows_used, scale or (1, probs.shape[1]), coverage, fit_fraction, seed)
+
+
 def calibration_section(probs: np.ndarray, gold: np.ndarray, scale: tuple[int, int]) -> dict[str, Any]:
     """ECE, Brier, the reliability table and expected score against mean gold by bins of width 0.5."""
     classes = cal.gold_classes(gold, scale)
