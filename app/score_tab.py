@@ -10,7 +10,8 @@ import gradio as gr
 from app import plots
 from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
 from raft.judge import LOW_MASS
-from raft.prompts import rubric_item, rubric_presets
+from raft.prompts import rubric_item
+from raft.rubrics import presets as rubric_presets
 from raft.synthetic import generate_rows
 
 MAX_LEVELS = 10
@@ -24,7 +25,7 @@ def _padded(descriptions: list[str]) -> list[str]:
 def preset_fields(name: str) -> list[str]:
     """A preset's criterion and descriptions (scores 1..5), padded to MAX_LEVELS boxes."""
     preset = rubric_presets()[name]
-    return [preset["criteria"], *_padded(preset["descriptions"])]
+    return [preset.criteria, *_padded(list(preset.descriptions))]
 
 
 def random_example(seed: float | None = None) -> list[str]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import fcntl
 import heapq
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from raft.data import apply_mapping, check_mapping
+from raft.data import HEAD_ROWS, apply_mapping, check_fields, check_mapping
 from raft.files import DataError, Record, read_records
 from raft.judge import Judge
+from raft.rubrics import Rubric, with_rubric
 
 ROW_KEY = "row"
 """Each output line carries the input row number (1-based) under this key."""
@@ -59,6 +61,7 @@ def score_file(
     progress: Callable[[int], None] | None = None,
     shard: tuple[int, int] = (0, 1),
     also_done: Iterable[int] = (),
+    rubric: Rubric | None = None,
     **score_kwargs: Any,
 ) -> dict[str, int]:
     """Score every row of input_path into out_path (jsonl), resuming where a previous run stopped.
@@ -69,14 +72,29 @@ def score_file(
     field; the other rows are scored. `shard=(rank, world)` keeps the rows whose number is
     rank modulo world; `also_done` are rows to skip because another file already holds them.
     `progress(rows)` is called after every batch with the rows this run has handled so far.
+    Fields no row has come from the whole-file `rubric`; a field that neither a column nor the
+    rubric supplies refuses the file before any row is scored (`check_source`). Each output line
+    also holds the mapped fields under their own names (`orig_score` for gold, ...).
     """
+    check_source(input_path, columns or {}, judge.scale, rubric)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with lock_path(out).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second run into the same output waits, then resumes it
         try:
             return _score_file(
-                judge, input_path, out, mode, columns, batch_size, chunk_rows, progress, shard, also_done, score_kwargs
+                judge,
+                input_path,
+                out,
+                mode,
+                columns,
+                batch_size,
+                chunk_rows,
+                progress,
+                shard,
+                also_done,
+                rubric,
+                score_kwargs,
             )
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -93,6 +111,7 @@ def _score_file(
     progress: Callable[[int], None] | None,
     shard: tuple[int, int],
     also_done: Iterable[int],
+    rubric: Rubric | None,
     score_kwargs: dict[str, Any],
 ) -> dict[str, int]:
     done = done_rows(out) | set(also_done)
@@ -116,7 +135,7 @@ def _score_file(
             for rec in chunk:
                 if rec.error is None:
                     try:
-                        mapped[rec.row] = apply_mapping(rec.data, columns)
+                        mapped[rec.row] = with_rubric(apply_mapping(rec.data, columns), rubric, judge.scale[0])
                     except DataError as exc:
                         rec.error = DataError(exc.reason, str(input_path), rec.row, exc.field)
             good = [rec for rec in chunk if rec.error is None]
@@ -132,12 +151,24 @@ def _score_file(
                     verdict["error"] = f"{input_path}: row {rec.row}: {verdict['error']}"
                 summary["errors"] += bool(verdict.get("error"))
                 summary["scored"] += 1
-                f.write(json.dumps({**rec.data, **verdict, ROW_KEY: rec.row}, ensure_ascii=False) + "\n")
+                named = {f: rec.data[c] for f, c in columns.items() if c in rec.data}
+                line = {**rec.data, **named, **verdict, ROW_KEY: rec.row}
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
             if progress:
                 progress(summary["scored"])
     return summary
+
+
+def check_source(
+    input_path: str | Path, columns: dict[str, str], scale: tuple[int, int], rubric: Rubric | None = None
+) -> None:
+    """Refuse a file whose columns (mapped, with the rubric) lack a field the judge reads, naming them all."""
+    head = [rec.data for rec in itertools.islice(read_records(input_path), HEAD_ROWS) if rec.error is None]
+    if head:
+        check_mapping(columns, head[0].keys(), Path(input_path).name)
+        check_fields(head, columns, scale, rubric, input_path)
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:

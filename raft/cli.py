@@ -25,8 +25,25 @@ def _scale(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def recognised_columns(source: str, spec: str | None, scale: tuple[int, int]) -> dict[str, str]:
+    """--columns, completed by the columns recognised by name in a local file (said on stderr)."""
+    from raft.columns import guess_mapping
+    from raft.data import parse_columns
+    from raft.files import peek_columns
+
+    given = parse_columns(spec, scale)
+    if not Path(source).is_file():
+        return given
+    taken = set(given.values())
+    guessed = {f: c for f, c in guess_mapping(peek_columns(source), scale).items() if f not in given and c not in taken}
+    if guessed:
+        print("columns recognised: " + ", ".join(f"{f}={c}" for f, c in guessed.items()), file=sys.stderr)
+    return {**guessed, **given}
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from raft.data import prepare_dataset
+    from raft.rubrics import load_rubric
 
     tokenizer = None
     if args.tokenizer:
@@ -42,9 +59,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         validation_ratio=args.validation_ratio,
         seed=args.seed,
-        columns=args.columns,
+        columns=recognised_columns(args.source, args.columns, args.scale),
         scale=args.scale,
         split=args.split,
+        rubric=load_rubric(args.rubric, args.scale),
     )
     print(json.dumps(stats, indent=2))
     return 0
@@ -56,12 +74,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     import os
 
     from raft.batch import done_rows, merge_shards, score_file, shard_path
-    from raft.data import parse_columns
     from raft.judge import Judge
+    from raft.rubrics import load_rubric
 
-    columns = parse_columns(args.columns, args.scale or (1, 5))
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
+    columns = recognised_columns(args.input, args.columns, args.scale or (1, 5))
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     device = args.device
     if world > 1:
@@ -101,6 +119,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         seed=args.seed,
         overflow=args.overflow,
         progress=bar.show,
+        rubric=load_rubric(args.rubric, judge.scale),
     )
     bar.close()
     if world > 1:
@@ -262,6 +281,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+RUBRIC_HELP = (
+    "a rubric for rows without one: a preset name (Helpfulness, 'Factual accuracy', ...) or a .json/.yaml "
+    "file {criteria: ..., descriptions: [one per score, lowest first]}"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges."
@@ -279,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, help="keep at most N rows (random, by --seed)")
     p.add_argument("--validation-ratio", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--columns", help="field=column,... to map your column names")
+    p.add_argument(
+        "--columns",
+        help="field=column,... for columns not recognised by name (question/prompt, answer/response, score/label, ...)",
+    )
+    p.add_argument("--rubric", help=RUBRIC_HELP)
     p.add_argument("--scale", type=_scale, default=(1, 5), help="LOW,HIGH (default 1,5)")
     p.add_argument("--split", default="train", help="split of a hub dataset")
     p.set_defaults(func=cmd_prepare)
@@ -297,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--template")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--columns")
+    p.add_argument("--columns", help="field=column,... for columns not recognised by name")
+    p.add_argument("--rubric", help=RUBRIC_HELP)
     p.add_argument("--scale", type=_scale, default=None)
     p.add_argument("--n-samples", type=int, default=1, help="feedback samples averaged (feedback mode)")
     p.add_argument("--chunk-rows", type=int, default=256, help="rows read, scored and flushed at a time")

@@ -7,6 +7,7 @@ feedback+score targets that end in the inference score cue), a LLaMA-Factory exp
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -18,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from raft.columns import missing_fields, missing_message
 from raft.files import DataError, Record, read_records
 from raft.prometheus import from_rendered, is_rendered
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
+from raft.rubrics import Rubric, with_rubric
 from raft.scores import check_scale, parse_result
 
 MANIFEST = "dataset.json"
@@ -28,6 +31,8 @@ MANIFEST = "dataset.json"
 
 TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
 OTHER_FIELDS = ("orig_feedback", "orig_score", "output")
+HEAD_ROWS = 50
+"""The first rows whose columns, together, must supply every required field (else the file is refused)."""
 
 
 def score_fields(scale: tuple[int, int] = (1, 5)) -> list[str]:
@@ -144,23 +149,49 @@ def iter_items(
     columns: dict[str, str] | None = None,
     scale: tuple[int, int] = (1, 5),
     split: str = "train",
+    rubric: Rubric | None = None,
     **need: bool,
 ) -> Iterator[tuple[Record, dict[str, Any] | None]]:
-    """Stream (record, item) pairs; item is None and record.error says why when a row is bad."""
+    """Stream (record, item) pairs; item is None and record.error says why when a row is bad.
+
+    Fields a row lacks are taken from the whole-file `rubric`; a field no column and no rubric
+    supplies refuses the file before any row, naming every such field at once."""
     columns = columns or {}
-    checked = False
-    for rec in read_records(source, split=split):
-        if rec.error is None and not checked:
-            check_mapping(columns, rec.data.keys(), str(source))
-            checked = True
+    records = read_records(source, split=split)
+    head = list(itertools.islice(records, HEAD_ROWS))
+    good = [rec.data for rec in head if rec.error is None]
+    if good:
+        check_mapping(columns, good[0].keys(), str(source))
+        check_fields(good, columns, scale, rubric, source, **need)
+    for rec in itertools.chain(head, records):
         if rec.error is not None:
             yield rec, None
             continue
         try:
-            yield rec, normalize_item(apply_mapping(rec.data, columns), scale, **need)
+            yield rec, normalize_item(with_rubric(apply_mapping(rec.data, columns), rubric, scale[0]), scale, **need)
         except DataError as exc:
             rec.error = DataError(exc.reason, str(source), rec.row, exc.field)
             yield rec, None
+
+
+def check_fields(
+    head: list[dict[str, Any]],
+    columns: dict[str, str],
+    scale: tuple[int, int],
+    rubric: Rubric | None,
+    source: str | Path,
+    **need: bool,
+) -> None:
+    """Refuse a source whose first rows, mapped and with the rubric, have no column for a required
+    field (a field missing from only some rows is reported on those rows)."""
+    keys = {k: None for row in head for k in row}
+    try:
+        row = with_rubric(apply_mapping({**keys, **head[0]}, columns), rubric, scale[0])
+    except DataError:
+        return  # a malformed rendered prompt: reported on its row
+    missing = missing_fields(row, scale, **need)
+    if missing:
+        raise DataError(missing_message(missing), source_name(source))
 
 
 def build_example(item: dict[str, Any], mode: str, prompt: JudgePrompt, scale: tuple[int, int]) -> dict[str, Any]:
@@ -211,6 +242,7 @@ def collect_examples(
     columns: dict[str, str] | str | None = None,
     scale: tuple[int, int] = (1, 5),
     split: str = "train",
+    rubric: Rubric | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """All valid examples of a source, the rejected rows (row, field, reason), and rows read."""
     try:
@@ -221,7 +253,8 @@ def collect_examples(
     columns = parse_columns(columns, scale)
     prompt = template if isinstance(template, JudgePrompt) else JudgePrompt.resolve(template, mode)
     examples, rejected, read = [], [], 0
-    for rec, item in iter_items(source, columns, scale, split, need_feedback=mode == "feedback", need_score=True):
+    need = {"need_feedback": mode == "feedback", "need_score": True}
+    for rec, item in iter_items(source, columns, scale, split, rubric, **need):
         read += 1
         tpl = prompt.for_item(item or {})
         if item is not None and tpl.uses_reference and not item["orig_reference_answer"]:
@@ -252,7 +285,12 @@ class BuiltDataset:
 
 
 def dataset_manifest(
-    mode: str, prompt: JudgePrompt, scale: tuple[int, int], columns: dict[str, str], source: str
+    mode: str,
+    prompt: JudgePrompt,
+    scale: tuple[int, int],
+    columns: dict[str, str],
+    source: str,
+    rubric: Rubric | None = None,
 ) -> dict[str, Any]:
     """What a dataset was made with, template text included, so that nothing is re-derived later."""
     return {
@@ -262,6 +300,7 @@ def dataset_manifest(
         "score_cue": SCORE_CUE,
         "prompt": prompt.to_dict(),
         "columns": dict(columns),
+        "rubric": rubric.to_dict() if rubric else None,
         "source": source,
     }
 
@@ -291,6 +330,7 @@ def build_dataset(
     columns: dict[str, str] | str | None = None,
     scale: tuple[int, int] = (1, 5),
     split: str = "train",
+    rubric: Rubric | None = None,
 ) -> BuiltDataset:
     """Read, validate, shuffle (by seed), sample and split a source into examples, writing nothing."""
     if not 0.0 <= validation_ratio < 1.0:
@@ -301,7 +341,7 @@ def build_dataset(
     except TemplateError as exc:
         raise DataError(str(exc)) from None
     mapping = parse_columns(columns, check_scale(scale))
-    examples, rejected, read = collect_examples(source, mode, prompt, mapping, scale, split)
+    examples, rejected, read = collect_examples(source, mode, prompt, mapping, scale, split, rubric)
     random.Random(seed).shuffle(examples)
     if num_samples is not None and num_samples < len(examples):
         examples = examples[:num_samples]
@@ -323,7 +363,7 @@ def build_dataset(
         "rows_rejected": len(rejected),
         "rejected_reasons": dict(Counter(f"{r['field']}: {r['reason']}" for r in rejected).most_common()),
     }
-    manifest = dataset_manifest(mode, prompt, scale, mapping, source_name(source))
+    manifest = dataset_manifest(mode, prompt, scale, mapping, source_name(source), rubric)
     return BuiltDataset(train, validation, rejected, info, manifest)
 
 
@@ -400,9 +440,10 @@ def prepare_dataset(
     scale: tuple[int, int] = (1, 5),
     split: str = "train",
     name: str | None = None,
+    rubric: Rubric | None = None,
 ) -> dict[str, Any]:
     """Build a fine-tuning set in out_dir and return its stats (also written to stats.json)."""
-    built = build_dataset(source, mode, template, num_samples, validation_ratio, seed, columns, scale, split)
+    built = build_dataset(source, mode, template, num_samples, validation_ratio, seed, columns, scale, split, rubric)
     return write_dataset(out_dir, built, tokenizer, name)
 
 

@@ -194,13 +194,6 @@ def target_text(mode: str, score: int, feedback: str | None = None) -> str:
     return f"{target_prefix(mode, feedback)}{SCORE_CUE}{score}"
 
 
-def rubric_presets() -> dict[str, dict[str, Any]]:
-    """Built-in rubrics (prompts/rubrics.json): name -> {criteria, descriptions (scores 1..5)}."""
-    import json
-
-    return json.loads((PROMPTS_DIR / "rubrics.json").read_text(encoding="utf-8"))
-
-
 def rubric_item(
     criteria: str, descriptions: list[str], instruction: str, response: str, reference: str = "", low: int = 1
 ) -> dict[str, Any]:

@@ -152,6 +152,8 @@ def test_two_processes_equal_one(tmp_path, tiny_model):
 class CountingJudge:
     """Stands in for a model: scores instantly, so that only the streaming is measured."""
 
+    scale = (1, 5)
+
     def score(self, items, **kwargs):
         return [Judgment(expected_score=float(len(i["orig_response"]) % 5 + 1)) for i in items]
 
