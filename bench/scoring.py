@@ -62,7 +62,7 @@ def bare_forward(judge: Judge, seqs: list[list[int]], batch: int) -> None:
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     batches = []
     for start in range(0, len(order), batch):
-        ids, mask = judge._left_pad([seqs[i] for i in order[start : start + batch]])
+        ids, mask = judge.engine._left_pad([seqs[i] for i in order[start : start + batch]])
         batches.append((ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)))
     for ids, mask, positions in batches:
         judge.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)

@@ -8,53 +8,14 @@ Either way the distribution is the next-token distribution after prompt + `prefi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
+from transformers.generation.streamers import BaseStreamer
 
-from raft.scores import ScoreTokens
-
-
-@dataclass
-class Sample:
-    """One generated feedback: its text up to the cue, the scored token ids, and raw score probs."""
-
-    text: str
-    prefix: list[int]
-    """Generated ids kept before the score position."""
-    suffix: list[int]
-    """Ids appended after them (the cue when the model did not write it; else empty)."""
-    probs: torch.Tensor
-    cue_written: bool
-
-
-def _cut(tokenizer: Any, ids: list[int], st: ScoreTokens) -> tuple[list[int], list[int], bool]:
-    """(prefix, suffix, cue written) for one generated sequence of ids (special tokens dropped)."""
-    special = set(tokenizer.all_special_ids)
-    end = next((k for k, i in enumerate(ids) if i in special), len(ids))
-    ids = ids[:end]  # up to the end-of-turn token; padding follows it
-    text = tokenizer.decode(ids)
-    marker = st.cue.rstrip()
-    if marker in text:
-        cue_end = text.index(marker) + len(st.cue)
-        for k in range(1, len(ids) + 1):
-            head = tokenizer.decode(ids[:k])
-            if len(head) == cue_end and head.endswith(st.cue):
-                return ids[:k], [], True
-            if len(head) > cue_end:
-                break
-        start = text.index(marker)  # keep the tokens that end before the marker begins, on a whole character
-        kept = max(
-            k
-            for k in range(len(ids) + 1)
-            if len(head := tokenizer.decode(ids[:k])) <= start and not head.endswith("\ufffd")
-        )
-        ids = ids[:kept]
-        text = tokenizer.decode(ids)
-    sep = " " if text and not text[-1].isspace() else ""
-    return ids, list(tokenizer(sep + st.cue, add_special_tokens=False)["input_ids"]), False
+from raft.engines.base import Cut, OnTokens, Sample
 
 
 def _row_cache(cache: DynamicCache, row: int, length: int, config: Any) -> DynamicCache:
@@ -86,6 +47,30 @@ class SeededSampling(LogitsProcessor):
         return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
 
 
+class RowStreamer(BaseStreamer):
+    """Passes each generated token to on_tokens(row + offset, [id]) until the row emits a stop token
+    (transformers' own streamers take one row only)."""
+
+    def __init__(self, on_tokens: OnTokens, stop_ids: set[int], offset: int = 0):
+        self.on_tokens, self.stop_ids, self.offset = on_tokens, stop_ids, offset
+        self.prompt_seen, self.done = False, set()
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate passes the prompt first
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            if row in self.done:
+                continue
+            if token in self.stop_ids:
+                self.done.add(row)
+            else:
+                self.on_tokens(row + self.offset, [token])
+
+    def end(self) -> None:
+        pass
+
+
 def run_generate(
     model: Any,
     ids: torch.Tensor,
@@ -95,6 +80,7 @@ def run_generate(
     n_samples: int = 1,
     temperature: float = 1.0,
     seed: int = 0,
+    streamer: BaseStreamer | None = None,
     **extra: Any,
 ) -> Any:
     """model.generate: greedy for one sample; for several, each row repeated n_samples times (in
@@ -114,6 +100,7 @@ def run_generate(
         top_k=None,
         logits_processor=processors,
         pad_token_id=pad_id,
+        streamer=streamer,
         **extra,
     )
 
@@ -122,14 +109,17 @@ def run_generate(
 def generate_scored(
     model: Any,
     tokenizer: Any,
-    st: ScoreTokens,
+    token_ids: Sequence[int],
+    cut: Cut,
     seqs: list[list[int]],
     max_new_tokens: int = 256,
     n_samples: int = 1,
     temperature: float = 1.0,
     seed: int = 0,
+    streamer: BaseStreamer | None = None,
 ) -> list[list[Sample]]:
-    """Generate n_samples feedbacks per prompt (greedy when 1) and score each in the same pass."""
+    """Generate n_samples feedbacks per prompt (greedy when 1) and score each in the same pass:
+    log-probs at `token_ids` after prompt + prefix + suffix, as `cut` splits each generation."""
     device = next(model.parameters()).device
     ids, mask = left_pad(seqs, tokenizer.pad_token_id, device)
     width = ids.shape[1]
@@ -142,6 +132,7 @@ def generate_scored(
         n_samples,
         temperature,
         seed,
+        streamer,
         return_dict_in_generate=True,
         output_logits=True,
     )
@@ -150,10 +141,10 @@ def generate_scored(
     cache_name = "cache" if hasattr(out, "cache") else "past_key_values"
     generated_cache = getattr(out, cache_name)
     mask = mask.repeat_interleave(n_samples, dim=0)
-    score_ids = torch.tensor(st.ids, device=device)
+    score_ids = torch.tensor(list(token_ids), device=device)
     results: list[list[Sample]] = [[] for _ in seqs]
     for row, gen in enumerate(new):
-        prefix, suffix, written = _cut(tokenizer, gen, st)
+        prefix, suffix, written = cut(gen)
         if written and len(prefix) < len(out.logits):
             logits = out.logits[len(prefix)][row]
         else:
@@ -171,6 +162,6 @@ def generate_scored(
                 **{cache_name: cache},
                 logits_to_keep=1,
             ).logits[0, -1]
-        probs = torch.softmax(logits.float(), dim=-1)[score_ids].double().cpu()
-        results[row // n_samples].append(Sample(tokenizer.decode(prefix), prefix, suffix, probs, written))
+        logprobs = torch.log_softmax(logits.float(), dim=-1)[score_ids].double().cpu().numpy()
+        results[row // n_samples].append(Sample(tokenizer.decode(prefix), prefix, suffix, logprobs, written))
     return results

@@ -1,4 +1,8 @@
-"""The judge: score items with a causal LM by RAIL (expected score over the score tokens).
+"""The judge: score items by RAIL (expected score over the score tokens) on any engine.
+
+The judge owns what is the same on every backend: prompts and items, fitting a prompt to the
+context, the score cue, RAIL, calibration and per-row errors; an engine (`raft.engines`) runs
+the model on token ids.
 
 Modes:
 - ``score_only``: one forward pass over prompt + score cue, left padded, logits only at the last
@@ -22,14 +26,21 @@ import torch
 from raft.calibration import Calibration
 from raft.context import cut_middle
 from raft.data import normalize_item
+from raft.engines import ENGINES, Engine, Sample, load_engine
+from raft.engines.base import OnTokens
 from raft.files import DataError
-from raft.generation import Sample, generate_scored, left_pad, run_generate
-from raft.models import load_model, resolve_model
 from raft.prompts import SCORE_CUE, JudgePrompt, Template, TemplateError, apply_chat, check_judge_mode
-from raft.scores import ScaleError, ScoreTokens, check_scale, find_score_tokens, parse_result, split_feedback
+from raft.scores import (
+    ScaleError,
+    ScoreTokens,
+    check_scale,
+    cut_at_cue,
+    find_score_tokens,
+    parse_result,
+    split_feedback,
+)
 
 OVERFLOW = ("truncate", "refuse")
-ENGINES = ("hf", "vllm")
 LOW_MASS = 0.5
 """Below this raw probability mass on the score tokens, the prompt or token mapping is suspect."""
 
@@ -71,12 +82,11 @@ def rail(
 
 
 class Judge:
-    """A loaded model with its tokenizer, template, scale and score tokens."""
+    """An engine with the judge's template, scale, score tokens, mode and calibration."""
 
     def __init__(
         self,
-        model: Any,
-        tokenizer: Any,
+        engine: Engine,
         prompt: JudgePrompt | str | Path | None = None,
         scale: tuple[int, int] = (1, 5),
         name: str = "",
@@ -84,15 +94,14 @@ class Judge:
         cue: str = SCORE_CUE,
         calibration: Calibration | None = None,
     ):
-        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.engine, self.name = engine, name
+        tokenizer = engine.tokenizer
         self.scale = check_scale(scale)
         self.mode = check_judge_mode(mode)
         """The default way to judge: the mode the judge was trained in."""
         self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, cue)
         self.prompt_spec = JudgePrompt.resolve(prompt, "score_only") if isinstance(prompt, (str, Path)) else prompt
         """The templates the judge reads; None: the built-in defaults of the scoring mode."""
-        self.padding: dict[str, int] = {}
-        """Real and padded token counts of the last `next_token_probs` call."""
         self.calibration: Calibration | None = None
         if calibration is not None:
             self.calibration = self._checked(calibration)
@@ -125,8 +134,8 @@ class Judge:
     ) -> Judge:
         """Load a judge from a hub id, a local folder, a fine-tuned run folder, or the default model.
 
-        `engine` is "hf" (transformers, here) or "vllm" (`raft.vllm_judge`, engine_args passed to
-        `vllm.LLM`); both read the same manifest and give the same judgments. `calibration` (a file
+        `engine` names a backend of `raft.engines`: "hf" (transformers) or "vllm" (engine_args
+        passed to `vllm.LLM`); all read the same manifest and give the same judgments. `calibration` (a file
         from `python -m raft calibrate`) tempers the score distribution and adds an interval.
 
         A run folder's manifest is the judge's one source of truth: its template text, scale, score
@@ -134,27 +143,20 @@ class Judge:
         """
         if engine not in ENGINES:
             raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
-        if engine == "vllm":
-            from raft.vllm_judge import VllmJudge
-
-            name, adapter_dir, manifest = resolve_model(model, adapter)
-            lm, tokenizer = VllmJudge.start_engine(name, adapter_dir, device, trust_remote_code, engine_args or {})
-            return VllmJudge.from_manifest(lm, tokenizer, manifest, model, template, scale, calibration)
-        lm, tokenizer, manifest = load_model(model, adapter, device, trust_remote_code=trust_remote_code)
-        return cls.from_manifest(lm, tokenizer, manifest, model, template, scale, calibration)
+        loaded, manifest = load_engine(engine, model, adapter, device, trust_remote_code, engine_args)
+        return cls.from_manifest(loaded, manifest, model, template, scale, calibration)
 
     @classmethod
     def from_manifest(
         cls,
-        lm: Any,
-        tokenizer: Any,
+        engine: Engine,
         manifest: dict[str, Any],
         model: str | Path | None = None,
         template: str | Path | None = None,
         scale: tuple[int, int] | None = None,
         calibration: str | Path | Calibration | None = None,
     ) -> Judge:
-        """A judge on a loaded model, configured by its manifest (a plain model's is nearly empty)."""
+        """A judge on a loaded engine, configured by its manifest (a plain model's is nearly empty)."""
         prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else manifest.get("template")
         if template and isinstance(prompt, JudgePrompt):
             diff = JudgePrompt.resolve(template, manifest.get("mode", "score_only")).differs_from(prompt)
@@ -164,8 +166,7 @@ class Judge:
         if scale and trained_scale and tuple(scale) != trained_scale:
             raise ScaleError(f"{model} was trained on the scale {trained_scale}, not {tuple(scale)}")
         return cls(
-            lm,
-            tokenizer,
+            engine,
             prompt if isinstance(prompt, JudgePrompt) else template or prompt,
             scale or trained_scale or (1, 5),
             name=str(model or manifest.get("base_model", "")),
@@ -174,13 +175,28 @@ class Judge:
             calibration=Calibration.load(calibration) if isinstance(calibration, (str, Path)) else calibration,
         )
 
-    def context_limit(self) -> int | None:
-        """The most tokens the model reads at once (prompt and generation together)."""
-        return getattr(self.model.config, "max_position_embeddings", None)
+    @property
+    def tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The transformers model of a transformers engine (training and tests read it)."""
+        return self.engine.model
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the engine's tensors live (the CPU for engines that run elsewhere)."""
+        return getattr(self.engine, "device", torch.device("cpu"))
+
+    @property
+    def padding(self) -> dict[str, int]:
+        """Real and padded token counts of the last `next_token_probs` call."""
+        return self.engine.padding
+
+    def context_limit(self) -> int | None:
+        """The most tokens the model reads at once (prompt and generation together)."""
+        return self.engine.context_limit()
 
     @property
     def score_token_ids(self) -> list[int]:
@@ -211,36 +227,12 @@ class Judge:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return left_pad(seqs, self.tokenizer.pad_token_id, self.device)
-
-    @torch.inference_mode()
     def next_token_probs(
         self, seqs: list[list[int]], batch_size: int = 8, progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        """Raw (full-vocabulary softmax) probabilities of the score tokens after each sequence.
+        """Raw (full-vocabulary softmax) probabilities of the score tokens after each sequence."""
+        return np.exp(self.engine.next_token_logprobs(seqs, self.score_tokens.ids, batch_size, progress))
 
-        Sequences are sorted by length and batched with left padding; position ids follow the
-        attention mask, so padding and batch size do not change the result. The output head runs
-        at the last position only. `padding` keeps the real and padded token counts of the call.
-        """
-        out = np.zeros((len(seqs), len(self.score_tokens.ids)), dtype=np.float64)
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        ids_t = torch.tensor(self.score_tokens.ids, device=self.device)
-        self.padding = {"real_tokens": sum(len(s) for s in seqs), "padded_tokens": 0}
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            ids, mask = self._left_pad([seqs[i] for i in chunk])
-            self.padding["padded_tokens"] += int(mask.numel() - mask.sum())
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
-            probs = torch.softmax(logits[:, -1, :].float(), dim=-1)[:, ids_t]
-            out[chunk] = probs.double().cpu().numpy()
-            if progress:
-                progress(min(start + batch_size, len(order)), len(order))
-        return out
-
-    @torch.inference_mode()
     def generate(
         self,
         seqs: list[list[int]],
@@ -249,20 +241,10 @@ class Judge:
         temperature: float = 1.0,
         batch_size: int = 8,
         seed: int = 0,
+        on_tokens: OnTokens | None = None,
     ) -> list[list[str]]:
         """Generated continuations, n_samples per sequence (greedy when n_samples is 1, else seeded sampling)."""
-        texts: list[list[str]] = [[] for _ in seqs]
-        for start in range(0, len(seqs), batch_size):
-            chunk = list(range(start, min(start + batch_size, len(seqs))))
-            ids, mask = self._left_pad([seqs[i] for i in chunk])
-            out = run_generate(
-                self.model, ids, mask, self.tokenizer.pad_token_id, max_new_tokens, n_samples, temperature, seed + start
-            )
-            new = out[:, ids.shape[1] :]
-            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-            for j, text in enumerate(decoded):
-                texts[chunk[j // n_samples]].append(text)
-        return texts
+        return self.engine.generate(seqs, max_new_tokens, n_samples, temperature, batch_size, seed, on_tokens)
 
     def score(
         self,
@@ -276,6 +258,7 @@ class Judge:
         progress: Callable[[int, int], None] | None = None,
         single_pass: bool = True,
         overflow: str = "truncate",
+        on_tokens: OnTokens | None = None,
     ) -> list[Judgment]:
         """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored.
 
@@ -285,6 +268,7 @@ class Judge:
         Rows are bucketed by length (sorted, then batched) so that little padding is computed.
         A prompt longer than the model's context is cut in the middle of the response and flagged
         (`overflow="truncate"`) or refused with an error (`overflow="refuse"`).
+        `on_tokens(item * n_samples + sample, new ids)` streams generated tokens (feedback, decode).
         """
         mode = check_judge_mode(mode or self.mode)
         if overflow not in OVERFLOW:
@@ -314,6 +298,7 @@ class Judge:
                 temperature,
                 single_pass,
                 seed + start,
+                on_tokens,
             )
             if progress:
                 progress(min(start + batch_size, len(idx)), len(idx))
@@ -340,11 +325,25 @@ class Judge:
         return ids, f"response cut in the middle to fit the context: {len(offsets) - keep} of {len(offsets)} tokens"
 
     def feedback_samples(
-        self, seqs: list[list[int]], max_new_tokens: int, n_samples: int, temperature: float, seed: int
+        self,
+        seqs: list[list[int]],
+        max_new_tokens: int,
+        n_samples: int,
+        temperature: float,
+        seed: int,
+        on_tokens: OnTokens | None = None,
     ) -> list[list[Sample]]:
-        """n_samples feedbacks per prompt, each with the score distribution after its cue (single pass)."""
-        return generate_scored(
-            self.model, self.tokenizer, self.score_tokens, seqs, max_new_tokens, n_samples, temperature, seed
+        """n_samples feedbacks per prompt, each with the score log-probs after its cue (single pass)."""
+        st = self.score_tokens
+        return self.engine.generate_scored(
+            seqs,
+            st.ids,
+            lambda ids: cut_at_cue(self.tokenizer, ids, st),
+            max_new_tokens,
+            n_samples,
+            temperature,
+            seed,
+            on_tokens,
         )
 
     def _score_only(
@@ -374,9 +373,12 @@ class Judge:
         temperature: float,
         single_pass: bool = True,
         seed: int = 0,
+        on_tokens: OnTokens | None = None,
     ) -> None:
+        per = 1 if mode == "decode" else n_samples
+        stream = (lambda row, ids: on_tokens(part[row // per] * per + row % per, ids)) if on_tokens else None
         if mode == "decode":
-            texts = self.generate([prompts[i] for i in part], max_new_tokens, 1, temperature, batch_size, seed)
+            texts = self.generate([prompts[i] for i in part], max_new_tokens, 1, temperature, batch_size, seed, stream)
             for i, (text,) in zip(part, texts):
                 feedback, score = parse_result(text, self.scale)
                 r = results[i]
@@ -386,14 +388,18 @@ class Judge:
                 else:
                     r.expected_score, r.mode_score = float(score), int(round(score))
             return
-        samples = self.feedback_samples([prompts[i] for i in part], max_new_tokens, n_samples, temperature, seed)
+        samples = self.feedback_samples(
+            [prompts[i] for i in part], max_new_tokens, n_samples, temperature, seed, stream
+        )
         if not single_pass:  # the research code's way: run the model again over prompt + feedback + cue
             flat = [(i, s) for i, group in zip(part, samples) for s in group]
-            fresh = self.next_token_probs([prompts[i] + s.prefix + s.suffix for i, s in flat], batch_size)
-            for (_, s), p in zip(flat, fresh):
-                s.probs = torch.from_numpy(p)
+            fresh = self.engine.next_token_logprobs(
+                [prompts[i] + s.prefix + s.suffix for i, s in flat], self.score_tokens.ids, batch_size
+            )
+            for (_, s), logprobs in zip(flat, fresh):
+                s.logprobs = logprobs
         for i, group in zip(part, samples):
-            rows = [rail(s.probs.numpy(), self.score_tokens.values, self.calibration) for s in group]
+            rows = [rail(np.exp(s.logprobs), self.score_tokens.values, self.calibration) for s in group]
             r = results[i]
             r.samples = [row[0] for row in rows]
             r.expected_score = float(np.mean(r.samples))

@@ -87,6 +87,38 @@ _RESULT = re.compile(r"\[RESULT\]\s*\(?\s*([-+]?\d+(?:\.\d+)?)")
 _LOOSE = re.compile(r"(?:score(?: is|:)?|\bSCORE\b:?)\s*\(?\s*([-+]?\d+(?:\.\d+)?)\s*(?:/\s*\d+)?", re.IGNORECASE)
 
 
+def cut_at_cue(tokenizer: Any, ids: list[int], st: ScoreTokens) -> tuple[list[int], list[int], bool]:
+    """(prefix, suffix, cue written) of one generated sequence: where the score is read.
+
+    The score distribution is the next-token one after prefix + suffix: the ids up to the end of
+    the cue when the model wrote it (suffix empty), else the ids that end before any partial
+    marker with the cue appended. Special tokens (end of turn, padding) end the sequence.
+    """
+    special = set(tokenizer.all_special_ids)
+    end = next((k for k, i in enumerate(ids) if i in special), len(ids))
+    ids = ids[:end]
+    text = tokenizer.decode(ids)
+    marker = st.cue.rstrip()
+    if marker in text:
+        cue_end = text.index(marker) + len(st.cue)
+        for k in range(1, len(ids) + 1):
+            head = tokenizer.decode(ids[:k])
+            if len(head) == cue_end and head.endswith(st.cue):
+                return ids[:k], [], True
+            if len(head) > cue_end:
+                break
+        start = text.index(marker)  # keep the tokens that end before the marker begins, on a whole character
+        kept = max(
+            k
+            for k in range(len(ids) + 1)
+            if len(head := tokenizer.decode(ids[:k])) <= start and not head.endswith("\ufffd")
+        )
+        ids = ids[:kept]
+        text = tokenizer.decode(ids)
+    sep = " " if text and not text[-1].isspace() else ""
+    return ids, _encode(tokenizer, sep + st.cue), False
+
+
 def split_feedback(text: str | None, cue: str = SCORE_CUE) -> str:
     """The feedback a judge wrote: the text before the first score cue, without a 'Feedback:' label.
 

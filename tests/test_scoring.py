@@ -48,27 +48,15 @@ def feedback_judge(tmp_path_factory):
 
 @pytest.mark.parametrize("max_new_tokens", [48, 6])
 def test_single_pass_equals_two_pass(feedback_judge, tiny_judge, rows, max_new_tokens):
-    from raft.generation import generate_scored
-
     for judge in (feedback_judge, tiny_judge):
         one = judge.score(rows[:6], mode="feedback", max_new_tokens=max_new_tokens, batch_size=3)
         two = judge.score(rows[:6], mode="feedback", max_new_tokens=max_new_tokens, batch_size=3, single_pass=False)
         np.testing.assert_allclose([r.expected_score for r in one], [r.expected_score for r in two], atol=1e-4)
         np.testing.assert_allclose([r.probs for r in one], [r.probs for r in two], atol=1e-4)
     seqs = [feedback_judge.encode(feedback_judge.prompt(r, "feedback")) for r in rows[:4]]
-    written = [
-        s.cue_written
-        for group in generate_scored(
-            feedback_judge.model, feedback_judge.tokenizer, feedback_judge.score_tokens, seqs, 48
-        )
-        for s in group
-    ]
+    written = [s.cue_written for group in feedback_judge.feedback_samples(seqs, 48, 1, 1.0, 0) for s in group]
     assert any(written), "the trained judge should write the cue itself (the logits-of-generation path)"
-    assert not any(
-        s.cue_written
-        for group in generate_scored(tiny_judge.model, tiny_judge.tokenizer, tiny_judge.score_tokens, seqs, 48)
-        for s in group
-    )
+    assert not any(s.cue_written for group in tiny_judge.feedback_samples(seqs, 48, 1, 1.0, 0) for s in group)
 
 
 def test_bucketing_and_order_do_not_change_scores(tiny_judge):

@@ -18,6 +18,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from raft.data import read_dataset_manifest, read_jsonl
+from raft.engines.transformers import TransformersEngine
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
@@ -428,7 +429,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     parts: dict[str, float] = {}
     loss = make_loss(config.loss, score_tokens.ids, score_tokens.values, config.lam, parts)
     progress = Progress(run_dir, parts)
-    judge = Judge(model, tokenizer, prompt, scale, mode=mode, cue=dataset["score_cue"])
+    judge = Judge(TransformersEngine(model, tokenizer), prompt, scale, mode=mode, cue=dataset["score_cue"])
     val_items = [r["item"] for r in val_rows[: config.eval_rows or None]]
     stop = StopOnRequest(run_dir)
     head = config.head_at_score and score_only
