@@ -264,7 +264,7 @@ def write_report(report: dict[str, Any], out: str | Path) -> Path:
     elif suffix == ".html":
         from raft.report_html import to_html
 
-        out.write_text(to_html(report), encoding="utf-8")
+        out.write_text(to_html(report, to_markdown(report)), encoding="utf-8")
     else:
         raise DataError(f"unsupported report type '{suffix}'; use .json, .md or .html", str(out))
     return out

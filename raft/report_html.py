@@ -8,7 +8,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from raft.report import to_markdown
 from raft.stats import METRICS
 
 BLUE, ORANGE, GREY = "#2563eb", "#f97316", "#6b7280"
@@ -175,14 +174,15 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:
 th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}"""
 
 
-def to_html(report: dict[str, Any], title: str = "Judge report card") -> str:
-    """One self-contained HTML file: the tables and every figure, plotly.js included inline once."""
+def to_html(report: dict[str, Any], markdown: str, title: str = "Judge report card") -> str:
+    """One self-contained HTML file: the report's Markdown tables (as `raft.report.to_markdown`
+    wrote them) and every figure, plotly.js included inline once."""
     blocks = []
     for i, fig in enumerate(figures(report).values()):
         blocks.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{_table(to_markdown(report))}\n"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{_table(markdown)}\n"
         + "\n".join(f"<div class='figure'>{b}</div>" for b in blocks)
         + "</body></html>"
     )

@@ -1,0 +1,99 @@
+"""The shape of the library: no import circles in raft/ (imports inside functions count too), no
+Gradio in it, each engine backend one file under 200 lines, and the judge engine-agnostic."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+RAFT = Path(__file__).resolve().parent.parent / "raft"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(RAFT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in RAFT.rglob("*.py")}
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The raft modules a file imports anywhere in it (top level or inside a function)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(n for n in names if n in modules and n.startswith("raft"))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        deps = _imports(path, modules)
+        parents = {name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)}
+        graph[name] = deps - {name} - parents  # a package importing its own parents is no circle
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a list of modules (first repeated at the end), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep) :] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle_through_three_modules():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_raft_has_no_import_circle():
+    assert find_cycle(_graph()) is None
+
+
+def test_raft_does_not_import_gradio():
+    for path in RAFT.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] == "gradio" for n in names), path
+
+
+@pytest.mark.parametrize("backend", ["transformers", "vllm"])
+def test_each_backend_is_one_file_under_200_lines(backend):
+    path = RAFT / "engines" / f"{backend}.py"
+    assert len(path.read_text().splitlines()) < 200
+
+
+def test_the_judge_imports_no_backend():
+    deps = _graph()["raft.judge"]
+    assert not any(d.startswith("raft.engines.") and d != "raft.engines.base" for d in deps), deps
+    assert not {"raft.generation", "raft.models"} & deps
+    tree = ast.parse((RAFT / "judge.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {"transformers", "vllm", "peft"} & imported
