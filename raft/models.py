@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,20 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
+def hub_judge(repo_id: str) -> str | None:
+    """The local snapshot of a hub repository that holds a judge (`python -m raft export` pushed),
+    or None for any other repository, an id that is not one, or no hub access."""
+    if not re.match(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", repo_id):
+        return None
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    try:
+        hf_hub_download(repo_id, MANIFEST)
+        return snapshot_download(repo_id)
+    except Exception:  # not found, offline, gated: the id is then loaded as a plain model, as before
+        return None
+
+
 def resolve_model(
     model: str | Path | None = None, adapter: str | Path | None = None
 ) -> tuple[str, Path | None, dict[str, Any]]:
@@ -178,6 +193,8 @@ def resolve_model(
     """
     manifest: dict[str, Any] = {}
     name = str(model) if model else str(fetch_default())
+    if not Path(name).exists():
+        name = hub_judge(name) or name
     found = read_manifest(name) if Path(name).is_dir() else None
     if found:
         manifest = found

@@ -58,6 +58,24 @@ def test_the_exported_adapter_serves_exactly_as_the_run(lora_run, tmp_path, rows
     assert exported.mode == run.mode and exported.scale == run.scale and exported.score_tokens == run.score_tokens
 
 
+def test_an_exported_judge_loads_by_its_hub_id(lora_run, tmp_path, rows, monkeypatch):
+    import huggingface_hub
+
+    out = export_judge(lora_run, tmp_path / "hub")
+
+    def download(repo_id, filename, **kw):
+        if repo_id != "me/demo-judge":
+            raise OSError(f"{repo_id} not found")
+        return str(out / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: str(out))
+    judge = Judge.load("me/demo-judge", device="cpu")
+    run = Judge.load(lora_run, device="cpu")
+    assert judge.render(rows[0]) == run.render(rows[0])
+    assert judge.score(rows[:2])[0].expected_score == pytest.approx(run.score(rows[:2])[0].expected_score, abs=1e-6)
+
+
 def test_the_model_card_holds_what_the_judge_reads(lora_run, tmp_path):
     rng = np.random.default_rng(0)
     gold = rng.integers(1, 6, 40)
