@@ -76,3 +76,27 @@ def confusion(gold: Sequence[Any], pred: Sequence[Any], scale: tuple[int, int] =
         i, j = (int(min(max(np.floor(x + 0.5), scale[0]), scale[1])) - scale[0] for x in (g, p))
         table[i][j] += 1
     return table
+
+
+def weighted_kappa(a: Sequence[Any], b: Sequence[Any], scale: tuple[int, int] = (1, 5)) -> float | None:
+    """Quadratic-weighted Cohen's kappa of two graders' scores on one scale (rounded half up, clipped):
+    1 - sum(w*O) / sum(w*E), w_ij = (i-j)^2 / (K-1)^2, E the outer product of the marginals / n.
+
+    The standard for ordinal agreement: 1 is perfect, 0 chance level. None when undefined (no
+    pairs, or both graders constant on one level)."""
+    observed = np.asarray(confusion(a, b, scale), dtype=np.float64)
+    return kappa_from_table(observed)
+
+
+def kappa_from_table(observed: np.ndarray) -> float | None:
+    """Quadratic-weighted kappa of a K x K table of counts (rows grader A, columns grader B)."""
+    n, size = observed.sum(), len(observed)
+    if n == 0 or size < 2:
+        return None
+    levels = np.arange(size)
+    weights = (levels[:, None] - levels[None, :]) ** 2 / (size - 1) ** 2
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / n
+    chance = (weights * expected).sum()
+    if chance == 0:
+        return None
+    return float(1 - (weights * observed).sum() / chance)

@@ -40,3 +40,16 @@ def test_undefined_correlations_are_none():
 def test_lengths_must_match():
     with pytest.raises(ValueError):
         agreement([1], [1, 2])
+
+
+def test_weighted_kappa_against_a_hand_computed_table():
+    from raft.metrics import weighted_kappa
+
+    a = [1, 1, 2, 2, 3, 3, 3, 1]
+    b = [1, 2, 2, 3, 3, 3, 2, 1]
+    # O = [[2,1,0],[0,1,1],[0,1,2]], w = (i-j)^2/4: sum w*O = 0.75; E = outer([3,2,3],[2,3,3])/8: sum w*E = 22/8
+    assert weighted_kappa(a, b, (1, 3)) == pytest.approx(1 - 0.75 / (22 / 8))
+    assert weighted_kappa(a, a, (1, 3)) == pytest.approx(1.0)
+    assert weighted_kappa([1.4, 2.6], [1, 3], (1, 3)) == pytest.approx(1.0)  # rounded half up
+    assert weighted_kappa([2, 2], [2, 2], (1, 3)) is None  # no disagreement possible by chance: undefined
+    assert weighted_kappa([], [], (1, 5)) is None

@@ -22,7 +22,7 @@ from raft.engines.transformers import TransformersEngine
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
-from raft.models import MANIFEST, fetch_default, resolve_device
+from raft.models import MANIFEST, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
@@ -363,7 +363,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     if resume and rank == 0:
         trim_progress(run_dir, last_checkpoint_step(run_dir))
 
-    base = config.base_model or str(fetch_default())
+    base, adapter, _ = resolve_model(config.base_model)  # a run folder: continue from its adapter
+    if adapter and not config.lora:
+        raise ValueError(f"{config.base_model} holds a LoRA adapter: continue it with lora: true")
     device = resolve_device(config.device)
     check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
     dtype, amp = _precision(config, device)
@@ -387,7 +389,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     if not kept:
         raise ValueError(f"no training example fits max_length {config.max_length}")
 
-    if config.lora:
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    elif config.lora:
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
@@ -452,22 +458,30 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     if trainer.is_world_process_zero():
         status = "stopped" if stop.stopped else "completed"
         if not stop.stopped:
-            save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset)
+            save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset, base if adapter else None)
         (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": trainer.state.global_step}))
     return run_dir
 
 
 def save_judge(
-    model: Any, tokenizer: Any, run_dir: Path, config: TrainConfig, score_tokens: ScoreTokens, dataset: dict[str, Any]
+    model: Any,
+    tokenizer: Any,
+    run_dir: Path,
+    config: TrainConfig,
+    score_tokens: ScoreTokens,
+    dataset: dict[str, Any],
+    continued_base: str | None = None,
 ) -> None:
     """The final adapter (or full model) and the judge manifest that `Judge.load(run_dir)` reads:
-    the template text, scale, score cue and mode it was trained with travel in the run folder."""
+    the template text, scale, score cue and mode it was trained with travel in the run folder.
+    A run continued from another run's adapter names that run's base model as its own."""
     folder = "adapter" if config.lora else "model"
     model.save_pretrained(run_dir / folder)
     tokenizer.save_pretrained(run_dir / folder)
     prompt: JudgePrompt = dataset["prompt"]
     manifest = {
-        "base_model": config.base_model,
+        "base_model": continued_base or config.base_model,
+        "continued_from": config.base_model if continued_base else None,
         "adapter": folder if config.lora else None,
         "weights": folder,
         "template": prompt.with_reference.name,

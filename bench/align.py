@@ -1,0 +1,283 @@
+"""Aligning a judge to a (simulated) grader: which rows to label, and how much the judge gains.
+
+MT Bench (rendered Prometheus rows, three GPT-4 scores each) stands in for a team: the grader's
+label of a row is the GPT-4 mean rounded half up. SmolLM2-135M-Instruct scores every row once; a
+labelling project fixes a seeded held-out set (fully labelled: the measurement), and training
+labels are added in rounds, chosen by `random` and by `uncertain` (entropy of the untrained
+judge's distribution). After each round a RAFT LoRA judge is trained from the base model with the
+same budget (steps, batch, learning rate), the held-out rows are scored again, and the held-out
+Pearson and quadratic-weighted kappa get 95% bootstrap intervals. Prompts longer than
+--max-length tokens have their response and reference cut in the middle (the same rows for
+every judge), so that the run fits a CPU.
+
+    python bench/align.py --measure             # one training step and one scoring batch, timed
+    python bench/align.py [--rows 40] [--heldout 16] [--rounds 8,16] [--steps 4] [--batch 2] [--out DIR]
+
+The defaults fit about 40 minutes on a 2-core CPU shared with other work (measured there under
+`nice -n 10`: 8 rows scored at <= 448 tokens in 97 s, one RAFT step at 2 x 448 tokens with LoRA on
+the last 4 layers in about 65 s, one at 4 x 528 tokens on every layer in about 140 s); on a GPU
+raise them (e.g. --rows 320 --heldout 96 --rounds 16,32,64,128 --steps 32 --batch 8
+--max-length 1024 --reference --lora-layers 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from raft.align import kappa_interval, rescore_heldout, write_label_dataset  # noqa: E402
+from raft.batch import score_file  # noqa: E402
+from raft.context import cut_middle  # noqa: E402
+from raft.data import apply_mapping, normalize_item, read_jsonl  # noqa: E402
+from raft.files import write_rows  # noqa: E402
+from raft.judge import Judge  # noqa: E402
+from raft.labels import LabelProject  # noqa: E402
+from raft.prometheus import mean_gold  # noqa: E402
+from raft.selection import next_rows  # noqa: E402
+from raft.stats import bootstrap  # noqa: E402
+from raft.train import TrainConfig, train  # noqa: E402
+
+DATA = next(
+    (
+        p / "shared" / "benchmarks" / "mt_bench_eval.json"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "benchmarks" / "mt_bench_eval.json").is_file()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json",
+)
+"""MT Bench in ../shared/benchmarks beside the repository (looked for in every folder above it)."""
+
+
+def fit_rows(rows: list[dict], judge: Judge, max_length: int, reference: bool = False) -> list[dict]:
+    """Judge items of the benchmark rows with the grader's label, the longer of instruction and
+    response cut in the middle (repeatedly) until each prompt, with its target, fits max_length
+    tokens. Without `reference` the reference answer is left out (the no-reference template)."""
+    out = []
+    for r in rows:
+        item = normalize_item(apply_mapping(r, {}))
+        if not reference:
+            item["orig_reference_answer"] = ""
+        for _ in range(6):
+            excess = len(judge.encode(judge.prompt(item, "score_only"))) + 8 - max_length
+            if excess <= 0:
+                break
+            spans = {
+                field: judge.tokenizer(item[field], add_special_tokens=False, return_offsets_mapping=True)[
+                    "offset_mapping"
+                ]
+                for field in ("orig_instruction", "orig_response", "orig_reference_answer")
+                if item[field]
+            }
+            field = max(spans, key=lambda f: len(spans[f]))
+            item[field] = cut_middle(item[field], spans[field], max(len(spans[field]) - excess - 8, 32))
+        grader = int(np.clip(np.floor(mean_gold(r["gpt4_score"]) + 0.5), 1, 5))
+        out.append({**item, "grader": grader, "category": r["category"], "idx": r["idx"]})
+    return out
+
+
+def top_layers(n: int) -> str:
+    """LoRA on the attention and MLP projections of the last n of SmolLM2-135M's 30 layers (a
+    regular expression for peft): backward stops below them, so a step costs little more than a
+    forward pass. 0: every linear layer."""
+    if n <= 0:
+        return "all-linear"
+    layers = "|".join(str(i) for i in range(30 - n, 30))
+    return rf".*\.layers\.({layers})\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+def held_metrics(labels: list[int], pred: list[float]) -> dict:
+    """Held-out Pearson and weighted kappa, each with its 95% bootstrap interval."""
+    boot = bootstrap(labels, pred)
+    return {
+        "n": len(labels),
+        "pearson": boot["pearson"],
+        "mae": boot["mae"],
+        "kappa": kappa_interval(labels, pred, (1, 5)),
+    }
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Time one scoring batch and one training step at the chosen sizes (to size a full run)."""
+    judge = Judge.load(args.model, device="cpu")
+    rows = fit_rows(
+        json.loads(Path(args.data).read_text())[: max(args.batch, 8)], judge, args.max_length, args.reference
+    )
+    t = time.perf_counter()
+    judge.score(rows[:8], mode="score_only", batch_size=8)
+    print(f"score 8 rows (batch 8, <= {args.max_length} tokens): {time.perf_counter() - t:.1f} s", flush=True)
+    project = LabelProject.create(
+        work / "m", [{**r, "probs": [0.2] * 5, "expected_score": 3.0} for r in rows], heldout=0
+    )
+    for key in project.keys:
+        project.label(key, project.rows[key]["grader"])
+    write_label_dataset(project, work / "m-ds")
+    t = time.perf_counter()
+    config = TrainConfig(
+        data=str(work / "m-ds"),
+        output_dir=str(work / "m-run"),
+        max_steps=2,
+        base_model=args.model,
+        batch_size=args.batch,
+        max_length=args.max_length + 16,
+        lora_targets=top_layers(args.lora_layers),
+        device="cpu",
+    )
+    train(config)
+    print(f"train 2 steps at batch {args.batch} (model load included): {time.perf_counter() - t:.1f} s", flush=True)
+    for line in (work / "m-run" / "progress.jsonl").read_text().splitlines():
+        print(line, flush=True)
+
+
+def run_strategy(strategy: str, scored: list[dict], args: argparse.Namespace, work: Path) -> list[dict]:
+    """Rounds of labels by one strategy; after each, a judge trained from the base and measured."""
+    project = LabelProject.create(work / strategy, scored, heldout=args.heldout / len(scored), seed=args.seed)
+    for key in sorted(project.heldout):  # the measurement set: every held-out row labelled
+        project.label(key, project.rows[key]["grader"], labeller="simulated")
+    held = sorted(project.heldout)
+    labels = [project.rows[k]["grader"] for k in held]
+    results = [
+        {
+            "strategy": strategy,
+            "labels": 0,
+            **held_metrics(labels, [project.rows[k]["expected_score"] for k in held]),
+            "seconds": 0.0,
+        }
+    ]
+    for n in args.rounds:
+        t = time.perf_counter()
+        have = project.counts()["train_labelled"]
+        for key in next_rows(project, strategy, n - have, seed=args.seed):
+            project.label(key, project.rows[key]["grader"], labeller="simulated")
+        data = work / f"{strategy}-{n}-ds"
+        write_label_dataset(project, data, seed=args.seed)
+        config = TrainConfig(
+            data=str(data),
+            output_dir=str(work / f"{strategy}-{n}-run"),
+            base_model=args.model,
+            max_steps=args.steps,
+            batch_size=args.batch,
+            learning_rate=args.lr,
+            max_length=args.max_length + 16,
+            eval_steps=10**6,
+            save_steps=10**6,
+            seed=args.seed,
+            device="cpu",
+            lora_targets=top_layers(args.lora_layers),
+        )
+        run = train(config)
+        after = rescore_heldout(project, Judge.load(str(run), device="cpu"), work / f"{strategy}-{n}-heldout.jsonl")
+        pred = {int(r["key"]): r["expected_score"] for r in after}
+        row = {"strategy": strategy, "labels": n, **held_metrics(labels, [pred[k] for k in held])}
+        row["seconds"] = round(time.perf_counter() - t, 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    return results
+
+
+def fmt(m: dict) -> str:
+    return (
+        f"{m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]" if m["value"] is not None and m["lo"] is not None else "n/a"
+    )
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| strategy | training labels | held-out n | Pearson [95% CI] | weighted kappa [95% CI] | MAE | round time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        seconds = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
+        lines.append(
+            f"| {r['strategy']} | {r['labels']} | {r['n']} | {fmt(r['pearson'])} | {fmt(r['kappa'])} "
+            f"| {r['mae']['value']:.3f} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], out: Path) -> Path:
+    """The learning curves (held-out Pearson and kappa against training labels) as a plotly HTML file."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out Pearson", "held-out weighted kappa"))
+    colours = {"random": "#636efa", "uncertain": "#ef553b"}
+    for strategy in dict.fromkeys(r["strategy"] for r in results):
+        rs = [r for r in results if r["strategy"] == strategy]
+        for col, metric in ((1, "pearson"), (2, "kappa")):
+            m = [r[metric] for r in rs]
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["labels"] for r in rs],
+                    y=[v["value"] for v in m],
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [(v["hi"] or v["value"]) - v["value"] for v in m],
+                        "arrayminus": [v["value"] - (v["lo"] or v["value"]) for v in m],
+                    },
+                    mode="lines+markers",
+                    name=strategy,
+                    legendgroup=strategy,
+                    showlegend=col == 1,
+                    line={"color": colours.get(strategy)},
+                )
+            )
+    fig.update_xaxes(title_text="training labels (0: untrained judge)")
+    fig.update_layout(width=1000, height=420, template="plotly_white", margin={"t": 40, "b": 40})
+    fig.write_html(out, include_plotlyjs=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--rows", type=int, default=40, help="rows drawn (seeded) from the benchmark")
+    parser.add_argument("--heldout", type=int, default=16, help="held-out rows (measured, never trained on)")
+    parser.add_argument("--rounds", default="8,16", help="training labels after each round")
+    parser.add_argument("--strategies", default="random,uncertain")
+    parser.add_argument("--steps", type=int, default=4, help="RAFT steps per round (the same budget every round)")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-length", type=int, default=448)
+    parser.add_argument("--lora-layers", type=int, default=4, help="LoRA on the last N layers only (0: all)")
+    parser.add_argument("--reference", action="store_true", help="keep the reference answer in the prompt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="base model (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--measure", action="store_true", help="only time one scoring batch and one training step")
+    parser.add_argument("--out", default=None, help="folder for projects, runs and results (default: a temp dir)")
+    args = parser.parse_args()
+    args.rounds = [int(x) for x in args.rounds.split(",")]
+    work = Path(args.out or tempfile.mkdtemp(prefix="raft-align-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.measure:
+        measure(args, work)
+        return
+
+    start = time.perf_counter()
+    judge = Judge.load(args.model, device="cpu")
+    rows = json.loads(Path(args.data).read_text())
+    rows = random.Random(args.seed).sample(rows, min(args.rows, len(rows)))
+    write_rows(work / "rows.jsonl", fit_rows(rows, judge, args.max_length, args.reference))
+    score_file(judge, work / "rows.jsonl", work / "scored.jsonl", mode="score_only", batch_size=8)
+    scored = read_jsonl(work / "scored.jsonl")
+    print(f"scored {len(scored)} rows in {time.perf_counter() - start:.0f} s", flush=True)
+    results = []
+    for strategy in args.strategies.split(","):
+        results += run_strategy(strategy, scored, args, work)
+    (work / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    plot(results, work / "align-curve.html")
+    print(table(results))
+    print(f"\ntotal {time.perf_counter() - start:.0f} s; results, plot and runs in {work}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
