@@ -1,4 +1,4 @@
-"""Command line: `python -m raft {prepare,score,report,calibrate,train,self-distill,export,eval,synth,models}`;
+"""Command line: `python -m raft {prepare,score,report,calibrate,train,self-distill,export,eval,synth,models,label}`;
 errors: one line, exit 2."""
 
 from __future__ import annotations
@@ -438,6 +438,13 @@ def parse_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+def parse_label(sub: argparse._SubParsersAction) -> None:
+    """`label ...`: its subcommands live in raft.label_cli."""
+    from raft.label_cli import add_parser
+
+    add_parser(sub, _scale)
+
+
 COMMANDS = (
     parse_prepare,
     parse_score,
@@ -449,6 +456,7 @@ COMMANDS = (
     parse_eval,
     parse_synth,
     parse_models,
+    parse_label,
 )
 """One function per command adds its parser to the subparsers; a new command is one more."""
 
