@@ -16,41 +16,43 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
+from app import align_tab, batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
 from app.studio import Settings, Studio, bind  # noqa: E402
 
 CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 
 
 def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
-    """The Blocks with its five tabs, wired to one Studio (data root, jobs, judges)."""
+    """The Blocks with its six tabs, wired to one Studio (data root, jobs, judges)."""
     studio = Studio(settings)
     with gr.Blocks(title="RAFT Judge Studio") as demo:
         gr.Markdown(
             "# RAFT Judge Studio\nBuild judge datasets, fine-tune judges with regression-aware "
             "fine-tuning, and score responses by their expected score."
         )
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             data = dataset_tab.build(studio)
             tune = finetune_tab.build(studio)
             score = score_tab.build(studio)
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
+            align = align_tab.build(studio, tabs, tune)
 
         def scored_choices(request: gr.Request):
             choices = [evaluate_tab.NONE, *evaluate_tab.batch_results(studio.workspace(request))]
-            return tuple(gr.Dropdown(choices=choices) for _ in evaluate["results"])
+            return tuple(gr.Dropdown(choices=choices) for _ in [*evaluate["results"], *align["results"]])
 
         def refresh_choices(request: gr.Request):
             models = studio.model_choices()
             return (
                 gr.Dropdown(choices=studio.datasets(request)),
-                *(gr.Dropdown(choices=models) for _ in range(len(score["models"]) + len(batch["models"]))),
+                *(gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]),
                 *scored_choices(request),
             )
 
-        model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *evaluate["results"]]
-        batch["scored"].then(scored_choices, None, evaluate["results"], api_name="scored_refresh")
+        model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *align["models"], *evaluate["results"]]
+        model_dropdowns += align["results"]
+        batch["scored"].then(scored_choices, None, [*evaluate["results"], *align["results"]], api_name="scored_refresh")
 
         def written(name: str, request: gr.Request):
             return gr.Dropdown(choices=studio.datasets(request), value=name)
@@ -62,6 +64,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             api_name="datasets_refresh",
         )
         demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices")
+        demo.load(align["list"], None, align["project"], api_name="align_projects")
+        demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")

@@ -1,0 +1,361 @@
+"""Align tab: label a scored file yourself, where the judge is unsure; see how far the judge agrees
+with you on held-out rows; fine-tune it on your labels and compare before and after.
+
+A thin view over `raft.labels` (the project and its append-only labels, in the visitor's
+workspace), `raft.selection` (which row next) and `raft.align` (agreement, dataset, comparison).
+Labels are on disk the moment a button is pressed: a reload shows the same project, labels and
+next row. Keys 1-9 score, s skips, u undoes (outside text boxes).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.evaluate_tab import NONE, _scored_file, batch_results
+from app.finetune_tab import FORM
+from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
+from app.workspace import Workspace
+from raft.align import agreement, agreement_markdown, compare_judges, rescore_heldout, write_label_dataset
+from raft.files import DataError
+from raft.labels import LabelProject
+from raft.models import read_manifest
+from raft.report import load_scored
+from raft.selection import STRATEGIES, describe, next_rows
+
+MAX_LEVELS = 10
+"""Score buttons made (those beyond a project's scale are hidden)."""
+KEYS_JS = """
+() => {
+  if (window.__raftAlignKeys) return;
+  window.__raftAlignKeys = true;
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const card = document.getElementById('align-card');
+    if (!card || card.offsetParent === null) return;
+    let button = null;
+    if (/^[0-9]$/.test(e.key)) {
+      button = [...document.querySelectorAll('#align-scores button')].find(
+        (b) => b.innerText.trim() === e.key && b.offsetParent !== null);
+    } else if (e.key === 's') button = document.getElementById('align-skip');
+    else if (e.key === 'u') button = document.getElementById('align-undo');
+    if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); }
+  });
+}
+"""
+"""Keyboard labelling: a digit presses that score's button, s Skip, u Undo, while the Align tab shows."""
+
+
+def projects_dir(workspace: Workspace) -> Path:
+    folder = workspace.root / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def project_names(workspace: Workspace) -> list[str]:
+    """The visitor's labelling projects, newest first."""
+    found = [p for p in projects_dir(workspace).iterdir() if (p / "project.json").is_file()]
+    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def open_project(studio: Studio, name: str | None, request: gr.Request | None) -> LabelProject:
+    """A project looked up by name among the visitor's own (never a path from the client)."""
+    workspace = studio.workspace(request)
+    if not name or name not in project_names(workspace):
+        raise gr.Error("Choose a labelling project first, or start one from a scored file.")
+    return LabelProject.open(projects_dir(workspace) / name)
+
+
+def _labeller(request: gr.Request | None) -> str:
+    return str(getattr(request, "username", None) or "")
+
+
+def create(
+    studio: Studio,
+    choice: str | None,
+    upload: str | None,
+    judge_choice: str | None,
+    heldout: float,
+    request: gr.Request = None,
+) -> Any:
+    """A new project from a Batch result or an uploaded scored file; the held-out rows are fixed now."""
+    workspace = studio.workspace(request)
+    path = _scored_file(studio, workspace, choice, upload)
+    if path is None:
+        raise gr.Error("Choose a batch result or upload a scored file first.")
+    try:
+        workspace.check_quota(path.stat().st_size * 2)
+        model = studio.resolve_model(judge_choice)
+        manifest = (read_manifest(model) if model and Path(model).is_dir() else None) or {}
+        from raft.prompts import JudgePrompt
+
+        prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else None
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:30].strip("_-") or "labels"
+        name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        LabelProject.create(
+            projects_dir(workspace) / name,
+            load_scored(path),
+            judge=judge_choice or None,
+            prompt=prompt,
+            scale=tuple(manifest["scale"]) if "scale" in manifest else None,
+            heldout=float(heldout),
+            seed=0,
+            source=path.name,
+        )
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    return gr.Dropdown(choices=project_names(workspace), value=name)
+
+
+def _card(project: LabelProject, key: int | None) -> str:
+    if key is None:
+        c = project.counts()
+        return (
+            f"**Every row is labelled or skipped** ({c['train_labelled']} training, {c['heldout_labelled']} held-out)."
+        )
+    item = project.item(key)
+    lo, hi = project.scale
+    side = "held-out (measures the judge, never trains it)" if key in project.heldout else "training"
+    rubric = "\n".join(f"- **{k}**: {item[f'orig_score{k}_description']}" for k in range(lo, hi + 1))
+    reference = item["orig_reference_answer"] or "_(none)_"
+    return (
+        f"#### Row {key} · {side}\n\n**Rubric:** {item['orig_criteria']}\n\n{rubric}\n\n"
+        f"**Instruction**\n\n{item['orig_instruction']}\n\n**Response**\n\n{item['orig_response']}\n\n"
+        f"**Reference answer**\n\n{reference}"
+    )
+
+
+def _judge_text(project: LabelProject, key: int | None, blind: bool) -> str:
+    if key is None:
+        return ""
+    if blind:
+        return "The judge's score is hidden until you submit (blind labelling)."
+    row = project.rows[key]
+    probs = ", ".join(f"{p:.2f}" for p in row["probs"])
+    return f"Judge: expected score **{float(row['expected_score']):.2f}** (distribution {probs})"
+
+
+def view(studio: Studio, name: str | None, strategy: str, blind: bool, request: gr.Request = None) -> tuple[Any, ...]:
+    """The card of the next row, the judge panel, the agreement panel, the buttons and the row shown."""
+    if not name:
+        hidden = [gr.Button(visible=False)] * MAX_LEVELS
+        return ("Start a project from a scored file, or choose one.", "", "", None, None, *hidden, None)
+    project = open_project(studio, name, request)
+    keys = next_rows(project, strategy if strategy in STRATEGIES else "uncertain", 1)
+    key = keys[0] if keys else None
+    lo, hi = project.scale
+    buttons = [gr.Button(str(lo + i), visible=lo + i <= hi and key is not None) for i in range(MAX_LEVELS)]
+    result = agreement(project)
+    confusion = pd.DataFrame(result["confusion"], columns=[f"judge {v}" for v in range(lo, hi + 1)])
+    confusion.insert(0, "your label", list(range(lo, hi + 1)))
+    worst = pd.DataFrame(result["disagreements"], columns=["key", "label", "expected_score", "gap", "instruction"])
+    return (
+        _card(project, key),
+        _judge_text(project, key, blind),
+        agreement_markdown(result) + f"\n\nNext row by **{strategy}**: {describe(strategy)}; held-out rows at random.",
+        confusion,
+        worst,
+        *buttons,
+        key,
+    )
+
+
+def _revealed(project: LabelProject, key: int, verb: str) -> str:
+    row = project.rows[key]
+    return f"Row {key} {verb}; the judge said **{float(row['expected_score']):.2f}**."
+
+
+def submit(
+    studio: Studio, name: str | None, key: int | None, score: str, note: str, request: gr.Request = None
+) -> tuple[str, str]:
+    """Record the label of the row shown; reveals the judge's score for it and clears the note."""
+    if key is None:
+        raise gr.Error("No row to label: choose a project.")
+    project = open_project(studio, name, request)
+    try:
+        project.label(key, score, note=note or "", labeller=_labeller(request))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+    return _revealed(project, int(key), f"labelled {score}"), ""
+
+
+def skip(studio: Studio, name: str | None, key: int | None, request: gr.Request = None) -> str:
+    if key is None:
+        raise gr.Error("No row to skip: choose a project.")
+    project = open_project(studio, name, request)
+    try:
+        project.skip(key, labeller=_labeller(request))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+    return f"Row {key} skipped (Undo brings it back)."
+
+
+def undo(studio: Studio, name: str | None, request: gr.Request = None) -> str:
+    project = open_project(studio, name, request)
+    entry = project.undo(labeller=_labeller(request))
+    if entry is None:
+        return "Nothing to undo."
+    what = f"label {entry['score']}" if entry["kind"] == "label" else "skip"
+    return f"Undid the {what} of row {entry['key']}."
+
+
+def finetune(
+    studio: Studio, name: str | None, start_from: str, request: gr.Request = None
+) -> tuple[Any, Any, Any, Any]:
+    """Write the labelled training rows as a dataset and open the Fine-tune tab filled in with it
+    (and, to continue, the project's judge run as the base)."""
+    project = open_project(studio, name, request)
+    workspace = studio.workspace(request)
+    n = 1
+    while (workspace.datasets / f"labels-{name}-{n}").exists():
+        n += 1
+    dataset = f"labels-{name}-{n}"[:120]
+    try:
+        workspace.check_quota()
+        write_label_dataset(project, workspace.datasets / dataset)
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    base = ""
+    if start_from == "continue":
+        judge = project.meta.get("judge") or ""
+        if not judge.startswith(RUN_PREFIX):
+            raise gr.Error("The project's judge is not a fine-tuned run: start from the base model instead.")
+        base = studio.resolve_model(judge) or ""
+    return (
+        gr.Tabs(selected="finetune"),
+        gr.Dropdown(choices=studio.datasets(request), value=dataset),
+        studio.fresh_run_name(),
+        base,
+    )
+
+
+def compare(
+    studio: Studio, name: str | None, judge_choice: str | None, request: gr.Request = None, progress=gr.Progress()
+) -> str:
+    """Score the labelled held-out rows with another judge and compare it with the project's judge:
+    the paired interval and p-value of each metric, and weighted kappa before and after."""
+    project = open_project(studio, name, request)
+    if not judge_choice:
+        raise gr.Error("Choose the judge to compare (a run trained on your labels).")
+    judge = studio.judge(judge_choice)
+    progress(0, desc="scoring the held-out rows again")
+    tag = re.sub(r"[^A-Za-z0-9_-]", "_", judge_choice)[:60]
+    try:
+        after = rescore_heldout(project, judge, project.folder / f"after-{tag}.jsonl")
+        report = compare_judges(project, after)
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    return comparison_card(report, judge_choice)
+
+
+def _f(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def comparison_card(report: dict[str, Any], judge_choice: str) -> str:
+    """Before and after on the held-out labels, as a Markdown table."""
+    comp = report["compare"]
+    lines = [
+        f"### Before / after on {comp['n']} held-out labels",
+        f"After: `{judge_choice}`; before: the project's judge. Difference after - before with its paired 95% "
+        "bootstrap interval and permutation p-value.",
+        "",
+        "| metric | before | after | after - before [95% CI] | p |",
+        "|---|---|---|---|---|",
+    ]
+    ka, kb = report["kappa_after"], report["kappa_before"]
+    lines.append(f"| weighted kappa | {_f(kb['value'])} | {_f(ka['value'])} | | |")
+    for metric in ("pearson", "spearman", "mae", "exact"):
+        d = comp["metrics"][metric]
+        p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
+        lines.append(
+            f"| {metric} | {_f(d['b'])} | {_f(d['a'])} | {_f(d['diff'])} [{_f(d['lo'])}, {_f(d['hi'])}] | {p} |"
+        )
+    return "\n".join(lines)
+
+
+def project_list(studio: Studio, request: gr.Request = None) -> Any:
+    """The project dropdown filled from the server, the newest chosen (page load, after a write)."""
+    names = project_names(studio.workspace(request))
+    return gr.Dropdown(choices=names, value=names[0] if names else None)
+
+
+def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]:
+    """The Align tab; *Fine-tune on my labels* fills the Fine-tune tab (`tune`) and switches `tabs` to it."""
+    results = [NONE] if studio.settings.public else [NONE, *batch_results(studio.workspace())]
+    with gr.Tab("Align", id="align"):
+        gr.Markdown(
+            "Label rows yourself, chosen where the judge is unsure; see how far it agrees with you on held-out "
+            "rows it never trains on; fine-tune it on your labels; compare before and after. Keys: **1-9** score, "
+            "**s** skip, **u** undo."
+        )
+        with gr.Accordion("Start a project", open=False):
+            with gr.Row():
+                choice = gr.Dropdown(results, value=NONE, label="Batch result", elem_id="align-batch")
+                upload = gr.File(label="...or a scored file", elem_id="align-file")
+                judge = model_dropdown(studio, label="The judge that scored it")
+                heldout = gr.Slider(0.1, 0.5, value=0.3, step=0.05, label="Held-out share (measures, never trains)")
+            start = gr.Button("Start project", elem_id="align-create")
+        with gr.Row():
+            project = gr.Dropdown([], label="Project", elem_id="align-project")
+            strategy = gr.Radio(list(STRATEGIES), value="uncertain", label="Next row by")
+            blind = gr.Checkbox(True, label="Blind (hide the judge's score until I submit)", elem_id="align-blind")
+        with gr.Row():
+            with gr.Column(scale=3):
+                card = gr.Markdown(elem_id="align-card")
+                judge_panel = gr.Markdown(elem_id="align-judge")
+                with gr.Row(elem_id="align-scores"):
+                    scores = [gr.Button(str(k + 1), visible=False, min_width=40) for k in range(MAX_LEVELS)]
+                with gr.Row():
+                    note = gr.Textbox(label="Note (optional)", scale=3, elem_id="align-note")
+                    skip_btn = gr.Button("Skip (s)", elem_id="align-skip", scale=1)
+                    undo_btn = gr.Button("Undo (u)", elem_id="align-undo", scale=1)
+                last = gr.Markdown(elem_id="align-last")
+            with gr.Column(scale=2):
+                panel = gr.Markdown(elem_id="align-agreement")
+                confusion = gr.Dataframe(label="Confusion on held-out rows", interactive=False)
+                worst = gr.Dataframe(label="Largest disagreements (held-out)", interactive=False)
+        with gr.Row():
+            start_from = gr.Radio(
+                [("the base model", "base"), ("the project's judge (continue its adapter)", "continue")],
+                value="base",
+                label="Fine-tune from",
+            )
+            tune_btn = gr.Button("Fine-tune on my labels", variant="primary", elem_id="align-finetune")
+        with gr.Row():
+            after = model_dropdown(studio, label="Judge after fine-tuning", elem_id="align-after")
+            compare_btn = gr.Button("Compare before / after", elem_id="align-compare")
+        compared = gr.Markdown(elem_id="align-compared")
+        shown = gr.State(None)
+
+    views = [card, judge_panel, panel, confusion, worst, *scores, shown]
+    refresh = bind(view, studio)
+    start.click(bind(create, studio), [choice, upload, judge, heldout], project, api_name="align_create")
+    for control in (project, strategy, blind):
+        control.change(refresh, [project, strategy, blind], views, api_name=False)
+    for button in scores:
+        button.click(bind(submit, studio), [project, shown, button, note], [last, note], api_name=False).then(
+            refresh, [project, strategy, blind], views, api_name=False
+        )
+    skip_btn.click(bind(skip, studio), [project, shown], last, api_name="align_skip").then(
+        refresh, [project, strategy, blind], views, api_name=False
+    )
+    undo_btn.click(bind(undo, studio), project, last, api_name="align_undo").then(
+        refresh, [project, strategy, blind], views, api_name=False
+    )
+    base_model = tune["form"][FORM.index("base_model")]
+    tune_btn.click(
+        bind(finetune, studio),
+        [project, start_from],
+        [tabs, tune["dataset"], tune["run_name"], base_model],
+        api_name="align_finetune",
+    )
+    compare_btn.click(bind(compare, studio), [project, after], compared, api_name="align_compare")
+    return {"project": project, "list": bind(project_list, studio), "results": [choice], "models": [judge, after]}
