@@ -11,7 +11,7 @@ Pearson and quadratic-weighted kappa get 95% bootstrap intervals. Prompts longer
 every judge), so that the run fits a CPU.
 
     python bench/align.py --measure             # one training step and one scoring batch, timed
-    python bench/align.py [--rows 40] [--heldout 16] [--rounds 8,16] [--steps 4] [--batch 2] [--out DIR]
+    python bench/align.py [--rows 40] [--heldout 16] [--rounds 8,16] [--steps 3] [--batch 2] [--parallel] [--out DIR]
 
 The defaults fit about 40 minutes on a 2-core CPU shared with other work (measured there under
 `nice -n 10`: 8 rows scored at <= 448 tokens in 97 s, one RAFT step at 2 x 448 tokens with LoRA on
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -244,7 +245,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=16, help="held-out rows (measured, never trained on)")
     parser.add_argument("--rounds", default="8,16", help="training labels after each round")
     parser.add_argument("--strategies", default="random,uncertain")
-    parser.add_argument("--steps", type=int, default=4, help="RAFT steps per round (the same budget every round)")
+    parser.add_argument("--steps", type=int, default=3, help="RAFT steps per round (the same budget every round)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-length", type=int, default=448)
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="keep the reference answer in the prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="base model (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--parallel", action="store_true", help="each strategy in its own process")
     parser.add_argument("--measure", action="store_true", help="only time one scoring batch and one training step")
     parser.add_argument("--out", default=None, help="folder for projects, runs and results (default: a temp dir)")
     args = parser.parse_args()
@@ -263,16 +265,27 @@ def main() -> None:
         return
 
     start = time.perf_counter()
-    judge = Judge.load(args.model, device="cpu")
-    rows = json.loads(Path(args.data).read_text())
-    rows = random.Random(args.seed).sample(rows, min(args.rows, len(rows)))
-    write_rows(work / "rows.jsonl", fit_rows(rows, judge, args.max_length, args.reference))
-    score_file(judge, work / "rows.jsonl", work / "scored.jsonl", mode="score_only", batch_size=8)
+    scored = read_jsonl(work / "scored.jsonl") if (work / "scored.jsonl").is_file() else []
+    if len(scored) < args.rows:  # score once; a rerun (or a strategy's process) reuses the scores
+        judge = Judge.load(args.model, device="cpu")
+        rows = json.loads(Path(args.data).read_text())
+        rows = random.Random(args.seed).sample(rows, min(args.rows, len(rows)))
+        write_rows(work / "rows.jsonl", fit_rows(rows, judge, args.max_length, args.reference))
+        score_file(judge, work / "rows.jsonl", work / "scored.jsonl", mode="score_only", batch_size=8)
+        del judge
     scored = read_jsonl(work / "scored.jsonl")
     print(f"scored {len(scored)} rows in {time.perf_counter() - start:.0f} s", flush=True)
-    results = []
-    for strategy in args.strategies.split(","):
-        results += run_strategy(strategy, scored, args, work)
+    strategies = args.strategies.split(",")
+    if args.parallel and len(strategies) > 1:  # one process per strategy: they share nothing but the scores
+        argv = [a for a in sys.argv[1:] if a != "--parallel"]
+        children = [subprocess.Popen([sys.executable, __file__, *argv, "--strategies", s]) for s in strategies]
+        if any(child.wait() for child in children):
+            raise SystemExit("a strategy's process failed; see above")
+    else:
+        for strategy in strategies:
+            found = run_strategy(strategy, scored, args, work)
+            (work / f"results-{strategy}.json").write_text(json.dumps({"args": vars(args), "results": found}))
+    results = [r for s in strategies for r in json.loads((work / f"results-{s}.json").read_text())["results"]]
     (work / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     plot(results, work / "align-curve.html")
     print(table(results))
