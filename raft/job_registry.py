@@ -48,6 +48,13 @@ class Job:
     exit_code: int | None = None
     error: str | None = None
     resume_of: str | None = None
+    attempt: int = 1
+    """1 for the first launch; each Resume relaunches the same job (same id, same run folder)."""
+    note: str | None = None
+    """What the last launch or end means for the run, e.g. "no checkpoint: starting over from step 0"."""
+    stop_requested: str | None = None
+    launched: str | None = None
+    """When the current attempt's process started (`started` is the first attempt's)."""
 
     @property
     def active(self) -> bool:

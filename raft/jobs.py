@@ -4,9 +4,10 @@ studio finds them again.
 `JobManager` ties three parts together: the signed registry (`raft.job_registry`), process
 control (`raft.job_process`) and reading a job's log and progress (`raft.job_logs`). Status comes
 from the process and the run folder (`progress.jsonl`, `result.json`); a job whose process died
-without a result is marked failed with the tail of its log. Stop is cooperative first (a STOP
-file: the trainer saves a checkpoint and ends after the current step), then a hard kill of the
-process group.
+without a result is marked failed with the tail of its log; the run's phase.json says what it is
+doing now. Stop is cooperative first (a STOP file: before any step the trainer ends at once, later
+it saves a checkpoint after the current step; a validation pass is abandoned between batches),
+then a hard kill of the process group. Resume relaunches the same job in the same run folder.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from raft import job_logs, job_process
 from raft.job_registry import JOB_ID, Job, JobError, JobRegistry, new_job_id, now
 from raft.train.config import TrainConfig
-from raft.train.trainer import PROGRESS_FILE, RESULT_FILE, STOP_FILE
+from raft.train.phase import PHASE_FILE, describe_phase, read_phase, waiting_for
+from raft.train.trainer import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step
 
 __all__ = ["JOB_ID", "Job", "JobError", "JobManager", "summarize"]
 
@@ -39,6 +42,9 @@ class JobManager:
         self.max_active = max_active
         self._procs: dict[str, subprocess.Popen] = {}
         self._thread_lock = threading.Lock()
+        self._record_locks: dict[str, threading.Lock] = {}
+        self._record_locks_lock = threading.Lock()
+        self._stoppers: dict[str, threading.Thread] = {}
 
     def _save(self, job: Job) -> None:
         self.registry.save(job)
@@ -62,12 +68,7 @@ class JobManager:
             return self._start(config, resume_of)
 
     def _start(self, config: TrainConfig, resume_of: str | None) -> Job:
-        running = [j for j in self.list() if j.active]
-        if len(running) >= self.max_active:
-            raise JobError(
-                f"job {running[0].id} is still {running[0].status}; stop it first "
-                f"(one training job at a time on this machine)"
-            )
+        self._check_capacity()
         job_id = new_job_id()
         run_dir = Path(config.output_dir)
         if not resume_of and run_dir.is_dir() and any(run_dir.iterdir()):
@@ -81,35 +82,70 @@ class JobManager:
             command = [sys.executable, "-m", "raft", "train", str(folder / "config.yaml")]
         log = folder / "train.log"
         job = Job(id=job_id, run_dir=str(run_dir), log=str(log), command=command, resume_of=resume_of)
-        proc = job_process.launch(command, log)
-        self._procs[job_id] = proc
-        job.pid, job.pid_ticks, job.status = proc.pid, job_process.start_ticks(proc.pid), "running"
+        return self._launch(job)
+
+    def _check_capacity(self) -> None:
+        running = [j for j in self.list() if j.active]
+        if len(running) >= self.max_active:
+            raise JobError(
+                f"job {running[0].id} is still {running[0].status}; stop it first "
+                f"(one training job at a time on this machine)"
+            )
+
+    def _launch(self, job: Job) -> Job:
+        """Start the job's command, its output appended to the job's log, and record it running."""
+        for job_id, proc in list(self._procs.items()):
+            if proc.poll() is not None:
+                self._procs.pop(job_id, None)
+        proc = job_process.launch(job.command, self.log_path(job))
+        self._procs[job.id] = proc
+        job.pid, job.pid_ticks, job.status, job.launched = proc.pid, job_process.start_ticks(proc.pid), "running", now()
         self._save(job)
         return job
 
+    def _record_lock(self, job_id: str) -> threading.Lock:
+        with self._record_locks_lock:
+            return self._record_locks.setdefault(job_id, threading.Lock())
+
     def refresh(self, job: Job) -> Job:
-        """Bring an active job's status up to date from its process and run folder."""
+        """Bring an active job's status up to date from its process and run folder.
+
+        It reads the newest record first (under the job's lock), so that a stale copy held by a
+        timer or a stopping thread never writes an old status back. A result.json that says
+        completed or stopped decides at once, even while the process is still exiting."""
         if not job.active:
             return job
-        proc = self._procs.get(job.id)
-        if proc is not None:
-            code = proc.poll()
-            alive = code is None
-        else:  # started by an earlier studio process: only the pid is known
-            code, alive = None, job_process.alive(job.pid or -1, job.pid_ticks)
-        if alive:
+        with self._record_lock(job.id):
+            job = self._load(job.id)
+            if not job.active:
+                return job
+            proc = self._procs.get(job.id)
+            if proc is not None:
+                code = proc.poll()
+                alive = code is None
+            else:  # started by an earlier studio process: only the pid is known
+                code, alive = None, job_process.alive(job.pid or -1, job.pid_ticks)
+            result = self._result(job)
+            if alive and result.get("status") not in ("completed", "stopped"):
+                return job
+            job.exit_code, job.ended = code, now()
+            if result.get("status") in ("completed", "stopped") and code in (0, None):
+                job.status, job.note = result["status"], result.get("note") or job.note
+            else:
+                job.status = "failed"
+                job.error = result.get("error") or job_process.why_ended(code) + "\n" + self.log_tail(job, 20)
+            if not alive:
+                self._procs.pop(job.id, None)
+            self._save(job)
             return job
-        result_path = Path(job.run_dir) / RESULT_FILE
-        result = json.loads(result_path.read_text()) if result_path.is_file() else {}
-        job.exit_code, job.ended = code, now()
-        if result.get("status") in ("completed", "stopped") and code in (0, None):
-            job.status = result["status"]
-        else:
-            job.status = "failed"
-            job.error = result.get("error") or job_process.why_ended(code) + "\n" + self.log_tail(job, 20)
-        self._procs.pop(job.id, None)
-        self._save(job)
-        return job
+
+    @staticmethod
+    def _result(job: Job) -> dict[str, Any]:
+        try:
+            result = json.loads((Path(job.run_dir) / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return result if isinstance(result, dict) else {}
 
     def get(self, job_id: str) -> Job:
         return self.refresh(self._load(job_id))
@@ -127,16 +163,30 @@ class JobManager:
     def stop(self, job_id: str, timeout: float = 60.0, wait: bool = True) -> Job:
         """Ask the trainer to checkpoint and stop; kill the process group if it has not within timeout.
 
-        With `wait=False` it returns at once (status "stopping") and a background thread finishes."""
+        The trainer honours the request in every phase: before the first step (loading, the first
+        validation) it ends with no step taken, later after the current step with a checkpoint, and
+        a validation pass is abandoned between batches. With `wait=False` it returns at once (status
+        "stopping") and a background thread finishes."""
         job = self.get(job_id)
         if not job.active:
             return job
-        Path(job.run_dir).mkdir(parents=True, exist_ok=True)  # the trainer may not have claimed it yet
-        (Path(job.run_dir) / STOP_FILE).touch()
-        job.status = "stopping"
-        self._save(job)
+        with self._record_lock(job.id):
+            job = self._load(job.id)
+            if not job.active:
+                return job
+            Path(job.run_dir).mkdir(parents=True, exist_ok=True)  # the trainer may not have claimed it yet
+            (Path(job.run_dir) / STOP_FILE).touch()
+            asked_before = job.status == "stopping"
+            if not asked_before:
+                job.status, job.stop_requested = "stopping", now()
+                self._save(job)
         if not wait:
-            threading.Thread(target=self._finish_stop, args=(job, timeout), daemon=True).start()
+            watcher = self._stoppers.get(job.id)
+            if asked_before and watcher is not None and watcher.is_alive():  # the first request's watcher
+                return job
+            watcher = threading.Thread(target=self._finish_stop, args=(job, timeout), daemon=True)
+            self._stoppers[job.id] = watcher
+            watcher.start()
             return job
         return self._finish_stop(job, timeout)
 
@@ -147,22 +197,70 @@ class JobManager:
             if not job.active:
                 return job
             time.sleep(0.2)
+        doing = describe_phase(self.phase(job))
         job_process.kill_trainer(job.pid, job.pid_ticks)
         proc = self._procs.get(job.id)
         if proc:
             proc.wait(10)
-        job = self.refresh(job)
-        job.status, job.error = "killed", f"did not stop within {timeout:.0f} s; killed"
-        self._save(job)
+        with self._record_lock(job.id):
+            job = self._load(job.id)
+            if job.status in ("completed", "stopped"):  # it ended cleanly just in time
+                return job
+            job.status, job.ended = "killed", job.ended or now()
+            job.exit_code = proc.returncode if proc else job.exit_code
+            job.error = f"did not stop within {timeout:.0f} s (it was {doing}); killed"
+            self._procs.pop(job.id, None)
+            self._save(job)
         return job
 
     def resume(self, job_id: str) -> Job:
-        """Continue a stopped or failed job's run from its last checkpoint, as a new job."""
-        job = self.get(job_id)
-        if job.active:
-            raise JobError(f"job {job_id} is still {job.status}")
-        config = TrainConfig.from_yaml(Path(job.run_dir) / "config.yaml")
-        return self.start(config, resume_of=job_id)
+        """Relaunch a stopped, failed or killed job in its run folder, as the same job.
+
+        It continues from the newest checkpoint; with none it starts over from step 0 and says so
+        in `note`."""
+        with self._starting():
+            job = self.get(job_id)
+            if job.active:
+                raise JobError(f"job {job_id} is still {job.status}")
+            self._check_capacity()
+            run_dir = Path(job.run_dir)
+            if not (run_dir / CONFIG_FILE).is_file():  # it never claimed its folder: begin it again
+                own = self.registry.folder(job.id) / CONFIG_FILE
+                if not own.is_file():
+                    raise JobError(f"job {job_id} has no config to resume from; start a new run")
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / CONFIG_FILE).write_text(own.read_text())
+            for stale in (STOP_FILE, RESULT_FILE, PHASE_FILE):  # so the new launch is not read as the old end
+                (run_dir / stale).unlink(missing_ok=True)
+            step = last_checkpoint_step(run_dir)
+            job.command = [sys.executable, "-m", "raft", "train", "--resume", str(run_dir)]
+            job.attempt += 1
+            job.note = f"resumed from checkpoint-{step}" if step else "no checkpoint: starting over from step 0"
+            job.ended = job.exit_code = job.error = job.stop_requested = None
+            return self._launch(job)
+
+    def phase(self, job: Job) -> dict[str, Any] | None:
+        """What the run is doing now (its phase.json), None before the trainer names a phase."""
+        return read_phase(job.run_dir)
+
+    def activity(self, job: Job) -> str:
+        """What the job is doing, in words: the phase with its progress while running, what a stop
+        waits for while stopping, how it ended after; e.g. "validating 3/10 batches (before training)"."""
+        if job.status == "running":
+            return describe_phase(self.phase(job))
+        if job.status == "stopping":
+            waited = ""
+            if job.stop_requested:
+                asked = datetime.fromisoformat(job.stop_requested)
+                waited = f" (asked {(datetime.now(timezone.utc) - asked).total_seconds():.0f} s ago)"
+            return waiting_for(self.phase(job)) + waited
+        if job.status in ("completed", "stopped"):
+            return job.note or ""
+        return ""
+
+    def describe(self, job: Job) -> str:
+        """The status and the activity, e.g. "stopped · stopped before training began"."""
+        return " · ".join(filter(None, [job.status, self.activity(job)]))
 
     def log_path(self, job: Job) -> Path:
         """The job's log, where the server put it (never a path read from a record)."""

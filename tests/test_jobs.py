@@ -62,7 +62,7 @@ def test_start_watch_stop_resume(tmp_path, config):
     again = JobManager(tmp_path / "root")  # a restarted studio sees the same registry
     assert [j.status for j in again.list()] == ["stopped"]
     resumed = again.resume(job.id)
-    assert resumed.resume_of == job.id and resumed.run_dir == job.run_dir
+    assert resumed.id == job.id and resumed.attempt == 2 and resumed.note.startswith("resumed from checkpoint-")
     wait_for(lambda: last_step(again, resumed) > step + 2)
     steps = [r["step"] for r in again.progress(resumed) if "loss" in r]
     assert steps[: step + 3] == list(range(1, step + 4))  # no step lost or repeated
