@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from app import plots
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
-from raft.jobs import JobError, summarize
+from raft.jobs import Job, JobError, summarize
 from raft.paths import safe_child
 from raft.train.config import TrainConfig
 
@@ -188,7 +189,8 @@ def stop(studio: Studio, job_id: str | None) -> str:
 
 
 def resume(studio: Studio, job_id: str | None) -> str:
-    """Resume a stopped or failed job from its last checkpoint as a new job; returns the new id."""
+    """Relaunch a stopped, failed or killed job as the same job: from its last checkpoint, or from
+    step 0 when it has none (the status line says which); returns its id."""
     if not studio.settings.allow_training:
         raise gr.Error("Training is off on this studio.")
     if not job_id:
@@ -206,6 +208,39 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def _since(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str:
+    """One job's state in words: status, what it is doing now (phase k/n, or what a stop waits
+    for), elapsed and remaining time, last loss; the attempt when a Resume relaunched it."""
+    s = summarize(progress)
+    phase = studio.jobs.phase(job) if job.active else None
+    parts = [f"**{job.status}**"]
+    activity = studio.jobs.activity(job)
+    if phase and phase["phase"] == "training" and phase.get("total"):
+        activity += f" ({100 * (phase['done'] - 1) / phase['total']:.0f}% done)"
+    elif not job.active and s["total_steps"]:
+        activity = ", ".join(filter(None, [activity, f"step {s['step']} / {s['total_steps']}"]))
+    if activity:
+        parts.append(activity)
+    elapsed = s["elapsed_s"] if s["elapsed_s"] is not None and s["step"] else None
+    if elapsed is None and job.active:
+        elapsed = _since(job.launched or job.started)
+    parts.append(f"elapsed {_duration(elapsed)}")
+    if job.active and s["remaining_s"] is not None:
+        parts.append(f"remaining {_duration(s['remaining_s'])}")
+    if s["loss"] is not None:
+        parts.append(f"loss {s['loss']:.4f}")
+    line = " · ".join(parts)
+    if job.active and job.attempt > 1 and job.note:
+        line += f"\n\nAttempt {job.attempt}: {job.note}."
+    return line
+
+
 def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...]:
     """Status line, loss and validation plots, and log tail of one job (called by the timer)."""
     if not job_id:
@@ -215,21 +250,23 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
     except JobError as exc:
         return str(exc), plots.loss_curve([]), plots.eval_curve([]), ""
     progress = studio.jobs.progress(job)
-    s = summarize(progress)
-    total = s["total_steps"] or 0
-    percent = f"{100 * s['step'] / total:.0f}%" if total else "-"
-    status = (
-        f"**{job.status}** · step {s['step']} / {total or '?'} ({percent}) · elapsed {_duration(s['elapsed_s'])}"
-        f" · remaining {_duration(s['remaining_s']) if job.active else '-'}"
-    )
-    if s["loss"] is not None:
-        status += f" · loss {s['loss']:.4f}"
+    status = status_line(studio, job, progress)
     public = studio.settings.public and not studio.settings.allow_training
     if job.status in ("failed", "killed"):
         why = "see the server log" if public else job.error
         status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{why}\n```"
     log = "(the log is not shown on a public studio)" if public else studio.jobs.log_tail(job, 30)
     return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), log
+
+
+def refresh_jobs(studio: Studio, selected: str | None, shown: list | None) -> tuple[Any, list]:
+    """The job dropdown's labels (they carry each job's status) when they changed since `shown`,
+    else no update, so that a job list never keeps saying "stopping" after the job ended."""
+    choices = [list(c) for c in job_choices(studio)]
+    if choices == shown:
+        return gr.skip(), shown
+    value = selected if selected in {c[1] for c in choices} else (choices[0][1] if choices else None)
+    return gr.Dropdown(choices=[tuple(c) for c in choices], value=value), choices
 
 
 def runs_table(studio: Studio) -> pd.DataFrame:
@@ -315,6 +352,7 @@ def build(studio: Studio) -> dict[str, Any]:
         log = gr.Textbox(label="Log (tail)", lines=10, interactive=False, autoscroll=True)
         runs = gr.Dataframe(label="Runs", interactive=False)
         timer = gr.Timer(2.0)
+        shown_jobs = gr.State(None)
 
     form = [
         dataset,
@@ -338,21 +376,23 @@ def build(studio: Studio) -> dict[str, Any]:
         [f.change for f in form], views, form, [config_yaml, command], api_name="train_config", show_progress="hidden"
     )
     watched = [status, loss_plot, eval_plot, log]
+    polled = {"show_progress": "hidden"}  # reads of state on disk: no "processing" overlay, ever
     listing = bind(job_list, studio)
     dataset.change(bind(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
     started = start_btn.click(bind(start, studio), config_yaml, job, api_name="train_start")
-    started.then(listing, job, job, api_name="train_jobs")
+    started.then(listing, job, job, api_name="train_jobs", **polled)
     started.success(studio.fresh_run_name, None, run_name, api_name="train_fresh_name")
     stop_btn.click(bind(stop, studio), job, job, api_name="train_stop").then(
-        listing, job, job, api_name="train_jobs_after_stop"
+        listing, job, job, api_name="train_jobs_after_stop", **polled
     )
     resume_btn.click(bind(resume, studio), job, job, api_name="train_resume").then(
-        listing, job, job, api_name="train_jobs_after_resume"
+        listing, job, job, api_name="train_jobs_after_resume", **polled
     )
-    job.change(bind(watch, studio), [job, log_scale], watched, api_name="train_watch")
-    log_scale.change(bind(watch, studio), [job, log_scale], watched, api_name="train_log_scale")
-    timer.tick(bind(watch, studio), [job, log_scale], watched, api_name="train_tick", show_progress="hidden")
-    timer.tick(bind(runs_table, studio), None, runs, api_name="train_runs", show_progress="hidden")
+    job.change(bind(watch, studio), [job, log_scale], watched, api_name="train_watch", **polled)
+    log_scale.change(bind(watch, studio), [job, log_scale], watched, api_name="train_log_scale", **polled)
+    timer.tick(bind(watch, studio), [job, log_scale], watched, api_name="train_tick", **polled)
+    timer.tick(bind(runs_table, studio), None, runs, api_name="train_runs", **polled)
+    timer.tick(bind(refresh_jobs, studio), [job, shown_jobs], [job, shown_jobs], api_name="train_job_list", **polled)
     return {
         "dataset": dataset,
         "job": job,
