@@ -8,7 +8,8 @@ import heapq
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,25 +80,43 @@ def score_file(
     check_source(input_path, columns or {}, judge.scale, rubric)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path(out).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second run into the same output waits, then resumes it
+    with holding(lock_path(out)):  # a second run into the same output waits, then resumes it
+        return _score_file(
+            judge,
+            input_path,
+            out,
+            mode,
+            columns,
+            batch_size,
+            chunk_rows,
+            progress,
+            shard,
+            also_done,
+            rubric,
+            score_kwargs,
+        )
+
+
+@contextmanager
+def holding(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` and remove the file on release, so a finished run leaves
+    nothing behind. A waiter that wakes holding a file already removed tries again on the new one
+    (the lock is the file at `path` now, not an inode that a finished run unlinked)."""
+    while True:
+        lock = path.open("a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _score_file(
-                judge,
-                input_path,
-                out,
-                mode,
-                columns,
-                batch_size,
-                chunk_rows,
-                progress,
-                shard,
-                also_done,
-                rubric,
-                score_kwargs,
-            )
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        lock.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 def _score_file(
@@ -204,5 +223,5 @@ def merge_shards(out_path: str | Path, world: int) -> int:
     tmp.replace(out)
     for path in shards:  # every rank has finished: no run holds their locks now
         path.unlink(missing_ok=True)
-        lock_path(path).unlink(missing_ok=True)
+        lock_path(path).unlink(missing_ok=True)  # a lock left by a run that was killed
     return n
