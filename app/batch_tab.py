@@ -119,11 +119,12 @@ def score_batch(
     try:
         workspace.check_quota(file.stat().st_size * 2)
         mapping = parse_columns(columns)
+        progress(0, desc=studio.loading_note(model, engine) or "judge loaded")
         judge = studio.judge(model, engine).with_calibration(cal)
         key = f"{columns or ''}|{cal.__dict__ if cal else ''}|{engine}"
         out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
         total = count_rows(file) or 1
-        progress(0, desc="loading judge")
+        progress(0, desc=f"scoring: 0 of {total} rows")
         score_file(
             judge,
             file,
@@ -132,7 +133,7 @@ def score_batch(
             columns=mapping,
             batch_size=int(batch_size),
             chunk_rows=32,
-            progress=lambda n: progress(min(n / total, 1.0), desc=f"scored {n} of {total} rows"),
+            progress=lambda n: progress(min(n / total, 1.0), desc=f"scoring: {n} of {total} rows"),
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None

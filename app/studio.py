@@ -19,7 +19,7 @@ from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import JobManager
 from raft.judge import Judge
-from raft.models import MANIFEST, ModelError, read_manifest
+from raft.models import MANIFEST, ModelError, default_ready, read_manifest
 from raft.paths import safe_child
 from raft.prompts import TemplateError, check_judge_mode
 from raft.scores import ScaleError, check_scale
@@ -201,6 +201,23 @@ class Studio:
         """A model on an engine and its manifest's modification time: a run trained again is loaded again."""
         manifest = Path(str(model)) / MANIFEST if model else None
         return f"{engine}:{model}", manifest.stat().st_mtime_ns if manifest and manifest.is_file() else 0
+
+    def loading_note(self, choice: str | None, engine: str = "hf") -> str:
+        """What getting this judge involves now, for a progress line: "" when it is loaded, else
+        loading it, or first preparing the default model it needs (a 517 MB download)."""
+        try:
+            model = self.resolve_model(choice)
+        except ValueError:
+            return ""
+        with self._lock:
+            if self._cache_key(model, engine) in self._judges:
+                return ""
+        name = (choice or "").strip() or DEFAULT_CHOICE
+        manifest = read_manifest(model) if model and Path(model).is_dir() else None
+        needs_default = model is None or bool(manifest and manifest.get("adapter") and not manifest.get("base_model"))
+        if needs_default and not default_ready():
+            return f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
+        return f"loading the judge {name}"
 
     def judge(self, choice: str | None, engine: str = "hf") -> Judge:
         """The judge for a model choice, loaded on first use and kept (two at most).

