@@ -11,6 +11,7 @@ from app import plots
 from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
 from raft.judge import LOW_MASS
 from raft.prompts import rubric_item
+from raft.repetition import find_repetition
 from raft.rubrics import presets as rubric_presets
 from raft.synthetic import generate_rows
 
@@ -61,9 +62,37 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
             f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
             "expect to write a score here; check the template or the model."
         )
+    repeated = find_repetition(j.feedback)
+    if repeated:
+        lines.append(
+            f"⚠️ The feedback repeats itself: {repeated.describe()}. The model has degenerated; the score "
+            "read after it is unreliable. A judge fine-tuned for feedback (loss cot_raft) avoids this; a "
+            "lower max new tokens cuts it short."
+        )
     if j.feedback:
         lines.append(f"> {j.feedback}")
     return "\n\n".join(lines)
+
+
+def feedback_note(studio: Studio, choice: str | None, mode: str) -> str:
+    """In feedback mode, a warning when the judge was not fine-tuned to write feedback (an untrained
+    model, or one trained for the score alone): its feedback is then often generic or looping."""
+    if mode != "feedback":
+        return ""
+    name = (choice or "").strip() or DEFAULT_CHOICE
+    if studio.model_mode(choice) == "feedback":
+        return ""
+    loss = studio.model_loss(choice)
+    why = (
+        f"was fine-tuned to give the score alone (loss {loss})"
+        if loss
+        else "is not fine-tuned as a judge (an untrained model)"
+    )
+    return (
+        f"⚠️ **{name}** {why}: the feedback it writes is not what it learned, and often generic or "
+        "repeated, and the score read after it is less reliable than in score-only mode. For feedback, "
+        "fine-tune a judge on a feedback dataset with the loss cot_raft."
+    )
 
 
 @gpu(duration=lambda *args, **kwargs: 120 if kwargs.get("compare") else 60)
@@ -139,6 +168,18 @@ def build(studio: Studio) -> dict[str, Any]:
                         file_types=[".json"],
                     )
                     engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
+                with gr.Row():
+                    max_new_tokens = gr.Slider(
+                        16,
+                        1024,
+                        value=256,
+                        step=16,
+                        label="Max new tokens (feedback)",
+                        info="the longest feedback the judge may write before its score",
+                        visible=False,
+                        elem_id="score-max-new-tokens",
+                    )
+                hint = gr.Markdown(elem_id="score-feedback-note")
                 instruction = gr.Textbox(label="Instruction", lines=3)
                 response = gr.Textbox(label="Response to evaluate", lines=5)
                 reference = gr.Textbox(label="Reference answer (optional)", lines=3)
@@ -158,6 +199,15 @@ def build(studio: Studio) -> dict[str, Any]:
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
     model.change(bind(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
+    gr.on(
+        [model.change, mode.change],
+        bind(feedback_note, studio),
+        [model, mode],
+        hint,
+        api_name="score_feedback_note",
+        show_progress="hidden",
+    )
+    mode.change(lambda m: gr.Slider(visible=m == "feedback"), mode, max_new_tokens, show_progress="hidden")
     example.click(
         lambda: random_example(),
         None,
@@ -166,7 +216,20 @@ def build(studio: Studio) -> dict[str, Any]:
     )
     go_btn.click(
         bind(score_item, studio),
-        [model, mode, instruction, response, reference, criteria, *descriptions, compare, model_b, calibration, engine],
+        [
+            model,
+            mode,
+            instruction,
+            response,
+            reference,
+            criteria,
+            *descriptions,
+            compare,
+            model_b,
+            calibration,
+            engine,
+            max_new_tokens,
+        ],
         [result, plot, details],
         api_name="score",
     )

@@ -196,6 +196,10 @@ class Studio:
         """The mode a choice's judge was trained in, else score-only."""
         return check_judge_mode(self._manifest(choice).get("mode", "score_only"))
 
+    def model_loss(self, choice: str | None) -> str | None:
+        """The loss a choice's judge was fine-tuned with (raft, cot_raft, ce), None for a plain model."""
+        return self._manifest(choice).get("loss")
+
     @staticmethod
     def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:
         """A model on an engine and its manifest's modification time: a run trained again is loaded again."""
