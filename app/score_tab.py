@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -13,6 +15,7 @@ from raft.judge import LOW_MASS
 from raft.prompts import rubric_item
 from raft.repetition import find_repetition
 from raft.rubrics import presets as rubric_presets
+from raft.streaming import Cancelled, follow
 from raft.synthetic import generate_rows
 
 MAX_LEVELS = 10
@@ -95,8 +98,7 @@ def feedback_note(studio: Studio, choice: str | None, mode: str) -> str:
     )
 
 
-@gpu(duration=lambda *args, **kwargs: 120 if kwargs.get("compare") else 60)
-def score_item(
+def judge_item(
     studio: Studio,
     model: str,
     mode: str,
@@ -120,17 +122,21 @@ def score_item(
     engine: str = "hf",
     max_new_tokens: int = 256,
     progress: gr.Progress = gr.Progress(),
+    on_text: Callable[[str, str], None] | None = None,
+    cancelled: threading.Event | None = None,
 ) -> tuple[str, Any, dict]:
     """Score one item with one judge (or two, to compare); returns markdown, figure and details.
 
     Each judge reads the rubric on its own scale (the first boxes, numbered from its lowest score).
-    With a calibration file, the first judge's distribution is tempered and an interval shown."""
+    With a calibration file, the first judge's distribution is tempered and an interval shown.
+    While feedback is generated, `on_text(judge name, text so far)` follows it token by token, and
+    a set `cancelled` event ends the generation at its next token (`Cancelled` is raised)."""
     descriptions = [d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     cal = studio.calibration(calibration_file)
     verdicts = []
     for k, name in enumerate(names):
-        progress(k / len(names), desc=f"loading {name} (first use takes a moment)")
+        progress(k / len(names), desc=studio.loading_note(name, engine) or f"{name} is loaded")
         judge = studio.judge(name, engine)
         if k == 0 and cal is not None:
             try:
@@ -140,7 +146,8 @@ def score_item(
         progress((k + 0.5) / len(names), desc=f"scoring with {name}")
         lo, hi = judge.scale
         item = rubric_item(criteria, descriptions[: hi - lo + 1], instruction, response, reference, low=lo)
-        [j] = judge.score([item], mode=mode, max_new_tokens=max_new_tokens)
+        follow = _follower(judge, name, on_text, cancelled) if on_text or cancelled else None
+        [j] = judge.score([item], mode=mode, max_new_tokens=int(max_new_tokens), on_tokens=follow)
         if j.error:
             raise gr.Error(f"{name}: {j.error}")
         verdicts.append((name, j))
@@ -149,6 +156,83 @@ def score_item(
     coverage = cal.coverage if cal else None
     markdown = "\n\n---\n\n".join(_verdict_markdown(n, j, coverage) for n, j in verdicts)
     return markdown, plots.score_distribution(verdicts, values), details
+
+
+score_item = gpu(duration=lambda *args, **kwargs: 120 if kwargs.get("compare") else 60)(judge_item)
+
+
+def _follower(
+    judge: Any, name: str, on_text: Callable[[str, str], None] | None, cancelled: threading.Event | None
+) -> Callable[[int, list[int]], None]:
+    """on_tokens for one item: the first sample's text so far to `on_text`; `Cancelled` once asked."""
+    ids: list[int] = []
+
+    def on_tokens(row: int, new: list[int]) -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled
+        if row == 0 and on_text is not None:
+            ids.extend(new)
+            on_text(name, judge.tokenizer.decode(ids, skip_special_tokens=True))
+
+    return on_tokens
+
+
+def writing_markdown(name: str, text: str, max_new_tokens: int, tokens: int) -> str:
+    """The feedback being written, as the page shows it while it streams (with a loop warning)."""
+    lines = [f"**{name}** is writing feedback: {tokens} of at most {max_new_tokens} tokens (Cancel stops it)"]
+    repeated = find_repetition(text)
+    if repeated:
+        lines.append(f"⚠️ It is repeating itself: {repeated.describe()}. Cancel, or wait for the score.")
+    lines.append("> " + text.replace("\n", "\n> "))
+    return "\n\n".join(lines)
+
+
+@gpu(duration=lambda *args, **kwargs: 120)
+def score_streaming(
+    studio: Studio,
+    model: str,
+    mode: str,
+    instruction: str,
+    response: str,
+    reference: str,
+    criteria: str,
+    d1: str,
+    d2: str,
+    d3: str,
+    d4: str,
+    d5: str,
+    d6: str = "",
+    d7: str = "",
+    d8: str = "",
+    d9: str = "",
+    d10: str = "",
+    compare: bool = False,
+    model_b: str | None = None,
+    calibration_file: str | None = None,
+    engine: str = "hf",
+    max_new_tokens: int = 256,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[tuple[Any, Any, Any]]:
+    """`score_item` for the page: feedback streams into the result as it is written, and the
+    Cancel button (which closes this generator) stops the generation at its next token."""
+    values = [model, mode, instruction, response, reference, criteria, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
+    values += [compare, model_b, calibration_file, engine, int(max_new_tokens)]
+    tokens: dict[str, int] = {}
+
+    def work(emit: Callable[[Any], None], cancelled: threading.Event) -> tuple[str, Any, dict]:
+        def on_text(name: str, text: str) -> None:
+            tokens[name] = tokens.get(name, 0) + 1
+            emit(writing_markdown(name, text, int(max_new_tokens), tokens[name]))
+
+        return judge_item(studio, *values, progress=progress, on_text=on_text, cancelled=cancelled)
+
+    for kind, value in follow(work):
+        if kind == "update":
+            yield value, gr.skip(), gr.skip()
+        elif kind == "done":
+            yield value
+        else:
+            yield gr.skip(), gr.skip(), gr.skip()
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -186,6 +270,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 with gr.Row():
                     example = gr.Button("Random example")
                     go_btn = gr.Button("Score", variant="primary", elem_id="score-button")
+                    cancel_btn = gr.Button("Cancel", elem_id="score-cancel")
             with gr.Column(scale=2):
                 preset = gr.Dropdown(presets, value=presets[0], label="Rubric preset")
                 fields = preset_fields(presets[0])
@@ -214,8 +299,8 @@ def build(studio: Studio) -> dict[str, Any]:
         [instruction, response, reference, criteria, *descriptions],
         api_name="random_example",
     )
-    go_btn.click(
-        bind(score_item, studio),
+    scored = go_btn.click(
+        bind(score_streaming, studio),
         [
             model,
             mode,
@@ -233,4 +318,5 @@ def build(studio: Studio) -> dict[str, Any]:
         [result, plot, details],
         api_name="score",
     )
+    cancel_btn.click(None, None, None, cancels=[scored], api_name=False)
     return {"models": [model, model_b]}
