@@ -15,7 +15,7 @@ from raft.files import write_rows
 from raft.jobs import JobManager
 from raft.synthetic import generate_rows
 from raft.train import TrainConfig
-from raft.train.phase import describe_phase, waiting_for
+from raft.train.phase import describe_phase, read_phase, waiting_for
 
 
 def wait_for(predicate, timeout=120.0, every=0.05):
@@ -174,3 +174,26 @@ def test_a_trainer_that_does_not_stop_is_killed_and_the_job_says_so(tmp_path, sl
     assert killed.error == "did not stop within 1 s (it was starting the trainer); killed"
     assert manager.refresh(stale).status == "killed"  # a stale copy held by a timer reads the newest record
     assert [j.status for j in JobManager(tmp_path / "root").list()] == ["killed"]
+
+
+class FlagAfter:
+    """A stop flag that appears at its `n`-th look (a stand-in for run_dir/STOP)."""
+
+    def __init__(self, n):
+        self.n, self.looks = n, 0
+
+    def exists(self):
+        self.looks += 1
+        return self.looks >= self.n
+
+
+def test_a_stop_ends_a_feedback_validation_within_a_few_generated_tokens(tmp_path, tiny_judge, rows):
+    from raft.train.trainer import Evaluate, Progress
+
+    config = TrainConfig(batch_size=len(rows), eval_max_new_tokens=400)
+    flag = FlagAfter(2)  # absent when the pass begins, present at the first token check
+    evaluate = Evaluate(tiny_judge, rows, "feedback", config, Progress(tmp_path, {}), flag)
+    started = time.time()
+    assert evaluate.run(0) is None  # one batch only: the per-batch check cannot have ended it
+    assert flag.looks == 2 and time.time() - started < 60
+    assert read_phase(tmp_path)["phase"] == "validating"

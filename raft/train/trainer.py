@@ -179,8 +179,9 @@ class Progress(TrainerCallback):
 class Evaluate(TrainerCallback):
     """RAIL on validation rows every `eval_steps`, at the start and at the end (rank 0).
 
-    The pass names itself (validating k/n batches) and checks the stop flag before each batch: a
-    stop abandons it, and StopOnRequest (the next callback) then ends the run."""
+    The pass names itself (validating k/n batches) and checks the stop flag before each batch (and
+    every few generated tokens in feedback mode): a stop abandons it, and StopOnRequest (the next
+    callback) then ends the run."""
 
     def __init__(
         self,
@@ -202,6 +203,17 @@ class Evaluate(TrainerCallback):
 
         return report
 
+    def _token_check(self, every: int = 16) -> Any:
+        """on_tokens for generated validation (feedback): a stop ends the pass within `every` tokens."""
+        seen = {"n": 0}
+
+        def check(row: int, ids: list[int]) -> None:
+            seen["n"] += 1
+            if seen["n"] % every == 0 and self.stop_flag is not None and self.stop_flag.exists():
+                raise ValidationStopped
+
+        return check
+
     def run(self, step: int = 0) -> dict[str, Any] | None:
         """Validation metrics, or None when a stop was requested before or during the pass."""
         batches = math.ceil(len(self.items) / max(self.config.batch_size, 1))
@@ -217,6 +229,7 @@ class Evaluate(TrainerCallback):
                 batch_size=self.config.batch_size,
                 max_new_tokens=self.config.eval_max_new_tokens,
                 progress=self._batch_done(step),
+                on_tokens=self._token_check() if self.mode != "score_only" and self.stop_flag else None,
             )
         except ValidationStopped:
             return None
