@@ -31,6 +31,10 @@ from raft.train.trainer import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FIL
 
 __all__ = ["JOB_ID", "Job", "JobError", "JobManager", "summarize"]
 
+STARTUP_GRACE = 4
+"""A trainer that has not named its first phase (it is importing its libraries, slow on a busy
+machine) gets this many times the stop timeout: it honours the stop at its first check."""
+
 
 class JobManager:
     """Start, watch, stop and resume training jobs under `root` (the studio's data root)."""
@@ -191,11 +195,17 @@ class JobManager:
         return self._finish_stop(job, timeout)
 
     def _finish_stop(self, job: Job, timeout: float) -> Job:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        """Wait for the trainer to stop; kill it after `timeout`, or after up to STARTUP_GRACE times
+        that while it has not named a phase yet (still importing: it stops at its first check)."""
+        asked = time.time()
+        while True:
             job = self.refresh(job)
             if not job.active:
                 return job
+            waited = time.time() - asked
+            starting = self.phase(job) is None
+            if waited >= timeout * (STARTUP_GRACE if starting else 1):
+                break
             time.sleep(0.2)
         doing = describe_phase(self.phase(job))
         job_process.kill_trainer(job.pid, job.pid_ticks)
@@ -208,7 +218,7 @@ class JobManager:
                 return job
             job.status, job.ended = "killed", job.ended or now()
             job.exit_code = proc.returncode if proc else job.exit_code
-            job.error = f"did not stop within {timeout:.0f} s (it was {doing}); killed"
+            job.error = f"did not stop within {waited:.0f} s (it was {doing}); killed"
             self._procs.pop(job.id, None)
             self._save(job)
         return job

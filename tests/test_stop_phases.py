@@ -60,12 +60,12 @@ def test_a_stop_during_the_first_validation_ends_cleanly_before_training(tmp_pat
     assert seen["total"] == 300 and seen["step"] == 0
     assert "validating" in manager.describe(manager.get(job.id)) and "/300" in manager.describe(manager.get(job.id))
     started = time.time()
-    stopping = manager.stop(job.id, timeout=60, wait=False)
+    stopping = manager.stop(job.id, timeout=120, wait=False)
     assert stopping.status == "stopping"
     assert "validation batch" in manager.describe(manager.get(job.id))
-    done = wait_for(lambda: (j := manager.get(job.id)).status not in ("running", "stopping") and j, timeout=60)
+    done = wait_for(lambda: (j := manager.get(job.id)).status not in ("running", "stopping") and j, timeout=120)
     assert done.status == "stopped", manager.log_tail(done)
-    assert time.time() - started < 30  # it stopped between batches, long before the 60 s kill
+    assert time.time() - started < 60  # it stopped between batches, long before the 120 s kill
     assert done.note == "stopped before training began"
     assert "killed" not in (done.error or "")
     assert not [r for r in manager.progress(done) if "loss" in r]  # no training step was taken
@@ -85,13 +85,13 @@ def test_a_stop_during_a_training_step_saves_a_checkpoint_and_resume_continues_a
         lambda: (p := phase_of(manager, job)).get("phase") == "training" and (p.get("done") or 0) >= 3 and p
     )
     assert seen["total"] == 50 and describe_phase(seen).startswith("training step ")
-    done = manager.stop(job.id, timeout=60)
+    done = manager.stop(job.id, timeout=120)
     assert done.status == "stopped", manager.log_tail(done)
     step = json.loads((Path(slow_validation.output_dir) / "result.json").read_text())["step"]
     assert done.note == f"stopped at step {step}; checkpoint-{step} kept"
     resumed = manager.resume(job.id)
     assert resumed.id == job.id and resumed.note == f"resumed from checkpoint-{step}"
-    assert manager.stop(job.id, timeout=60).status == "stopped"
+    assert manager.stop(job.id, timeout=120).status == "stopped"
 
 
 def test_a_stop_while_the_model_loads_ends_before_training_and_resume_starts_over_as_the_same_job(
@@ -99,7 +99,7 @@ def test_a_stop_while_the_model_loads_ends_before_training_and_resume_starts_ove
 ):
     manager = JobManager(tmp_path / "root")
     job = manager.start(slow_validation)
-    done = manager.stop(job.id, timeout=60)  # at once: the trainer is still importing or loading
+    done = manager.stop(job.id, timeout=120)  # at once: the trainer is still importing or loading
     assert done.status == "stopped", manager.log_tail(done)
     assert done.note == "stopped before training began"
     assert not (Path(slow_validation.output_dir) / "checkpoints").exists()
@@ -108,7 +108,7 @@ def test_a_stop_while_the_model_loads_ends_before_training_and_resume_starts_ove
     assert resumed.id == job.id and resumed.attempt == 2 and resumed.status == "running"
     assert resumed.note == "no checkpoint: starting over from step 0"
     assert [j.id for j in manager.list()] == [job.id]
-    again = manager.stop(job.id, timeout=60)
+    again = manager.stop(job.id, timeout=120)
     assert again.status == "stopped" and again.note == "stopped before training began", manager.log_tail(again)
 
 
@@ -171,7 +171,7 @@ def test_a_trainer_that_does_not_stop_is_killed_and_the_job_says_so(tmp_path, sl
     stale = manager.get(job.id)
     killed = manager.stop(job.id, timeout=1)
     assert killed.status == "killed"
-    assert killed.error == "did not stop within 1 s (it was starting the trainer); killed"
+    assert killed.error == "did not stop within 4 s (it was starting the trainer); killed"  # a starting grace
     assert manager.refresh(stale).status == "killed"  # a stale copy held by a timer reads the newest record
     assert [j.status for j in JobManager(tmp_path / "root").list()] == ["killed"]
 
