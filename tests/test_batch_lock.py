@@ -5,7 +5,7 @@ import json
 import threading
 from pathlib import Path
 
-from raft.batch import holding, lock_path, score_file
+from raft.batch import lock_path, score_file
 from raft.cli import main
 from raft.data import read_jsonl
 
@@ -37,6 +37,8 @@ def test_two_runs_into_one_output_take_turns_and_leave_no_lock(tmp_path, rows_fi
 
 
 def test_the_lock_is_exclusive_even_when_its_file_is_removed_between_holders(tmp_path):
+    from raft.batch import holding
+
     path = tmp_path / ".x.lock"
     inside, order = threading.Lock(), []
 

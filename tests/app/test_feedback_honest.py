@@ -8,7 +8,6 @@ from app import score_tab
 from app.main import build_app
 from app.studio import DEFAULT_CHOICE, Settings
 from raft.judge import Judgment
-from raft.streaming import Cancelled
 
 
 def no_progress(*args, **kwargs):
@@ -70,6 +69,8 @@ def test_feedback_streams_token_by_token_into_the_result(studio):
 
 
 def test_cancel_ends_the_generation_at_its_next_token(studio, monkeypatch):
+    from raft.streaming import Cancelled
+
     ended = []
     real = score_tab.judge_item
 
