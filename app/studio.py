@@ -19,7 +19,7 @@ from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import JobManager
 from raft.judge import Judge
-from raft.models import MANIFEST, ModelError, default_ready, read_manifest
+from raft.models import MANIFEST, ModelError, default_ready, needs_default, read_manifest
 from raft.paths import safe_child
 from raft.prompts import TemplateError, check_judge_mode
 from raft.scores import ScaleError, check_scale
@@ -217,9 +217,7 @@ class Studio:
             if self._cache_key(model, engine) in self._judges:
                 return ""
         name = (choice or "").strip() or DEFAULT_CHOICE
-        manifest = read_manifest(model) if model and Path(model).is_dir() else None
-        needs_default = model is None or bool(manifest and manifest.get("adapter") and not manifest.get("base_model"))
-        if needs_default and not default_ready():
+        if needs_default(model) and not default_ready():
             return f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
         return f"loading the judge {name}"
 
