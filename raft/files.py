@@ -1,8 +1,9 @@
 """Row files for judge data: read local .jsonl/.json/.csv/.parquet files (streamed) and hub datasets; write rows.
 
 Each reader yields `Record`s one at a time, so a large file is never loaded whole (except .json,
-which is one document). A row that cannot be read (a malformed JSON line) is yielded with its
-error instead of stopping the read: the caller reports it on that row and goes on.
+which is one document, size-capped). A row that cannot be read (a malformed JSON line, a field
+over the caps of raft.limits) is yielded with its error instead of stopping the read: the caller
+reports it on that row and goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from raft.limits import LIMITS, Limits, arrow_sizes, row_problem, too_long
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -68,27 +71,46 @@ def undecodable(path: Path, encoding: str = "utf-8") -> DataError | None:
 def _decoded(reader: Any) -> Any:
     """A reader whose UnicodeDecodeError becomes one DataError line with the byte offset."""
 
-    def read(path: Path) -> Iterator[Record]:
+    def read(path: Path, limits: Limits = LIMITS) -> Iterator[Record]:
         try:
-            yield from reader(path)
+            yield from reader(path, limits)
         except UnicodeDecodeError:
             raise undecodable(path) or DataError("not UTF-8 text", str(path)) from None
 
     return read
 
 
+def _lines(f: Any, limit: int) -> Iterator[tuple[str, bool]]:
+    """The lines of a text file, each cut at `limit` characters: (line, whether it was cut)."""
+    while line := f.readline(limit + 1):
+        if len(line) <= limit or line.endswith("\n"):
+            yield line, False
+            continue
+        while (rest := f.readline(1 << 16)) and not rest.endswith("\n"):
+            pass
+        yield line, True
+
+
 @_decoded
-def _jsonl(path: Path) -> Iterator[Record]:
+def _jsonl(path: Path, limits: Limits = LIMITS) -> Iterator[Record]:
     with path.open(encoding="utf-8-sig") as f:
         n = 0
-        for line in f:
+        for line, cut in _lines(f, 4 * limits.row_bytes):
             if not line.strip():
                 continue
             n += 1
+            if cut:
+                yield Record(
+                    n, {}, DataError(f"the line is longer than {4 * limits.row_bytes:,} characters", str(path), n)
+                )
+                continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield Record(n, {}, DataError(f"malformed JSON line ({exc.msg})", str(path), n))
+                continue
+            except RecursionError:
+                yield Record(n, {}, DataError(f"nested more than {limits.depth} levels deep", str(path), n))
                 continue
             if not isinstance(obj, dict):
                 yield Record(n, {}, DataError("line is not a JSON object", str(path), n))
@@ -97,11 +119,18 @@ def _jsonl(path: Path) -> Iterator[Record]:
 
 
 @_decoded
-def _json(path: Path) -> Iterator[Record]:
+def _json(path: Path, limits: Limits = LIMITS) -> Iterator[Record]:
+    if path.stat().st_size > limits.json_bytes:
+        raise DataError(
+            f"a .json file is read whole, so it is at most {limits.json_bytes >> 20} MB; save larger data as .jsonl",
+            str(path),
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON ({exc.msg} at line {exc.lineno})", str(path)) from exc
+    except RecursionError:
+        raise DataError(f"nested more than {limits.depth} levels deep", str(path)) from None
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -117,26 +146,60 @@ def _json(path: Path) -> Iterator[Record]:
 
 
 @_decoded
-def _csv(path: Path) -> Iterator[Record]:
-    """CSV as UTF-8, with or without the byte-order mark that Excel writes; a repeated header is refused."""
+def _csv(path: Path, limits: Limits = LIMITS) -> Iterator[Record]:
+    """CSV as UTF-8, with or without the byte-order mark that Excel writes; a repeated header is refused.
+
+    The csv module stops a field at `field_chars` (never holding more): that row gets the error."""
+    csv.field_size_limit(limits.field_chars)
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except csv.Error:
+            raise DataError(f"the header has a field over {limits.field_chars:,} characters", str(path)) from None
         repeated = sorted({name for name in header if header.count(name) > 1})
         if repeated:
             raise DataError(f"the header names column(s) {', '.join(map(repr, repeated))} more than once", str(path))
-        for n, row in enumerate(reader, 1):
+        n = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                n += 1
+                yield Record(n, {}, DataError(f"a field is over {limits.field_chars:,} characters", str(path), n))
+                continue
+            n += 1
             yield Record(n, {k: v for k, v in row.items() if k is not None})
 
 
-def _parquet(path: Path, batch_size: int = 1024) -> Iterator[Record]:
+def _parquet(path: Path, limits: Limits = LIMITS) -> Iterator[Record]:
+    """Parquet by small batches with every text column kept dictionary-encoded: each row's decoded
+    size is computed from the dictionary first, and a row over the caps is never expanded."""
     import pyarrow.parquet as pq
 
-    n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-        for obj in batch.to_pylist():
-            n += 1
-            yield Record(n, obj)
+    try:
+        schema = pq.ParquetFile(path).schema
+        text = [c.path for c in (schema.column(i) for i in range(len(schema))) if c.physical_type == "BYTE_ARRAY"]
+        file = pq.ParquetFile(path, read_dictionary=text)
+        n = 0
+        for batch in file.iter_batches(batch_size=limits.batch_rows):
+            sizes = {name: arrow_sizes(batch.column(name)) for name in batch.schema.names}
+            for i in range(batch.num_rows):
+                n += 1
+                over = next((name for name, s in sizes.items() if s[i] > limits.field_chars), None)
+                if over is not None:
+                    yield Record(n, {}, DataError(too_long(int(sizes[over][i]), limits), str(path), n, over))
+                    continue
+                if sum(int(s[i]) for s in sizes.values()) > limits.row_bytes:
+                    yield Record(n, {}, DataError(f"the row is over {limits.row_bytes:,} bytes", str(path), n))
+                    continue
+                yield Record(n, batch.slice(i, 1).to_pylist()[0])
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowIOError and ArrowInvalid
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"not a readable parquet file ({str(exc).splitlines()[0][:200]})", str(path)) from None
 
 
 def _hub(name: str, split: str) -> Iterator[Record]:
@@ -156,33 +219,48 @@ def is_hub_id(source: str) -> bool:
     return not Path(s).exists() and s.count("/") == 1 and not s.endswith(SUFFIXES) and not s.startswith((".", "/"))
 
 
-def read_records(source: str | Path, split: str = "train") -> Iterator[Record]:
-    """Stream the rows of a local file (by suffix) or a hub dataset id."""
+def read_records(source: str | Path, split: str = "train", limits: Limits = LIMITS) -> Iterator[Record]:
+    """Stream the rows of a local file (by suffix) or a hub dataset id, within `limits`: a row over
+    a cap comes with its error, a file over the row or decoded-size cap stops with one."""
     if is_hub_id(str(source)):
-        yield from _hub(str(source), split)
-        return
-    path = Path(source)
-    if not path.is_file():
-        raise DataError("file not found", str(path))
-    readers = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"unsupported file type '{path.suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
-    empty = True
-    for rec in reader(path):
+        records, name = _hub(str(source), split), str(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError("file not found", str(path))
+        readers = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
+        reader = readers.get(path.suffix.lower())
+        if reader is None:
+            raise DataError(f"unsupported file type '{path.suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
+        records, name = reader(path, limits), str(path)
+    empty, decoded = True, 0
+    for rec in records:
         empty = False
+        if rec.row > limits.rows:
+            raise DataError(f"more than {limits.rows:,} rows; split the file", name)
+        if rec.error is None:
+            reason, field, size = row_problem(rec.data, limits)
+            decoded += size
+            if decoded > limits.decoded_bytes:
+                raise DataError(f"the rows decode to more than {limits.decoded_bytes >> 20:,} MB; split the file", name)
+            if reason:
+                rec = Record(rec.row, {}, DataError(reason, name, rec.row, field))
         yield rec
-    if empty:
-        raise DataError("the file holds no rows", str(path))
+    if empty and not is_hub_id(str(source)):
+        raise DataError("the file holds no rows", name)
 
 
 def peek_columns(source: str | Path, rows: int = 50) -> list[str]:
     """Column names seen in the first rows, in first-seen order (for mapping forms)."""
     seen: dict[str, None] = {}
+    first_error = None
     for i, rec in enumerate(read_records(source)):
         if i >= rows:
             break
         seen.update(dict.fromkeys(rec.data))
+        first_error = first_error or rec.error
+    if not seen and first_error is not None:
+        raise first_error
     return list(seen)
 
 

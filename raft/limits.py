@@ -1,0 +1,112 @@
+"""Caps on what one input file may decode to, so a small hostile upload cannot exhaust memory.
+
+Every reader in raft.files applies them: a row whose field is longer than `field_chars`, nested
+deeper than `depth` or larger than `row_bytes` is rejected on its row (the others are read); a file
+past `rows` rows or `decoded_bytes` of decoded values stops with one error. Parquet is read by
+small batches with its text columns kept dictionary-encoded, and each row's decoded size is
+computed from the dictionary before any value is expanded: a 1 KB file of 1,024 references to a
+1 MiB string costs one copy of the string, not a gigabyte.
+
+Memory budget of one reader: about `batch_rows * row_bytes` (16 MiB) for parquet and CSV/JSONL
+rows, plus one parquet dictionary page; a .json document (read whole) is capped at `json_bytes`
+(16 MiB on disk, a few times that as Python objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one input file may hold; the defaults suit judge data (a few thousand characters a field)."""
+
+    field_chars: int = 100_000
+    row_bytes: int = 1 << 20
+    rows: int = 1_000_000
+    decoded_bytes: int = 1 << 30
+    depth: int = 32
+    json_bytes: int = 16 << 20
+    batch_rows: int = 16
+
+
+LIMITS = Limits()
+
+
+def value_size(value: Any, limits: Limits = LIMITS) -> tuple[int, int, int]:
+    """(decoded bytes, longest text, nesting depth) of a row value, walked without recursion."""
+    total, longest, deepest = 0, 0, 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limits.depth:
+            break
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+            longest = max(longest, len(item))
+        elif isinstance(item, dict):
+            total += 8 * len(item)
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            total += 8 * len(item)
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            total += 8
+    return total, longest, deepest
+
+
+def row_problem(data: dict[str, Any], limits: Limits = LIMITS) -> tuple[str, str | None, int]:
+    """Why a row is too large ('' when it is not), the field at fault, and the row's decoded bytes."""
+    size = 0
+    for field, value in data.items():
+        total, longest, depth = value_size(value, limits)
+        size += total + len(str(field))
+        if depth > limits.depth:
+            return f"nested more than {limits.depth} levels deep", str(field), size
+        if longest > limits.field_chars:
+            return too_long(longest, limits), str(field), size
+    if size > limits.row_bytes:
+        return f"the row holds {size:,} bytes; the limit is {limits.row_bytes:,}", None, size
+    return "", None, size
+
+
+def too_long(length: int, limits: Limits = LIMITS) -> str:
+    return f"{length:,} characters long; the limit is {limits.field_chars:,} a field"
+
+
+def arrow_sizes(array: Any) -> Any:
+    """Decoded bytes of each element of a pyarrow array (nested and dictionary types included),
+    computed from lengths and offsets only: no value is expanded. A numpy int64 array."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    n = len(array)
+    if pa.types.is_dictionary(kind):
+        per_value = arrow_sizes(array.dictionary)
+        indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        sizes = per_value[indices] if len(per_value) else np.zeros(n, np.int64)
+        return np.where(array.is_null().to_numpy(zero_copy_only=False), 0, sizes)
+    if pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(kind):
+        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_large_binary(kind):
+        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_map(kind):
+        offsets = array.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        child = (
+            array.values
+            if not pa.types.is_map(kind)
+            else pa.StructArray.from_arrays([array.keys, array.items], ["key", "value"])
+        )
+        child_sizes = np.concatenate([[0], np.cumsum(arrow_sizes(child))])
+        return child_sizes[offsets[1:]] - child_sizes[offsets[:-1]] + 8 * (offsets[1:] - offsets[:-1])
+    if pa.types.is_struct(kind):
+        total = np.zeros(n, np.int64)
+        for i in range(kind.num_fields):
+            total += arrow_sizes(array.field(i))
+        return total
+    return np.full(n, 8, np.int64)
