@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,11 @@ import gradio as gr
 import pandas as pd
 
 from app import plots
+from app.messages import guarded
 from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, GPU_MAX_S, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
-from app.workspace import offer
 from raft.batch import score_file
 from raft.data import parse_columns, read_jsonl
-from raft.files import SUFFIXES, DataError, count_rows, peek_columns
+from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
 from raft.metrics import agreement, confusion
 
 
@@ -87,6 +86,12 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
     return table, markdown, scatter, table_c
 
 
+def scored_bytes(file: Path, rows: int) -> int:
+    """What scoring a file writes, at most: its rows plus scores and distributions (about 1 KB a row),
+    as JSONL and as CSV, each staged once more for the download."""
+    return 4 * (file.stat().st_size + 1024 * rows)
+
+
 def gpu_seconds(studio: Studio, path: str | None, columns: str, model: str, mode: str, *rest: Any, **kw: Any) -> float:
     """ZeroGPU time to ask for a batch: by its rows and mode, capped (a longer batch resumes on rerun)."""
     try:
@@ -135,13 +140,13 @@ def score_batch(
     cal = studio.calibration(calibration_file)
     workspace = studio.workspace(request)
     try:
-        workspace.check_quota(file.stat().st_size * 2)
+        total = count_rows(file) or 1
+        workspace.reserve(scored_bytes(file, total))
         mapping = parse_columns(columns)
         progress(0, desc=studio.loading_note(model, engine) or "judge loaded")
         judge = studio.judge(model, engine).with_calibration(cal)
         key = f"{columns or ''}|{cal.__dict__ if cal else ''}|{engine}"
         out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
-        total = count_rows(file) or 1
         progress(0, desc=f"scoring: 0 of {total} rows")
         score_file(
             judge,
@@ -156,11 +161,8 @@ def score_batch(
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     rows = sorted(read_jsonl(out), key=lambda r: r["row"])
-    csv_path = out.with_suffix(".csv")
-    pd.DataFrame([{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()} for r in rows]).to_csv(
-        csv_path, index=False
-    )
-    return (*results_view(rows, gold_field or "orig_score", judge.scale), offer([csv_path, out]))
+    csv_path = write_csv_download(out.with_suffix(".csv"), rows)
+    return (*results_view(rows, gold_field or "orig_score", judge.scale), workspace.offer([csv_path, out]))
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def build(studio: Studio) -> dict[str, Any]:
             matrix = gr.Dataframe(label="Confusion (rounded scores)", interactive=False)
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
 
-    upload.upload(lambda p: detect_columns(studio, p), upload, detected, api_name="batch_columns")
+    upload.upload(guarded(lambda p: detect_columns(studio, p)), upload, detected, api_name="batch_columns")
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
     scored = run.click(
         bind(score_batch, studio),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import pandas as pd
 
 from app import plots
 from app.batch_tab import check_upload
+from app.messages import guarded
 from app.studio import DEFAULT_CHOICE, Studio, bind
-from app.workspace import offer
 from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
 from raft.paths import safe_child
@@ -23,12 +24,17 @@ SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
 NO_TOKENIZER = "none"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 """owner/name, as the hub spells dataset ids: never a local path."""
+SAMPLE_ROW_BYTES = 2048
+"""A synthetic row on disk, at most (they are about 1.2 KB)."""
 PREVIEW_LENGTHS = 1000
 """Token lengths are computed for at most this many examples in a preview (the plotted ones)."""
 
 
-def resolve_source(studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int) -> str:
-    """The path or hub id to read for the chosen source; the synthetic sample is written once."""
+def resolve_source(
+    studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int, request: Any = None
+) -> str:
+    """The path or hub id to read for the chosen source; the synthetic sample is written once (into
+    the visitor's workspace on a public studio, where it counts against the quota)."""
     if kind == "uploaded file":
         return str(check_upload(studio, upload))
     if kind == "hub dataset id":
@@ -42,15 +48,20 @@ def resolve_source(studio: Studio, kind: str, upload: str | None, hub_id: str, n
     if kind != "synthetic sample":
         raise gr.Error(f"unknown source; choose one of {', '.join(SOURCES)}")
     n, seed = int(min(max(n_synthetic, 20), 2000)), int(seed) % 2**31
-    path = studio.root / "samples" / f"synthetic-{n}-{seed}.jsonl"
+    workspace = studio.workspace(request)
+    folder = workspace.root / "samples" if studio.settings.public else studio.root / "samples"
+    path = folder / f"synthetic-{n}-{seed}.jsonl"
     if not path.is_file():
+        workspace.reserve(SAMPLE_ROW_BYTES * n)
         write_rows(path, generate_rows(n, seed=seed, noise=0.3))
     return str(path)
 
 
-def columns_of(studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int) -> str:
+def columns_of(
+    studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int, request: gr.Request = None
+) -> str:
     try:
-        return ", ".join(peek_columns(resolve_source(studio, kind, upload, hub_id, n_synthetic, seed)))
+        return ", ".join(peek_columns(resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request)))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -79,9 +90,10 @@ def preview(
     num_samples: int,
     validation_ratio: float,
     seed: int,
+    request: gr.Request = None,
 ) -> tuple[Any, ...]:
     """Build the dataset in memory: stats, plots, rejected rows and the first example."""
-    source = resolve_source(studio, kind, upload, hub_id, n_synthetic, seed)
+    source = resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request)
     try:
         built = build_dataset(
             source,
@@ -124,14 +136,22 @@ def write(
     workspace = studio.workspace(request)
     try:
         folder = safe_child(workspace.datasets, name)
-        workspace.check_quota()
+        if folder.exists():
+            raise ValueError(f"a dataset named '{folder.name}' exists already: choose another name")
+        workspace.reserve(2 * dataset_bytes(built))  # the files and their staged copies
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    if folder.exists():
-        raise gr.Error(f"a dataset named '{folder.name}' exists already: choose another name")
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
     stats = write_dataset(folder, built, tokenizer)
-    return stats, offer(sorted(p for p in folder.iterdir() if p.is_file()))
+    return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
+
+
+def dataset_bytes(built: BuiltDataset) -> int:
+    """What write_dataset writes, at most: the examples twice (train/validation and the ShareGPT
+    export), the rejected rows, the manifest and the statistics."""
+    examples = sum(len(json.dumps(ex, ensure_ascii=False).encode()) for ex in built.train + built.validation)
+    rejected = sum(len(json.dumps(r, ensure_ascii=False, default=str).encode()) for r in built.rejected)
+    return 2 * examples + rejected + 2**17
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -178,9 +198,7 @@ def build(studio: Studio) -> dict[str, Any]:
         files = gr.File(label="Dataset files", file_count="multiple", interactive=False)
 
     source_inputs = [kind, upload, hub_id, n_synthetic, seed]
-    detect.click(
-        lambda k, u, h, n, s: columns_of(studio, k, u, h, n, s), source_inputs, detected, api_name="dataset_columns"
-    )
+    detect.click(bind(columns_of, studio), source_inputs, detected, api_name="dataset_columns")
     preview_btn.click(
         bind(preview, studio),
         [kind, upload, hub_id, n_synthetic, columns, mode, template, tokenizer, num_samples, validation, seed],
@@ -188,7 +206,7 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="dataset_preview",
     )
     index.change(
-        lambda b, t, i: show_example(b, t, i, studio),
+        guarded(lambda b, t, i: show_example(b, t, i, studio)),
         [built, tokenizer, index],
         [prompt, target],
         api_name="dataset_example",

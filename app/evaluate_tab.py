@@ -4,6 +4,7 @@ intervals, groups, calibration and a second judge, and the self-contained HTML r
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,11 @@ import gradio as gr
 
 from app.batch_tab import check_upload
 from app.studio import Studio, bind
-from app.workspace import Workspace, offer
+from app.workspace import Workspace
 from raft.files import DataError
-from raft.report import build_report, load_scored, to_markdown, write_report
+from raft.report import build_report, load_scored, to_markdown
 from raft.report import fit_calibration as fit_on_rows
-from raft.report_html import figures
+from raft.report_html import figures, to_html
 
 NONE = "(none)"
 
@@ -77,12 +78,12 @@ def evaluate(
     figs = figures(report)
     group = next((v for k, v in figs.items() if k.startswith("by ")), None)
     key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
-    out = studio.root / "reports"
-    out.mkdir(exist_ok=True)
-    files = [
-        str(write_report(report, out / f"report-{key}.html")),
-        str(write_report(report, out / f"report-{key}.json")),
-    ]
+    texts = {f"report-{key}.html": to_html(report), f"report-{key}.json": json.dumps(report, indent=2)}
+    sizes = sum(len(t.encode("utf-8")) for t in texts.values())
+    workspace.reserve(2 * sizes)  # the reports and their staged copies
+    for name, text in texts.items():
+        (workspace.reports / name).write_text(text, encoding="utf-8")
+    files = workspace.offer([workspace.reports / name for name in texts])
     return (
         to_markdown(report),
         figs["metrics"],
@@ -106,7 +107,8 @@ def fit_calibration(
         cal = fit_on_rows(load_scored(path), gold.strip() or None, float(coverage))
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    return offer([cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")])[0]
+    workspace.reserve(2 * 2**16)
+    return workspace.offer([cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")])[0]
 
 
 def build(studio: Studio) -> dict[str, Any]:

@@ -4,8 +4,6 @@ or reloading the page loses nothing."""
 
 from __future__ import annotations
 
-import dataclasses
-import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,8 @@ import gradio as gr
 import pandas as pd
 import yaml
 
-from app import plots
+from app import plots, train_config
+from app.messages import for_visitor, without_paths
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
@@ -43,7 +42,6 @@ FORM = [
 
 def form_config(
     studio: Studio,
-    datasets_dir: Path,
     dataset: str,
     run_name: str,
     base_model: str,
@@ -60,13 +58,11 @@ def form_config(
     eval_steps: int,
     gradient_checkpointing: bool,
 ) -> TrainConfig:
-    """The form's values as a TrainConfig whose folders are inside the data root."""
-    data = safe_child(datasets_dir, dataset) if dataset else Path("")
-    out = safe_child(studio.runs_dir, run_name or "run")
+    """The form's values as a TrainConfig that names its dataset, run and base model (app.train_config)."""
     return TrainConfig(
-        data=str(data),
-        output_dir=str(out),
-        base_model=(base_model or "").strip() or studio.settings.default_model,
+        data=(dataset or "").strip(),
+        output_dir=(run_name or "").strip() or "run",
+        base_model=(base_model or "").strip() or None,
         loss=loss,
         lam=float(lam),
         lora=bool(lora),
@@ -81,18 +77,6 @@ def form_config(
         eval_steps=int(eval_steps),
         gradient_checkpointing=bool(gradient_checkpointing),
     )
-
-
-def cli_command(config: TrainConfig) -> str:
-    """The equivalent `python -m raft train` command: every value that differs from the defaults."""
-    default = TrainConfig()
-    parts = ["python", "-m", "raft", "train"]
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if value != getattr(default, f.name):
-            text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
-            parts += [f"--{f.name}", str(text).removesuffix("\n...")]
-    return shlex.join(parts)
 
 
 def update_views(
@@ -118,29 +102,18 @@ def update_views(
     values = [dataset, run_name, base_model, loss, lam, lora, lora_r, learning_rate, max_steps, epochs]
     values += [batch_size, grad_accum, max_length, eval_steps, gradient_checkpointing]
     try:
-        config = form_config(studio, studio.workspace(request).datasets, *values)
+        config = form_config(studio, *values)
     except (ValueError, TypeError) as exc:
-        return f"# {exc}", ""
-    return config.to_yaml(), cli_command(config)
+        return f"# {for_visitor(str(exc))}", ""
+    return config.to_yaml(), train_config.cli_command(studio, config)
 
 
 def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> TrainConfig:
-    """Parse the (possibly edited) YAML, refusing unknown keys, bad values and folders outside the data root."""
+    """Parse the (possibly edited) YAML and resolve its names: unknown keys, bad values and paths are refused."""
     try:
-        config = TrainConfig.from_text(text or "")
+        return train_config.from_yaml(studio, text, studio.workspace(request))
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise gr.Error(str(exc)) from None
-    for key, root in (("data", studio.workspace(request).datasets), ("output_dir", studio.runs_dir)):
-        path = Path(getattr(config, key)).resolve()
-        if not path.is_relative_to(root) or path == root:
-            raise gr.Error(f"config: {key} must be a folder inside {root}")
-    if config.base_model not in (None, studio.settings.default_model) and not studio.settings.allow_any_model:
-        raise gr.Error("config: this studio trains only its default model (RAFT_ALLOW_ANY_MODEL is off)")
-    if config.trust_remote_code:
-        raise gr.Error("config: trust_remote_code is not allowed from the studio; use the CLI")
-    if config.deepspeed or config.fsdp:
-        raise gr.Error("config: deepspeed and fsdp runs are started with the CLI under a launcher, not the studio")
-    return config
 
 
 def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = None) -> str:
@@ -150,7 +123,7 @@ def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = N
     try:
         manifest = read_dataset_manifest(safe_child(studio.workspace(request).datasets, dataset))
     except (DataError, ValueError, KeyError) as exc:
-        return f"⚠️ {exc}"
+        return f"⚠️ {for_visitor(str(exc))}"
     prompt = manifest["prompt"]
     return (
         f"Trains in mode **{manifest['mode']}** on the scale {manifest['scale'][0]}..{manifest['scale'][1]} "
@@ -168,8 +141,6 @@ def start(studio: Studio, text: str, request: gr.Request = None) -> str:
     if not studio.settings.allow_training:
         raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1 with RAFT_AUTH).")
     config = config_from_yaml(studio, text, request)
-    if not (Path(config.data) / "train.jsonl").is_file():
-        raise gr.Error(f"no dataset at {config.data}: write one in the Dataset tab first")
     try:
         return studio.jobs.start(config).id
     except JobError as exc:
@@ -251,11 +222,12 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
         return str(exc), plots.loss_curve([]), plots.eval_curve([]), ""
     progress = studio.jobs.progress(job)
     status = status_line(studio, job, progress)
-    public = studio.settings.public and not studio.settings.allow_training
+    hidden = studio.settings.public and not studio.settings.allow_training
+    shown = without_paths if studio.settings.public else str
     if job.status in ("failed", "killed"):
-        why = "see the server log" if public else job.error
+        why = "see the server log" if hidden else shown(job.error or "")
         status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{why}\n```"
-    log = "(the log is not shown on a public studio)" if public else studio.jobs.log_tail(job, 30)
+    log = "(the log is not shown on a public studio)" if hidden else shown(studio.jobs.log_tail(job, 30))
     return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), log
 
 

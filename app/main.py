@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from app import align_tab, batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
+from app.messages import guarded  # noqa: E402
 from app.studio import Settings, Studio, bind  # noqa: E402
 
 CSS = "#score-result {min-height: 2em} footer {display: none !important}"
@@ -25,7 +26,9 @@ CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
     """The Blocks with its six tabs, wired to one Studio (data root, jobs, judges)."""
     studio = Studio(settings)
-    with gr.Blocks(title="RAFT Judge Studio") as demo:
+    # Gradio's own copies (uploads, downloads) go after an hour on a public studio: disk stays bounded
+    delete_cache = (600, 3600) if settings.public else None
+    with gr.Blocks(title="RAFT Judge Studio", delete_cache=delete_cache) as demo:
         gr.Markdown(
             "# RAFT Judge Studio\nBuild judge datasets, fine-tune judges with regression-aware "
             "fine-tuning, and score responses by their expected score."
@@ -52,13 +55,14 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
 
         model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *align["models"], *evaluate["results"]]
         model_dropdowns += align["results"]
+        scored_choices, refresh_choices = guarded(scored_choices), guarded(refresh_choices)
         batch["scored"].then(scored_choices, None, [*evaluate["results"], *align["results"]], api_name="scored_refresh")
 
         def written(name: str, request: gr.Request):
             return gr.Dropdown(choices=studio.datasets(request), value=name)
 
         data["written"].success(
-            written,
+            guarded(written),
             data["name"],
             tune["dataset"],
             api_name="datasets_refresh",

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.workspace import SWEEP_EVERY_S, Workspace, WorkspaceError, sweep, visitor_key, workspace_for
+from app.messages import guarded
+from app.workspace import (
+    SWEEP_EVERY_S,
+    Disk,
+    Workspace,
+    WorkspaceError,
+    staging_root,
+    sweep,
+    visitor_key,
+    workspace_for,
+)
 from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import JobManager
@@ -58,6 +68,12 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def public_from_env() -> bool:
+    """The one switch: a Hugging Face Space (SPACE_ID) or RAFT_PUBLIC=1 makes the studio public, and
+    every public rule (training, models, workspaces, what is shown) follows it."""
+    return bool(os.environ.get("SPACE_ID", "").strip()) or _flag("RAFT_PUBLIC")
+
+
 @dataclass
 class Settings:
     """What the studio may do and where it keeps its files."""
@@ -69,32 +85,35 @@ class Settings:
     max_upload_mb: int = 50
     device: str | None = None
     public: bool = False
-    """A public Space: each visitor gets a private workspace, hub ids only, no local paths."""
+    """A public studio: each visitor gets a private workspace, allowed models only, no server paths shown."""
     allowed_models: tuple[str, ...] = ()
     """Hub ids or folders any visitor may pick (RAFT_ALLOWED_MODELS, comma-separated)."""
     workspace_mb: int = 200
+    total_mb: int = 5000
+    """All visitors' workspaces and staged downloads together (RAFT_TOTAL_MB)."""
     workspace_idle_h: float = 24.0
     concurrency: int = 4
     queue_size: int = 64
 
     @classmethod
     def from_env(cls, data_root: str | None = None, default_model: str | None = None) -> Settings:
-        """On a public Space (SPACE_ID set) training and arbitrary models are off. The owner can allow
-        other models with RAFT_ALLOWED_MODELS (a list) or RAFT_ALLOW_ANY_MODEL=1, and training with
-        RAFT_ALLOW_TRAINING=1 together with credentials (RAFT_AUTH), never for anonymous visitors."""
-        on_space = bool(os.environ.get("SPACE_ID"))
+        """On a public studio (`public_from_env`) training and arbitrary models are off. The owner can
+        allow other models with RAFT_ALLOWED_MODELS (a list) or RAFT_ALLOW_ANY_MODEL=1, and training
+        with RAFT_ALLOW_TRAINING=1 together with credentials (RAFT_AUTH), never for anonymous visitors."""
+        public = public_from_env()
         root = data_root or os.environ.get("RAFT_DATA_ROOT") or "data"
         allowed = tuple(m.strip() for m in os.environ.get("RAFT_ALLOWED_MODELS", "").split(",") if m.strip())
         return cls(
             data_root=Path(root).resolve(),
             default_model=default_model or os.environ.get("RAFT_DEFAULT_MODEL") or None,
-            allow_training=not on_space or (_flag("RAFT_ALLOW_TRAINING") and bool(os.environ.get("RAFT_AUTH"))),
-            allow_any_model=_flag("RAFT_ALLOW_ANY_MODEL") or not on_space,
+            allow_training=not public or (_flag("RAFT_ALLOW_TRAINING") and bool(os.environ.get("RAFT_AUTH"))),
+            allow_any_model=not public or _flag("RAFT_ALLOW_ANY_MODEL"),
             max_upload_mb=int(os.environ.get("RAFT_MAX_UPLOAD_MB", "50")),
             device=os.environ.get("RAFT_DEVICE") or None,
-            public=on_space or _flag("RAFT_PUBLIC"),
+            public=public,
             allowed_models=allowed,
             workspace_mb=int(os.environ.get("RAFT_WORKSPACE_MB", "200")),
+            total_mb=int(os.environ.get("RAFT_TOTAL_MB", "5000")),
             workspace_idle_h=float(os.environ.get("RAFT_WORKSPACE_IDLE_HOURS", "24")),
             concurrency=int(os.environ.get("RAFT_CONCURRENCY", "4")),
             queue_size=int(os.environ.get("RAFT_QUEUE_SIZE", "64")),
@@ -114,15 +133,17 @@ class Studio:
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self._swept = 0.0
+        self.disk = Disk(self.root / "workspaces", staging_root(self.root), settings.total_mb * 2**20)
 
     def workspace(self, request: gr.Request | None = None) -> Workspace:
-        """The visitor's workspace (private on a public studio), clearing idle ones now and then."""
-        if self.settings.public and time.time() - self._swept > SWEEP_EVERY_S:
+        """The visitor's workspace (private on a public studio), clearing idle ones and old staged
+        downloads now and then."""
+        if time.time() - self._swept > SWEEP_EVERY_S:
             self._swept = time.time()
             sweep(self.root, self.settings.workspace_idle_h * 3600)
         try:
             return workspace_for(
-                self.root, visitor_key(request), self.settings.public, self.settings.workspace_mb * 2**20
+                self.root, visitor_key(request), self.settings.public, self.settings.workspace_mb * 2**20, self.disk
             )
         except WorkspaceError as exc:
             raise gr.Error(str(exc)) from None
@@ -254,12 +275,14 @@ class Studio:
 
 def bind(fn: Callable, studio: Studio) -> Callable:
     """`fn` with its first argument (the studio) bound, keeping the signature and type hints that
-    Gradio reads: `functools.partial` hides them, and with them the `gr.Request` a handler asks for."""
+    Gradio reads (`functools.partial` hides them, and with them the `gr.Request` a handler asks
+    for), and its errors shown to visitors through app.messages (no server paths, no markup)."""
 
     @functools.wraps(fn)
     def handler(*args, **kwargs):
         return fn(studio, *args, **kwargs)
 
+    handler = guarded(handler)
     signature = inspect.signature(fn)
     handler.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
     return handler

@@ -264,6 +264,33 @@ def peek_columns(source: str | Path, rows: int = 50) -> list[str]:
     return list(seen)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as a formula at the start of a cell (OWASP, CSV injection)."""
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ' so it shows as text;
+    numbers (and text that is a plain number, such as '-3') are left as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+def write_csv_download(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows as a CSV meant to be opened in a spreadsheet: nested values as JSON, formula cells neutralised."""
+    import pandas as pd
+
+    def cell(value: Any) -> Any:
+        return spreadsheet_safe(json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value)
+
+    pd.DataFrame([{k: cell(v) for k, v in r.items()} for r in rows]).to_csv(path, index=False)
+    return Path(path)
+
+
 def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows to a .jsonl/.json/.csv/.parquet file chosen by suffix."""
     path = Path(path)

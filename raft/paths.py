@@ -8,6 +8,11 @@ from pathlib import Path
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def is_name(value: object) -> bool:
+    """A plain name: letters, digits, '.', '_', '-' (at most 100), never a path or '..'."""
+    return isinstance(value, str) and bool(_NAME.match(value.strip())) and ".." not in value
+
+
 def safe_child(root: str | Path, name: str) -> Path:
     """root/name for a plain name (letters, digits, '.', '_', '-'); anything else is refused."""
     name = (name or "").strip()

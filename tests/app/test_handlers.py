@@ -119,18 +119,27 @@ def test_batch_refuses_bad_uploads(studio, tmp_path):
 def test_finetune_config_views_and_guards(studio):
     values = ["ds", "run-x", "", "raft", 1.0, True, 8, 1e-4, 5, 1.0, 2, 1, 1024, 5, False]
     text, command = finetune_tab.update_views(studio, *values)
+    assert "data: ds\n" in text and "output_dir: run-x\n" in text and str(studio.root) not in text + command
+    assert command.startswith("python -m raft train --data datasets/ds --output_dir runs/run-x")
+    assert "--max_steps 5" in command
+    with pytest.raises(gr.Error, match="no dataset named 'ds'"):
+        finetune_tab.start(studio, text)
+    out = dataset_tab.preview(studio, "synthetic sample", None, "", 40, "", "score_only", "", "none", 0, 0.2, 0)
+    dataset_tab.write(studio, out[0], "ds", "none")
     config = finetune_tab.config_from_yaml(studio, text)
     assert config.max_steps == 5 and config.base_model == studio.settings.default_model
-    assert command.startswith("python -m raft train --data ") and "--max_steps 5" in command
+    assert config.data == str(studio.root / "datasets" / "ds") and config.output_dir == str(studio.runs_dir / "run-x")
     for bad, message in [
         (text.replace("max_steps: 5", "colour: red"), "unknown config key"),
-        (text.replace(str(studio.runs_dir / "run-x"), "/tmp/elsewhere"), "must be a folder inside"),
+        (text.replace("output_dir: run-x", "output_dir: /tmp/elsewhere"), "'output_dir' names a run"),
+        (text.replace("data: ds", "data: ../../etc"), "'data' names a dataset"),
         (text + "trust_remote_code: true\n", "trust_remote_code"),
+        (text.replace("template: null", "template: /etc/hostname"), "'template': '/etc/hostname' is not a template"),
+        (text.replace("template: null", "template: absolute_feedback"), "differs from the dataset's"),
     ]:
         with pytest.raises(gr.Error, match=message):
             finetune_tab.config_from_yaml(studio, bad)
-    with pytest.raises(gr.Error, match="no dataset"):
-        finetune_tab.start(studio, text)
+    assert finetune_tab.config_from_yaml(studio, text.replace("template: null", "template: absolute_score"))
 
 
 def test_finetune_start_watch_stop(studio):
