@@ -156,6 +156,7 @@ def score_batch(
             columns=mapping,
             batch_size=int(batch_size),
             chunk_rows=32,
+            label=file.name,
             **row_progress(progress, total, generated=mode != "score_only"),
         )
     except (DataError, ValueError) as exc:

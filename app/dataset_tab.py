@@ -12,7 +12,7 @@ import pandas as pd
 
 from app import plots
 from app.batch_tab import check_upload
-from app.messages import guarded
+from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
 from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
@@ -106,6 +106,8 @@ def preview(
         )
     except (DataError, TemplateError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
+    for row in built.rejected:  # written to rejected.jsonl, which the visitor downloads
+        row["error"] = without_paths(row["error"])
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
     lengths = token_lengths((built.train + built.validation)[:PREVIEW_LENGTHS], tokenizer) if tokenizer else []

@@ -12,6 +12,7 @@ import gradio as gr
 from app import plots
 from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
 from raft.judge import LOW_MASS
+from raft.limits import LIMITS, too_long
 from raft.prompts import rubric_item
 from raft.repetition import find_repetition
 from raft.rubrics import presets as rubric_presets
@@ -132,6 +133,10 @@ def judge_item(
     While feedback is generated, `on_text(judge name, text so far)` follows it token by token, and
     a set `cancelled` event ends the generation at its next token (`Cancelled` is raised)."""
     descriptions = [d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
+    fields = {"instruction": instruction, "response": response, "reference": reference, "criterion": criteria}
+    for field, text in [*fields.items(), *((f"score {k} description", d) for k, d in enumerate(descriptions, 1))]:
+        if len(text or "") > LIMITS.field_chars:
+            raise gr.Error(f"the {field} is {too_long(len(text), LIMITS)}")
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     cal = studio.calibration(calibration_file)
     verdicts = []

@@ -42,9 +42,9 @@ def resolve(studio: Studio, named: TrainConfig, workspace: Workspace) -> TrainCo
         if getattr(named, field) not in (None, False, ""):
             raise ConfigError(f"config: {reason}")
     data = safe_child(workspace.datasets, _name("data", named.data, "a dataset of your workspace"))
+    output = safe_child(studio.runs_dir, _name("output_dir", named.output_dir, "a run"))
     if not (data / "train.jsonl").is_file():
         raise ConfigError(f"config: no dataset named '{data.name}' in your workspace: write one in the Dataset tab")
-    output = safe_child(studio.runs_dir, _name("output_dir", named.output_dir, "a run"))
     try:
         manifest = read_dataset_manifest(data)
     except DataError as exc:
@@ -66,8 +66,9 @@ def _template(template: str | None, manifest: dict) -> str | None:
     if template in own:
         return None
     if template not in builtin_templates():
+        shown = f"'{template}'" if is_name(template) else "a path"
         raise ConfigError(
-            f"config: field 'template': '{str(template)[:60]}' is not a template here; use the dataset's own "
+            f"config: field 'template': {shown} is not a template here; use the dataset's own "
             f"({', '.join(sorted(own))}) or a built-in one ({', '.join(builtin_templates())})"
         )
     diff = JudgePrompt.resolve(template, manifest["mode"]).differs_from(manifest["prompt"])

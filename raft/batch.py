@@ -63,6 +63,7 @@ def score_file(
     shard: tuple[int, int] = (0, 1),
     also_done: Iterable[int] = (),
     rubric: Rubric | None = None,
+    label: str | None = None,
     **score_kwargs: Any,
 ) -> dict[str, int]:
     """Score every row of input_path into out_path (jsonl), resuming where a previous run stopped.
@@ -76,6 +77,7 @@ def score_file(
     Fields no row has come from the whole-file `rubric`; a field that neither a column nor the
     rubric supplies refuses the file before any row is scored (`check_source`). Each output line
     also holds the mapped fields under their own names (`orig_score` for gold, ...).
+    Errors name the input by `label` when given, else by its path.
     """
     check_source(input_path, columns or {}, judge.scale, rubric)
     out = Path(out_path)
@@ -94,6 +96,7 @@ def score_file(
             also_done,
             rubric,
             score_kwargs,
+            label,
         )
 
 
@@ -132,6 +135,7 @@ def _score_file(
     also_done: Iterable[int],
     rubric: Rubric | None,
     score_kwargs: dict[str, Any],
+    label: str | None = None,
 ) -> dict[str, int]:
     done = done_rows(out) | set(also_done)
     rank, world = shard
@@ -141,9 +145,9 @@ def _score_file(
 
     def pending() -> Iterable[Record]:
         nonlocal checked
-        for rec in read_records(input_path):
+        for rec in read_records(input_path, label=label):
             if rec.error is None and not checked:
-                check_mapping(columns, rec.data.keys(), str(input_path))
+                check_mapping(columns, rec.data.keys(), label or str(input_path))
                 checked = True
             if rec.row not in done and (rec.row - 1) % world == rank:
                 yield rec
@@ -156,7 +160,7 @@ def _score_file(
                     try:
                         mapped[rec.row] = with_rubric(apply_mapping(rec.data, columns), rubric, judge.scale[0])
                     except DataError as exc:
-                        rec.error = DataError(exc.reason, str(input_path), rec.row, exc.field)
+                        rec.error = DataError(exc.reason, label or str(input_path), rec.row, exc.field)
             good = [rec for rec in chunk if rec.error is None]
             start = summary["scored"] + len(chunk) - len(good)  # bad rows count as handled
             within = (lambda done, total, start=start: progress(start + done)) if progress else None  # noqa: E731
@@ -167,7 +171,7 @@ def _score_file(
             for rec in chunk:
                 verdict = verdicts.get(rec.row) or {"error": str(rec.error)}
                 if verdict.get("error") and rec.error is None:
-                    verdict["error"] = f"{input_path}: row {rec.row}: {verdict['error']}"
+                    verdict["error"] = f"{label or input_path}: row {rec.row}: {verdict['error']}"
                 summary["errors"] += bool(verdict.get("error"))
                 summary["scored"] += 1
                 named = {f: rec.data[c] for f, c in columns.items() if c in rec.data}

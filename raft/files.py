@@ -219,9 +219,25 @@ def is_hub_id(source: str) -> bool:
     return not Path(s).exists() and s.count("/") == 1 and not s.endswith(SUFFIXES) and not s.startswith((".", "/"))
 
 
-def read_records(source: str | Path, split: str = "train", limits: Limits = LIMITS) -> Iterator[Record]:
+def read_records(
+    source: str | Path, split: str = "train", limits: Limits = LIMITS, label: str | None = None
+) -> Iterator[Record]:
     """Stream the rows of a local file (by suffix) or a hub dataset id, within `limits`: a row over
-    a cap comes with its error, a file over the row or decoded-size cap stops with one."""
+    a cap comes with its error, a file over the row or decoded-size cap stops with one. Errors name
+    the file by `label` when given (the studio names an upload by its name, not its server path)."""
+    if label is None:
+        yield from _read_records(source, split, limits)
+        return
+    try:
+        for rec in _read_records(source, split, limits):
+            if rec.error is not None:
+                rec = Record(rec.row, rec.data, DataError(rec.error.reason, label, rec.row, rec.error.field))
+            yield rec
+    except DataError as exc:
+        raise DataError(exc.reason, label, exc.row, exc.field) from None
+
+
+def _read_records(source: str | Path, split: str, limits: Limits) -> Iterator[Record]:
     if is_hub_id(str(source)):
         records, name = _hub(str(source), split), str(source)
     else:

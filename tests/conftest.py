@@ -45,13 +45,27 @@ def rows_file(tmp_path, rows):
     return write_rows(tmp_path / "rows.jsonl", rows)
 
 
+SECURITY_MODES = {
+    "space": "public (Space)",
+    "public": "RAFT_PUBLIC=1",
+    "bucket": "Space, data root on a bucket",
+    "owner": "Space, owner signed in, training on",
+    "local": "local",
+}
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """The table of attacks the security suite replayed (tests/security), for the README."""
+    """The table of attacks the security suite replayed (tests/security), one column per launched
+    mode, for the README."""
     results = getattr(config, "security_results", [])
     if not results:
         return
-    terminalreporter.write_sep("-", f"security: {len({r[0] for r in results})} distinct attacks, {len(results)} runs")
-    terminalreporter.write_line("| attack | mode | outcome |")
-    terminalreporter.write_line("|---|---|---|")
-    for name, mode, outcome in sorted(results):
-        terminalreporter.write_line(f"| {name} | {mode} | {outcome} |")
+    outcomes: dict[str, dict[str, str]] = {}
+    for name, mode, outcome in results:
+        outcomes.setdefault(name, {})[mode] = outcome
+    terminalreporter.write_sep("-", f"security: {len(outcomes)} distinct attacks, {len(results)} runs")
+    terminalreporter.write_line("| # | attack | " + " | ".join(SECURITY_MODES.values()) + " |")
+    terminalreporter.write_line("|---|---|" + "---|" * len(SECURITY_MODES))
+    for i, name in enumerate(sorted(outcomes), 1):
+        cells = [outcomes[name].get(mode, "-") for mode in SECURITY_MODES]
+        terminalreporter.write_line(f"| {i} | {name} | " + " | ".join(cells) + " |")

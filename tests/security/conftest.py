@@ -1,12 +1,18 @@
-"""Launched studios to attack: one in public (Space) mode, one in local mode, each on its own data
-root on a free loopback port; raw HTTP and gradio_client helpers; and the table of attacks tried,
-printed at the end of the run (the README's security table comes from it)."""
+"""Launched studios to attack, each on its own data root on a free loopback port: public mode on a
+Space (SPACE_ID), public mode by RAFT_PUBLIC=1 alone, a Space whose data root lies outside the
+working and temporary folders (a mounted bucket), a Space where a signed-in owner may train, and
+local mode; raw HTTP and gradio_client helpers; and the table of attacks tried, printed at the end
+of the run (the README's security table comes from it)."""
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -39,28 +45,74 @@ def _launch(root: Path, model: Path, env: dict[str, str]):
     return demo, studio, f"http://127.0.0.1:{port}/"
 
 
+SPACE = {"SPACE_ID": "attacker-test/studio", "RAFT_MAX_UPLOAD_MB": "1", "RAFT_WORKSPACE_MB": "20"}
+OWNER = ("owner", "a-long-secret")
+MODES = {
+    "space": SPACE,
+    "public": {"RAFT_PUBLIC": "1", "RAFT_MAX_UPLOAD_MB": "1", "RAFT_WORKSPACE_MB": "20"},
+    "bucket": SPACE,
+    "owner": {**SPACE, "RAFT_ALLOW_TRAINING": "1", "RAFT_AUTH": ":".join(OWNER)},
+    "local": {"RAFT_MAX_UPLOAD_MB": "1"},
+}
+"""Launched modes. 'bucket' keeps its data root outside the working and temporary folders; 'owner'
+asks every client to sign in, and its URL carries the credentials that raw_call signs in with."""
+SWITCHES = (
+    "SPACE_ID",
+    "RAFT_PUBLIC",
+    "RAFT_ALLOW_TRAINING",
+    "RAFT_AUTH",
+    "RAFT_ALLOW_ANY_MODEL",
+    "RAFT_ALLOWED_MODELS",
+)
+
+
+def bucket_root() -> Path:
+    """A data root outside the working folder and the temporary folder, as a mounted bucket is."""
+    parent = Path.home() / ".cache" / "raft-security-bucket"
+    parent.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(dir=parent))
+    assert not root.is_relative_to(Path.cwd()) and not root.is_relative_to(tempfile.gettempdir())
+    return root
+
+
 @pytest.fixture(scope="session")
 def studios(tmp_path_factory, tiny_model):
-    """{'space': (url, studio), 'local': (url, studio)}"""
-    env_space = {"SPACE_ID": "attacker-test/studio", "RAFT_MAX_UPLOAD_MB": "1", "RAFT_QUEUE_SIZE": "64"}
-    env_local = {"RAFT_MAX_UPLOAD_MB": "1"}
+    """{mode: (url, studio)} for each of MODES."""
     launched = {}
-    for mode, env in (("space", env_space), ("local", env_local)):
-        root = tmp_path_factory.mktemp(f"root-{mode}")
-        launched[mode] = _launch(root, tiny_model, env)
-    yield {mode: (url, studio) for mode, (_, studio, url) in launched.items()}
-    for _, (demo, studio, _) in launched.items():
+    for mode, env in MODES.items():
+        root = bucket_root() if mode == "bucket" else tmp_path_factory.mktemp(f"root-{mode}")
+        launched[mode] = _launch(root, tiny_model, {**dict.fromkeys(SWITCHES, ""), **env})
+    yield {
+        mode: (url.replace("://", "://{}:{}@".format(*OWNER)) if mode == "owner" else url, studio)
+        for mode, (_, studio, url) in launched.items()
+    }
+    for mode, (demo, studio, _) in launched.items():
         for job in studio.jobs.list():
             if job.active:
                 studio.jobs.stop(job.id, timeout=30)
         demo.close()
+        if mode == "bucket":
+            shutil.rmtree(studio.root, ignore_errors=True)
 
 
-def raw_call(url: str, api: str, data: list, timeout: float = 120.0) -> tuple[str, object]:
-    """POST /gradio_api/call/API with raw JSON, then read its event stream: ('complete', data) or
-    ('error', message) - exactly what any HTTP client can send, no gradio_client checks."""
-    with httpx.Client(base_url=url, timeout=timeout) as http:
-        started = http.post(f"gradio_api/call/{api.lstrip('/')}", json={"data": data})
+@contextlib.contextmanager
+def signed_in(url: str, timeout: float):
+    """An HTTP client on the studio; when the URL carries credentials, signed in with them."""
+    parts = urlsplit(url)
+    with httpx.Client(base_url=f"{parts.scheme}://{parts.hostname}:{parts.port}/", timeout=timeout) as http:
+        if parts.username:
+            answer = http.post("login", data={"username": parts.username, "password": parts.password})
+            assert answer.status_code == 200, answer.text[:200]
+        yield http
+
+
+def raw_call(url: str, api: str, data: list, timeout: float = 120.0, session_hash: str | None = None):
+    """POST /gradio_api/call/API with raw JSON (and, if given, a session hash of the caller's
+    choosing), then read its event stream: ('complete', data) or ('error', message) - exactly what
+    any HTTP client can send, no gradio_client checks."""
+    session = {"session_hash": session_hash} if session_hash else {}
+    with signed_in(url, timeout) as http:
+        started = http.post(f"gradio_api/call/{api.lstrip('/')}", json={"data": data, **session})
         if started.status_code != 200:
             return "refused", started.text[:300]
         event_id = started.json()["event_id"]

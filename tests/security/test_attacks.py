@@ -2,7 +2,6 @@
 HTTP and gradio_client. Each checks the refusal, that nothing appeared outside the data root, and
 that no other process was touched. The run ends with the table of attacks (conftest)."""
 
-import hashlib
 import json
 import os
 import signal
@@ -16,60 +15,18 @@ from gradio_client import Client, handle_file
 
 from raft.files import write_rows
 from raft.synthetic import generate_rows
+from tests.security import round_two  # noqa: F401 - registers the second round's attacks
 from tests.security.conftest import raw_call
-
-BOTH = ("space", "local")
-TRAP = Path("/tmp/raft-attack-trap")
-
-
-def _text(payload) -> str:
-    return json.dumps(payload)[:2000] if not isinstance(payload, str) else payload[:2000]
-
-
-def refused(kind: str, payload, *needles: str) -> str:
-    """The call was answered with a refusal that says one of the needles."""
-    text = _text(payload)
-    assert kind in ("error", "complete", "refused"), kind
-    assert any(n.lower() in text.lower() for n in needles), text[:400]
-    assert "root:x:0:0" not in text, "a server file leaked into the answer"
-    return "refused: " + next(n for n in needles if n.lower() in text.lower())
-
-
-def nothing_escaped(studio) -> None:
-    assert not TRAP.exists(), f"{TRAP} was created"
-    assert not list(Path("/tmp").glob("evil*")), "a file was written outside the data root"
-
-
-def _yaml(studio, **changes) -> str:
-    """A valid config YAML for the studio, with some keys changed to hostile values."""
-    from raft.train import TrainConfig
-
-    config = TrainConfig(data=str(studio.root / "datasets" / "ds"), output_dir=str(studio.root / "runs" / "r"))
-    text = config.to_yaml()
-    for key, value in changes.items():
-        lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
-        text = "\n".join([*lines, f"{key}: {value}"]) + "\n"
-    return text
-
-
-ATTACKS = {}
-
-
-def visitor_root(studio, client, mode) -> Path:
-    """Where the server keeps this client's files: its private workspace, or the root locally."""
-    if mode == "local":
-        return studio.root
-    return studio.root / "workspaces" / hashlib.sha256(f"session:{client.session_hash}".encode()).hexdigest()[:32]
-
-
-def attack(name: str, modes: tuple[str, ...] = BOTH):
-    def register(fn):
-        for mode in modes:
-            ATTACKS[f"{name} [{mode}]"] = (name, mode, fn)
-        return fn
-
-    return register
-
+from tests.security.registry import (
+    ATTACKS,
+    PUBLIC,
+    TRAP,
+    attack,
+    config_yaml,
+    nothing_escaped,
+    refused,
+    visitor_root,
+)
 
 # --- jobs: ids are looked up, records are signed, only trainers are signalled ---------------------
 
@@ -125,19 +82,19 @@ def _(url, studio, mode, tmp):
         victim.wait()
 
 
-@attack("Stop on a public Space", modes=("space",))
+@attack("Stop on a public Space", modes=PUBLIC)
 def _(url, studio, mode, tmp):
     return refused(*raw_call(url, "train_stop", ["20990101-000000-abcdef"]), "training is off")
 
 
-@attack("Resume on a public Space", modes=("space",))
+@attack("Resume on a public Space", modes=PUBLIC)
 def _(url, studio, mode, tmp):
     return refused(*raw_call(url, "train_resume", ["20990101-000000-abcdef"]), "training is off")
 
 
-@attack("Start on a public Space", modes=("space",))
+@attack("Start on a public Space", modes=PUBLIC)
 def _(url, studio, mode, tmp):
-    return refused(*raw_call(url, "train_start", [_yaml(studio)]), "training is off")
+    return refused(*raw_call(url, "train_start", [config_yaml(studio)]), "training is off")
 
 
 # --- training config: every field checked, YAML tamed -------------------------------------------
@@ -173,15 +130,15 @@ CONFIG_ATTACKS = [
     ("eval_steps: 0", {"eval_steps": 0}, "eval_steps"),
     ("scale: [0, 4, 9]", {"scale": "[0, 4, 9]"}, "scale"),
     ("device: ../../x", {"device": "../../x"}, "device"),
-    ("output_dir outside the data root", {"output_dir": "/tmp/evil-run"}, "must be a folder inside"),
-    ("data outside the data root", {"data": "/etc"}, "must be a folder inside"),
+    ("output_dir outside the data root", {"output_dir": "/tmp/evil-run"}, "names a run"),
+    ("data outside the data root", {"data": "/etc"}, "names a dataset"),
     ("trust_remote_code: true", {"trust_remote_code": "true"}, "trust_remote_code"),
     ("unknown key", {"colour": "red"}, "unknown config key"),
 ]
 for _name, _changes, _needle in CONFIG_ATTACKS:
 
     def _config_attack(url, studio, mode, tmp, changes=_changes, needle=_needle):
-        return refused(*raw_call(url, "train_start", [_yaml(studio, **changes)]), needle)
+        return refused(*raw_call(url, "train_start", [config_yaml(studio, **changes)]), needle)
 
     attack(f"config {_name}", modes=("local",))(_config_attack)
 
@@ -392,7 +349,7 @@ def _(url, studio, mode, tmp):
     return refused(kind, payload, "not a valid name", "escapes")
 
 
-@attack("score with a foreign hub model on a public Space", modes=("space",))
+@attack("score with a foreign hub model on a public Space", modes=PUBLIC)
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
     kind, payload = raw_call(
@@ -401,7 +358,7 @@ def _(url, studio, mode, tmp):
     return refused(kind, payload, "other models are off")
 
 
-@attack("score with a local folder on a public Space", modes=("space",))
+@attack("score with a local folder on a public Space", modes=PUBLIC)
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
     kind, payload = raw_call(

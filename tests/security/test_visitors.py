@@ -57,9 +57,8 @@ def _yaml(studio, run):
     from raft.train import TrainConfig
 
     config = TrainConfig(
-        data=str(studio.root / "datasets" / "race-ds"),
-        output_dir=str(studio.root / "runs" / run),
-        base_model=studio.settings.default_model,
+        data="race-ds",
+        output_dir=run,
         max_steps=400,
         batch_size=2,
         eval_steps=10_000,
