@@ -78,14 +78,15 @@ def evaluate(
     figs = figures(report)
     group = next((v for k, v in figs.items() if k.startswith("by ")), None)
     key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
-    texts = {f"report-{key}.html": to_html(report), f"report-{key}.json": json.dumps(report, indent=2)}
+    card = to_markdown(report)
+    texts = {f"report-{key}.html": to_html(report, card), f"report-{key}.json": json.dumps(report, indent=2)}
     sizes = sum(len(t.encode("utf-8")) for t in texts.values())
     workspace.reserve(2 * sizes)  # the reports and their staged copies
     for name, text in texts.items():
         (workspace.reports / name).write_text(text, encoding="utf-8")
     files = workspace.offer([workspace.reports / name for name in texts])
     return (
-        to_markdown(report),
+        card,
         figs["metrics"],
         group,
         figs.get("reliability"),
