@@ -25,6 +25,10 @@ MEMORY_BUDGET_MB = 200
 """What one bomb may add to the server's resident memory at its peak (1 GiB decoded before the fix)."""
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def rss_mb() -> int:
     """Resident memory of this process, where the launched studios run."""
     return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
@@ -160,10 +164,12 @@ def _(url, studio, mode, tmp):
 
 @attack("five forged session hashes against a 1 MB quota and a 3 MB total cap", modes=PUBLIC)
 def _(url, studio, mode, tmp):
-    saved = studio.settings.workspace_mb, studio.disk.total_bytes
+    disk = getattr(studio, "disk", None)  # absent before the total cap existed
+    saved = studio.settings.workspace_mb, disk and disk.total_bytes
     studio.settings.workspace_mb = 1
-    start = studio.disk.used()
-    studio.disk.total_bytes = start + 3 * 2**20
+    start = folder_bytes(studio.root / "workspaces")
+    if disk:
+        disk.total_bytes = disk.used() + 3 * 2**20
     sessions = [f"forged-{uuid.uuid4().hex[:8]}-{i}" for i in range(5)]
     big = upload(url, write_rows(tmp / "big.jsonl", generate_rows(600, seed=4)))
     answers = []
@@ -175,22 +181,17 @@ def _(url, studio, mode, tmp):
                 answers.append(raw_call(url, "dataset_write", [f"big-{n}", "none"], session_hash=session))
             args = [big, "", "default model", "score_only", 8, "orig_score", None, "hf"]
             answers.append(raw_call(url, "score_batch", args, session_hash=session))
-        held = [studio.workspace(_Request(s)).used_bytes() for s in sessions]
-        grown = studio.disk.used() - start
+        held = [folder_bytes(workspace_of(studio, f"session:{s}")) for s in sessions]
+        grown = folder_bytes(studio.root / "workspaces") - start
     finally:
-        studio.settings.workspace_mb, studio.disk.total_bytes = saved
+        studio.settings.workspace_mb = saved[0]
+        if disk:
+            disk.total_bytes = saved[1]
     assert max(held) <= 2**20, f"a workspace holds {max(held)} bytes over a 1 MB quota"
     assert grown <= 3 * 2**20, f"{grown} bytes written under a 3 MB cap"
     assert any("workspace is full" in text_of(p) for _, p in answers)
     most = max(held) / 2**20
     return f"refused past the quota: 5 sessions hold {grown / 2**20:.1f} MB in all, at most {most:.2f} MB each"
-
-
-class _Request:
-    """What visitor_key reads from a Gradio request: a session hash."""
-
-    def __init__(self, session: str):
-        self.username, self.request, self.session_hash = None, None, session
 
 
 @attack("100 anonymous visits make no workspace folder", modes=PUBLIC)
