@@ -27,3 +27,14 @@ def torchrun(*args: object, nproc: int = 2) -> list[str]:
         str(port),
         *map(str, args),
     ]
+
+
+def parquet_bomb(path, rows=1024, size=1 << 20):
+    """About a kilobyte on disk: `rows` references to one `size`-byte string (dictionary-encoded, zstd)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = pa.array(["x" * size]).dictionary_encode()
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), big.dictionary)
+    pq.write_table(pa.table({"orig_response": column, "n": list(range(rows))}), path, compression="zstd")
+    return path

@@ -11,19 +11,9 @@ import pytest
 
 from raft.files import DataError, peek_columns, read_records, write_rows
 from raft.limits import Limits
+from tests.helpers import parquet_bomb
 
 MIB = 1 << 20
-
-
-def parquet_bomb(path, rows=1024, size=MIB):
-    """About a kilobyte on disk: `rows` references to one `size`-byte string (dictionary-encoded, zstd)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    big = pa.array(["x" * size]).dictionary_encode()
-    column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), big.dictionary)
-    pq.write_table(pa.table({"orig_response": column, "n": list(range(rows))}), path, compression="zstd")
-    return path
 
 
 def test_the_parquet_bomb_is_small_on_disk_and_every_row_is_rejected_on_its_row(tmp_path):
@@ -39,7 +29,7 @@ BOMB_MEMORY = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.test_limits import parquet_bomb
+from tests.helpers import parquet_bomb
 from raft.files import peek_columns, read_records
 path = parquet_bomb(Path({tmp!r}) / "bomb.parquet")
 def peak():

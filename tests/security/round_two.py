@@ -17,9 +17,9 @@ from pathlib import Path
 from raft.data import prepare_dataset
 from raft.files import write_rows
 from raft.synthetic import generate_rows
+from tests.helpers import parquet_bomb
 from tests.security.conftest import raw_call, signed_in
 from tests.security.registry import EVERY, PUBLIC, attack, config_yaml, refused, text_of, workspace_of
-from tests.test_limits import parquet_bomb
 
 MEMORY_BUDGET_MB = 200
 """What one bomb may add to the server's resident memory at its peak (1 GiB decoded before the fix)."""

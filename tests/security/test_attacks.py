@@ -100,13 +100,13 @@ def _(url, studio, mode, tmp):
 # --- training config: every field checked, YAML tamed -------------------------------------------
 
 
-@attack("YAML with a !!python/object tag", modes=("local",))
+@attack("YAML with a !!python/object tag", modes=("local", "owner"))
 def _(url, studio, mode, tmp):
     text = "!!python/object/apply:os.system ['touch /tmp/raft-attack-trap']\n"
     return refused(*raw_call(url, "train_start", [text]), "python/object", "could not determine a constructor")
 
 
-@attack("YAML alias bomb (791 bytes)", modes=("local",))
+@attack("YAML alias bomb (791 bytes)", modes=("local", "owner"))
 def _(url, studio, mode, tmp):
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     for prev, name in zip("abcdefg", "bcdefgh"):
@@ -117,7 +117,7 @@ def _(url, studio, mode, tmp):
     return result
 
 
-@attack("YAML of 200 KB", modes=("local",))
+@attack("YAML of 200 KB", modes=("local", "owner"))
 def _(url, studio, mode, tmp):
     return refused(*raw_call(url, "train_start", ["# " + "x" * 200_000 + "\n"]), "at most 64 KiB")
 
@@ -133,6 +133,7 @@ CONFIG_ATTACKS = [
     ("output_dir outside the data root", {"output_dir": "/tmp/evil-run"}, "names a run"),
     ("data outside the data root", {"data": "/etc"}, "names a dataset"),
     ("trust_remote_code: true", {"trust_remote_code": "true"}, "trust_remote_code"),
+    ("output_dir holding markup", {"output_dir": "'<img src=x>'"}, "names a run"),
     ("unknown key", {"colour": "red"}, "unknown config key"),
 ]
 for _name, _changes, _needle in CONFIG_ATTACKS:
@@ -140,7 +141,7 @@ for _name, _changes, _needle in CONFIG_ATTACKS:
     def _config_attack(url, studio, mode, tmp, changes=_changes, needle=_needle):
         return refused(*raw_call(url, "train_start", [config_yaml(studio, **changes)]), needle)
 
-    attack(f"config {_name}", modes=("local",))(_config_attack)
+    attack(f"config {_name}", modes=("local", "owner"))(_config_attack)
 
 
 # --- names, paths and sources --------------------------------------------------------------------
