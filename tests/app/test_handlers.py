@@ -134,7 +134,7 @@ def test_finetune_config_views_and_guards(studio):
         (text.replace("output_dir: run-x", "output_dir: /tmp/elsewhere"), "'output_dir' names a run"),
         (text.replace("data: ds", "data: ../../etc"), "'data' names a dataset"),
         (text + "trust_remote_code: true\n", "trust_remote_code"),
-        (text.replace("template: null", "template: /etc/hostname"), "'template': '/etc/hostname' is not a template"),
+        (text.replace("template: null", "template: /etc/hostname"), "'template': a path is not a template"),
         (text.replace("template: null", "template: absolute_feedback"), "differs from the dataset's"),
     ]:
         with pytest.raises(gr.Error, match=message):
