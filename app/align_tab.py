@@ -60,8 +60,9 @@ def projects_dir(workspace: Workspace) -> Path:
 
 
 def project_names(workspace: Workspace) -> list[str]:
-    """The visitor's labelling projects, newest first."""
-    found = [p for p in projects_dir(workspace).iterdir() if (p / "project.json").is_file()]
+    """The visitor's labelling projects, newest first (a visit makes no folder)."""
+    folder = workspace.root / "labels"
+    found = [p for p in folder.iterdir() if (p / "project.json").is_file()] if folder.is_dir() else []
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -91,7 +92,7 @@ def create(
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     try:
-        workspace.check_quota(path.stat().st_size * 2)
+        workspace.reserve(path.stat().st_size * 2)
         model = studio.resolve_model(judge_choice)
         manifest = (read_manifest(model) if model and Path(model).is_dir() else None) or {}
         from raft.prompts import JudgePrompt
@@ -218,7 +219,7 @@ def finetune(
         n += 1
     dataset = f"labels-{name}-{n}"[:120]
     try:
-        workspace.check_quota()
+        workspace.reserve(2 * sum(f.stat().st_size for f in (projects_dir(workspace) / name).glob("*")))
         write_label_dataset(project, workspace.datasets / dataset)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
