@@ -278,9 +278,17 @@ def bind(fn: Callable, studio: Studio) -> Callable:
     Gradio reads (`functools.partial` hides them, and with them the `gr.Request` a handler asks
     for), and its errors shown to visitors through app.messages (no server paths, no markup)."""
 
-    @functools.wraps(fn)
-    def handler(*args, **kwargs):
-        return fn(studio, *args, **kwargs)
+    if inspect.isgeneratorfunction(fn):  # Gradio streams only what it sees is a generator
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            yield from fn(studio, *args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return fn(studio, *args, **kwargs)
 
     handler = guarded(handler)
     signature = inspect.signature(fn)

@@ -1,6 +1,7 @@
 """Feedback honest by default: the Score tab says when a judge was not trained for feedback,
 offers max-new-tokens, and flags degenerate repetition."""
 
+import inspect
 import json
 import time
 
@@ -101,3 +102,5 @@ def test_the_cancel_button_cancels_the_score_event(tmp_path, tiny_model):
     [score] = [d for d in config["dependencies"] if d["api_name"] == "score"]
     on_click = [d for d in config["dependencies"] if [button, "click"] in [list(t) for t in d["targets"]]]
     assert any(score["id"] in d["cancels"] for d in on_click)
+    [handler] = [f for f in demo.fns.values() if f.api_name == "score"]
+    assert inspect.isgeneratorfunction(handler.fn)  # else Gradio shows one value: nothing streams
