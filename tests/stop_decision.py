@@ -23,7 +23,7 @@ def main(root: str) -> int:
         (folder / STOP_FILE).touch()
     callback = StopOnRequest(folder)
     control = SimpleNamespace(should_save=False, should_training_stop=False)
-    state = SimpleNamespace(is_world_process_zero=rank == 0)
+    state = SimpleNamespace(is_world_process_zero=rank == 0, global_step=1, max_steps=10)
     args = SimpleNamespace(world_size=world, device="cpu")
     callback.on_step_end(args, state, control)
     print(f"rank {rank}: stop={control.should_training_stop} save={control.should_save}", flush=True)
