@@ -14,7 +14,7 @@ from app import plots
 from app.batch_tab import check_upload
 from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
-from raft.data import BuiltDataset, build_dataset, dataset_stats, token_lengths, write_dataset
+from raft.data import BuiltDataset, build_dataset, dataset_stats, rejection_warning, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
 from raft.paths import safe_child
 from raft.prompts import MODES, TemplateError, apply_chat, builtin_templates
@@ -110,6 +110,7 @@ def preview(
         row["error"] = without_paths(row["error"])
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
+    warn_rejections(stats)
     lengths = token_lengths((built.train + built.validation)[:PREVIEW_LENGTHS], tokenizer) if tokenizer else []
     rejected = (
         pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
@@ -129,6 +130,13 @@ def preview(
     )
 
 
+def warn_rejections(stats: dict[str, Any]) -> None:
+    """The CLI's one-line warning as a toast when more than 5% of the rows were rejected."""
+    warning = rejection_warning(stats)
+    if warning:
+        gr.Warning(warning.removeprefix("warning: ").replace("see rejected.jsonl", "see the rejected rows below"))
+
+
 def write(
     studio: Studio, built: BuiltDataset | None, name: str, tokenizer_choice: str, request: gr.Request = None
 ) -> tuple[Any, ...]:
@@ -145,6 +153,7 @@ def write(
         raise gr.Error(str(exc)) from None
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
     stats = write_dataset(folder, built, tokenizer)
+    warn_rejections(stats)
     return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
 
 

@@ -49,7 +49,7 @@ def recognised_columns(source: str, spec: str | None, scale: tuple[int, int]) ->
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from raft.data import prepare_dataset
+    from raft.data import prepare_dataset, rejection_warning
     from raft.rubrics import load_rubric
 
     tokenizer = None
@@ -72,6 +72,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         rubric=load_rubric(args.rubric, args.scale),
     )
     print(json.dumps(stats, indent=2))
+    warning = rejection_warning(stats)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from raft.columns import missing_fields, missing_message
 from raft.files import DataError, Record, read_records
+from raft.gold import is_fractional, nearest_score
 from raft.prometheus import from_rendered, is_rendered
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
 from raft.rubrics import Rubric, with_rubric
@@ -138,10 +139,24 @@ def normalize_item(
         item["orig_feedback"] = feedback
     if need_score or score not in (None, ""):
         try:
-            item["orig_score"] = parse_score(score, scale, integer=need_score)
+            item["orig_score"] = parse_score(score, scale, integer=False)
         except ValueError as exc:
             raise DataError(str(exc), field="orig_score") from None
+        raters = rater_scores(raw.get("rater_scores"), item["orig_score"], scale)
+        if raters:
+            item["rater_scores"] = raters
     return item
+
+
+def rater_scores(value: Any, gold: float, scale: tuple[int, int]) -> list[int] | None:
+    """The whole-number rater scores whose mean is the gold (kept for CE's targets); None otherwise."""
+    if not isinstance(value, list) or not value:
+        return None
+    try:
+        scores = [parse_score(v, scale) for v in value]
+    except ValueError:
+        return None
+    return scores if abs(sum(scores) / len(scores) - gold) < 1e-6 else None
 
 
 def iter_items(
@@ -195,9 +210,10 @@ def check_fields(
 
 
 def build_example(item: dict[str, Any], mode: str, prompt: JudgePrompt, scale: tuple[int, int]) -> dict[str, Any]:
-    """One training example: the filled prompt, the target that ends in '[RESULT] k', and the item."""
+    """One training example: the filled prompt, the target that ends in '[RESULT] k' (k the gold's
+    nearest score), the float `gold` that RAFT regresses on, and the item."""
     template = prompt.for_item(item)
-    score = int(item["orig_score"])
+    score = nearest_score(item["orig_score"])
     feedback = item.get("orig_feedback")
     return {
         "prompt": template.fill(item, scale),
@@ -205,6 +221,7 @@ def build_example(item: dict[str, Any], mode: str, prompt: JudgePrompt, scale: t
         "target": target_text(mode, score, feedback),
         "target_prefix": target_prefix(mode, feedback),
         "score": score,
+        "gold": item["orig_score"],
         "mode": mode,
         "item": item,
     }
@@ -367,6 +384,31 @@ def build_dataset(
     return BuiltDataset(train, validation, rejected, info, manifest)
 
 
+REJECTION_WARNING_SHARE = 0.05
+"""A prepare that rejects more than this share of the rows it read ends with a warning."""
+
+
+def rejection_warning(stats: dict[str, Any]) -> str | None:
+    """One line when more than 5% of the rows read were rejected, naming the main reason and its count."""
+    read, rejected = stats.get("rows_read", 0), stats.get("rows_rejected", 0)
+    if not read or rejected <= REJECTION_WARNING_SHARE * read:
+        return None
+    by_field: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    for reason, count in stats.get("rejected_reasons", {}).items():
+        field = reason.split(": ", 1)[0]
+        by_field[field] += count
+        example.setdefault(field, reason)
+    field, count = by_field.most_common(1)[0]
+    reason = example[field].split(": ", 1)[1]
+    main = reason if field == "None" else f"field '{field}': {reason}"
+    rows = "rows" if field == "None" else f"rows with '{field}' wrong"
+    return (
+        f"warning: {rejected} of {read} rows rejected ({rejected / read:.0%}); main reason: {main} "
+        f"({count} {rows}); see rejected.jsonl"
+    )
+
+
 def source_name(source: str | Path) -> str:
     """A source as recorded in stats and manifests: a hub id, or a file's name (never a server path)."""
     return Path(source).name if Path(source).exists() else str(source)
@@ -381,6 +423,7 @@ def dataset_stats(built: BuiltDataset, tokenizer: Any = None, max_examples: int 
         "train": len(built.train),
         "validation": len(built.validation),
         "score_histogram": {str(k): v for k, v in sorted(Counter(e["score"] for e in examples).items())},
+        "fractional_gold": sum(is_fractional(e.get("gold", e["score"])) for e in examples),
     }
     if tokenizer is not None:
         sample = examples[:max_examples] if max_examples else examples

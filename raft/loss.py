@@ -53,13 +53,20 @@ def _divisor(num_items_in_batch: Any, term: int, fallback: torch.Tensor | int) -
     return num_items_in_batch
 
 
-def _squared_errors(logits, labels, score_token_ids, score_values) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _squared_errors(
+    logits, labels, score_token_ids, score_values, gold=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each scored row's (gold - expected score)^2; the gold is the row's float `gold` (B,) when
+    given (a mean of raters, 4.333), else the value of its labelled score token."""
     rows, pos = score_positions(labels, score_token_ids)
     predicted = expected_score(logits[rows, pos - 1], score_token_ids, score_values)
-    ids = torch.as_tensor(list(score_token_ids), device=labels.device)
-    values = torch.as_tensor(list(score_values), dtype=predicted.dtype, device=labels.device)
-    gold = values[(labels[rows, pos].unsqueeze(-1) == ids).int().argmax(-1)]
-    return (gold - predicted) ** 2, rows, pos
+    if gold is not None:
+        target = torch.as_tensor(gold, device=labels.device).to(predicted.dtype)[rows]
+    else:
+        ids = torch.as_tensor(list(score_token_ids), device=labels.device)
+        values = torch.as_tensor(list(score_values), dtype=predicted.dtype, device=labels.device)
+        target = values[(labels[rows, pos].unsqueeze(-1) == ids).int().argmax(-1)]
+    return (target - predicted) ** 2, rows, pos
 
 
 def raft_loss(
@@ -68,9 +75,11 @@ def raft_loss(
     score_token_ids: Sequence[int],
     score_values: Sequence[float],
     num_items_in_batch: Any = None,
+    gold: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """RAFT: squared error between the gold score and the expected score at each row's score position."""
-    se, _, _ = _squared_errors(logits, labels, score_token_ids, score_values)
+    """RAFT: squared error between the gold score (float `gold` per row when given) and the
+    expected score at each row's score position."""
+    se, _, _ = _squared_errors(logits, labels, score_token_ids, score_values, gold)
     if se.numel() == 0:
         return logits.sum() * 0.0
     return se.sum() / _divisor(num_items_in_batch, 1, se.numel())
@@ -102,9 +111,11 @@ def cot_raft_loss(
     lam: float = 1.0,
     num_items_in_batch: Any = None,
     parts: dict[str, float] | None = None,
+    gold: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """TRACT: CE over the feedback tokens (score token excluded) + lam * the RAFT term."""
-    se, rows, pos = _squared_errors(logits, labels, score_token_ids, score_values)
+    """TRACT: CE over the feedback tokens (score token excluded) + lam * the RAFT term (on the
+    float `gold` per row when given)."""
+    se, rows, pos = _squared_errors(logits, labels, score_token_ids, score_values, gold)
     ce_labels = labels.clone()
     ce_labels[rows, pos] = IGNORE
     ce_total, ce_count = _token_ce(logits, ce_labels)
@@ -131,7 +142,8 @@ def make_loss(
     lam: float = 1.0,
     parts: dict[str, float] | None = None,
 ) -> Callable[..., torch.Tensor]:
-    """A `compute_loss_func(outputs, labels, num_items_in_batch=None)` for transformers' Trainer.
+    """A `compute_loss_func(outputs, labels, num_items_in_batch=None, gold=None)` for transformers'
+    Trainer (`gold`: each row's float gold score, used by the RAFT terms; CE trains on the tokens).
 
     `parts`, when given, accumulates the score and CE terms for logging; the caller empties it each
     optimizer step, so it then holds that step's value of each term whatever the accumulation.
@@ -139,13 +151,13 @@ def make_loss(
     if kind not in LOSSES:
         raise ValueError(f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}")
 
-    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, gold: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         if kind == "raft":
-            value = raft_loss(logits, labels, score_token_ids, score_values, num_items_in_batch)
+            value = raft_loss(logits, labels, score_token_ids, score_values, num_items_in_batch, gold)
             add_parts(parts, score_loss=value)
         elif kind == "cot_raft":
-            value = cot_raft_loss(logits, labels, score_token_ids, score_values, lam, num_items_in_batch, parts)
+            value = cot_raft_loss(logits, labels, score_token_ids, score_values, lam, num_items_in_batch, parts, gold)
         else:
             value = ce_loss(logits, labels, num_items_in_batch)
             add_parts(parts, ce_loss=value)

@@ -103,12 +103,14 @@ def mean_gold(value: Any) -> float | None:
 
 def from_rendered(row: dict[str, Any]) -> dict[str, Any]:
     """The row with its judge fields parsed from `instruction` and, where absent, `orig_score` from
-    the mean of a gold list; every other column is kept."""
+    the mean of a gold list (the list kept as `rater_scores`); every other column is kept."""
     out = {**row, **parse_rendered(row["instruction"])}
     if out.get("orig_score") in (None, ""):
         for column in GOLD_COLUMNS:
             gold = mean_gold(row.get(column))
             if gold is not None:
                 out["orig_score"] = gold
+                if isinstance(row[column], (list, tuple)):
+                    out["rater_scores"] = list(row[column])
                 break
     return out

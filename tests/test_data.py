@@ -87,10 +87,9 @@ def test_scores_are_parsed(rows, value, expected):
     assert normalize_item({**rows[0], "orig_score": value}, need_score=True)["orig_score"] == expected
 
 
-def test_fractional_gold_is_kept_for_evaluation_but_refused_for_training(rows):
+def test_fractional_gold_is_kept_for_evaluation_and_for_training(rows):
     assert normalize_item({**rows[0], "orig_score": "3.5"})["orig_score"] == 3.5
-    with pytest.raises(DataError, match="not an integer"):
-        normalize_item({**rows[0], "orig_score": "3.5"}, need_score=True)
+    assert normalize_item({**rows[0], "orig_score": "3.5"}, need_score=True)["orig_score"] == 3.5
 
 
 def test_feedback_and_score_can_come_from_the_output_column(rows):

@@ -7,6 +7,7 @@ adapter (or model) with a judge manifest so that `Judge.load(run_dir)` works.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.engines.transformers import TransformersEngine
+from raft.gold import ce_examples, describe_ce_targets
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
@@ -60,7 +62,7 @@ def count_items(batches: list[dict[str, Any]], score_token_ids: list[int]) -> to
 
 class RaftTrainer(Trainer):
     """Trainer whose `num_items_in_batch` is the pair (CE tokens, score items) of the global batch,
-    so each loss term is divided by its own global count. Nothing else is changed."""
+    so each loss term is divided by its own global count, and whose loss gets each row's float gold."""
 
     score_token_ids: list[int] = []
 
@@ -73,9 +75,19 @@ class RaftTrainer(Trainer):
             counts = self.accelerator.gather(counts.unsqueeze(0)).reshape(-1, 2).sum(0)
         return batches, counts
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        gold = inputs.pop("gold", None)  # each row's float gold, handed to the loss beside the labels
+        loss_func = self.compute_loss_func
+        if gold is not None and loss_func is not None:
+            self.compute_loss_func = functools.partial(loss_func, gold=gold)
+        try:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            self.compute_loss_func = loss_func
+
 
 def tokenize(example: dict[str, Any], tokenizer: Any, score_tokens: ScoreTokens, score_only: bool) -> dict[str, Any]:
-    """input_ids and unshifted labels; score-only labels mark just the score token.
+    """input_ids, unshifted labels (score-only labels mark just the score token) and the float gold.
 
     The prompt part is exactly what `Judge.prompt` renders for the example's item with the same
     templates (the chat-formatted filled template), so the judge is served as it was trained.
@@ -88,7 +100,8 @@ def tokenize(example: dict[str, Any], tokenizer: Any, score_tokens: ScoreTokens,
         labels = [IGNORE] * (len(prompt) + len(prefix)) + [score, IGNORE]
     else:
         labels = [IGNORE] * len(prompt) + [*prefix, score, tokenizer.eos_token_id]
-    return {"input_ids": ids, "labels": labels, "score_pos": len(prompt) + len(prefix)}
+    gold = float(example.get("gold", example["score"]))
+    return {"input_ids": ids, "labels": labels, "score_pos": len(prompt) + len(prefix), "gold": gold}
 
 
 class Collator:
@@ -107,6 +120,8 @@ class Collator:
             n = len(r["input_ids"])
             ids[i, :n], mask[i, :n], labels[i, :n] = torch.tensor(r["input_ids"]), 1, torch.tensor(r["labels"])
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if all("gold" in r for r in rows):
+            batch["gold"] = torch.tensor([float(r["gold"]) for r in rows], dtype=torch.float32)
         if self.head_at_score:
             pos = torch.tensor([r["score_pos"] for r in rows])
             batch["logits_to_keep"] = (pos - 1).unsqueeze(1)
@@ -488,6 +503,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     print(score_tokens.describe(), flush=True)
 
     score_only = config.loss == "raft"  # only the score term is trained: label just the score token
+    if config.loss == "ce":  # CE trains on a token: one example per rater score, else the rounded gold
+        given = len(train_rows)
+        train_rows, counts = ce_examples(train_rows)
+        if any(counts.values()):
+            print(describe_ce_targets(counts, given), flush=True)
     tokenized = [tokenize(ex, tokenizer, score_tokens, score_only) for ex in train_rows]
     kept = [t for t in tokenized if len(t["input_ids"]) <= config.max_length]
     if len(kept) < len(tokenized):
