@@ -237,14 +237,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"{a} vs {b} on the {comp['n']} rows both scored (difference {a} - {b}, paired bootstrap interval, "
-            "paired permutation p-value):",
+            "paired permutation p-value; a winner is named only where both tests agree):",
             "",
-            f"| metric | {a} | {b} | {a} - {b} [{level}% CI] | p | better |",
+            f"| metric | {a} | {b} | {a} - {b} [{level}% CI] | p | verdict |",
             "|---|---|---|---|---|---|",
         ]
         for m in METRICS:
             d = comp["metrics"][m]
-            winner = {"A": a, "B": b}.get(d["better"], "no significant difference")
+            winner = d["verdict"].replace("A better", f"{a} better").replace("B better", f"{b} better")
             p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
             lines.append(
                 f"| {m} | {_fmt(d['a'])} | {_fmt(d['b'])} | {_fmt(d['diff'])} [{_fmt(d['lo'])}, {_fmt(d['hi'])}] "

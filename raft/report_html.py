@@ -130,7 +130,7 @@ def comparison(report: dict[str, Any]) -> go.Figure:
     fig = go.Figure(
         go.Bar(x=list(shown), y=[m["value"] for m in shown.values()], error_y=_error_bars(shown), marker_color=colors)
     )
-    return layout(fig, f"{a} - {b} (coloured where significant)", "metric", "difference")
+    return layout(fig, f"{a} - {b} (coloured where both tests name a winner)", "metric", "difference")
 
 
 def figures(report: dict[str, Any]) -> dict[str, go.Figure]:

@@ -116,8 +116,8 @@ def compare(
     level: float = 0.95,
 ) -> dict[str, dict[str, Any]]:
     """Judge A against judge B on the same rows: each metric's A - B, its paired bootstrap interval,
-    and the two-sided p-value of a paired permutation test (each row's two predictions swapped at
-    random); `better` names the judge that wins where p < 1 - level, else None."""
+    the two-sided p-value of a paired permutation test (each row's two predictions swapped at
+    random), and one verdict: `better` names a winner only where both tests find it (see `verdict`)."""
     g, a, b = (np.asarray(x, dtype=np.float64) for x in (gold, pred_a, pred_b))
     if not (g.shape == a.shape == b.shape) or g.ndim != 1:
         raise ValueError("gold and both judges' predictions must be vectors of one length")
@@ -145,10 +145,7 @@ def compare(
         p_value = None
         if np.isfinite(diff) and len(null):
             p_value = float((1 + np.sum(np.abs(null) >= abs(diff) - 1e-12)) / (len(null) + 1))
-        better = None
-        if p_value is not None and p_value < alpha and diff != 0:
-            a_wins = diff < 0 if m in LOWER_IS_BETTER else diff > 0
-            better = "A" if a_wins else "B"
+        better, said = verdict(_number(diff), lo, hi, p_value, alpha, m in LOWER_IS_BETTER)
         out[m] = {
             "a": _number(point_a[m][0]),
             "b": _number(point_b[m][0]),
@@ -157,5 +154,31 @@ def compare(
             "hi": hi,
             "p_value": p_value,
             "better": better,
+            "verdict": said,
         }
     return out
+
+
+def verdict(
+    diff: float | None,
+    lo: float | None,
+    hi: float | None,
+    p_value: float | None,
+    alpha: float = 0.05,
+    lower_is_better: bool = False,
+) -> tuple[str | None, str]:
+    """One verdict from the two tests: ("A" or "B", "A better") only where the bootstrap interval of
+    A - B excludes 0 and the permutation p < alpha agree; "no difference" where neither finds one;
+    "undecided (...)" naming the test that disagrees otherwise."""
+    if diff is None or p_value is None or lo is None or hi is None:
+        return None, "n/a"
+    interval_says = lo > 0 or hi < 0
+    p_says = p_value < alpha
+    if interval_says and p_says and diff != 0:
+        a_wins = diff < 0 if lower_is_better else diff > 0
+        return ("A", "A better") if a_wins else ("B", "B better")
+    if not interval_says and not p_says:
+        return None, "no difference"
+    if interval_says:
+        return None, f"undecided (interval excludes 0, p = {p_value:.2g})"
+    return None, f"undecided (p = {p_value:.2g}, interval includes 0)"

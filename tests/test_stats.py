@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from raft.metrics import agreement
-from raft.stats import METRICS, bootstrap, compare
+from raft.stats import METRICS, bootstrap, compare, verdict
 
 
 def _slow_reference(gold, pred, n_boot, seed, level=0.95):
@@ -84,3 +84,31 @@ def test_a_clearly_better_judge_wins_with_a_small_p_value():
     for m in ("pearson", "spearman", "kendall", "rmse", "mae"):
         assert result[m]["p_value"] < 0.05 and result[m]["better"] == "B", m
     assert result["pearson"]["hi"] < 0 and result["rmse"]["lo"] > 0
+
+
+@pytest.mark.parametrize(
+    "diff, lo, hi, p, lower_is_better, better, said",
+    [
+        (0.2, 0.05, 0.4, 0.01, False, "A", "A better"),
+        (-0.2, -0.4, -0.05, 0.01, False, "B", "B better"),
+        (-0.2, -0.4, -0.05, 0.01, True, "A", "A better"),  # rmse: lower wins
+        (0.2, -0.0001, 0.43, 0.35, False, None, "no difference"),  # the RAFT vs untrained
+        (0.2, 0.01, 0.43, 0.35, False, None, "undecided (interval excludes 0, p = 0.35)"),
+        (0.2, -0.01, 0.43, 0.03, False, None, "undecided (p = 0.03, interval includes 0)"),
+        (0.05, -0.1, 0.2, 0.6, False, None, "no difference"),
+        (None, None, None, None, False, None, "n/a"),
+    ],
+)
+def test_a_winner_is_named_only_where_the_interval_and_the_permutation_p_agree(
+    diff, lo, hi, p, lower_is_better, better, said
+):
+    assert verdict(diff, lo, hi, p, 0.05, lower_is_better) == (better, said)
+
+
+def test_compare_names_no_winner_where_its_two_tests_disagree():
+    rng = np.random.default_rng(9)  # found by search: the interval excludes 0, the permutation p does not
+    gold = rng.integers(1, 6, 40).astype(float)
+    a, b = gold + rng.normal(0, 1.5, 40), gold + rng.normal(0, 2.0, 40)
+    result = compare(gold, a, b)["pearson"]
+    assert result["lo"] > 0 and result["p_value"] > 0.05
+    assert result["better"] is None and result["verdict"].startswith("undecided (interval excludes 0")
