@@ -32,6 +32,7 @@ from raft.judge import Judge
 from raft.models import MANIFEST, ModelError, default_ready, needs_default, read_manifest
 from raft.paths import safe_child
 from raft.prompts import TemplateError, check_judge_mode
+from raft.runs import run_weights
 from raft.scores import ScaleError, check_scale
 
 try:  # ZeroGPU Spaces: functions that need the GPU ask for it; elsewhere this is a no-op
@@ -156,9 +157,18 @@ class Studio:
         return list_datasets(self.workspace(request).datasets)
 
     def runs(self) -> list[str]:
-        """Finished runs that hold a judge (newest first)."""
-        found = [p for p in self.runs_dir.iterdir() if read_manifest(p)]
-        return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+        """Runs that hold a judge (newest first): finished, or stopped, failed or training with a checkpoint."""
+        return [name for name, _ in self.run_steps()]
+
+    def run_steps(self) -> list[tuple[str, int | None]]:
+        """(name, checkpoint step, None for a finished judge) of each servable run, newest first."""
+        found = []
+        for run in self.runs_dir.iterdir():
+            manifest = read_manifest(run) if run.is_dir() else None
+            weights = run_weights(run, manifest) if manifest else None
+            if weights:
+                found.append((run, weights.step))
+        return [(run.name, step) for run, step in sorted(found, key=lambda f: f[0].stat().st_mtime, reverse=True)]
 
     def fresh_run_name(self) -> str:
         """The first 'run-N' with no folder yet: the form never proposes a run that exists."""
@@ -167,8 +177,13 @@ class Studio:
             n += 1
         return f"run-{n}"
 
-    def model_choices(self) -> list[str]:
-        return [DEFAULT_CHOICE, *self.settings.allowed_models, *(RUN_PREFIX + r for r in self.runs())]
+    def model_choices(self) -> list[str | tuple[str, str]]:
+        """The picker's choices; a run served from a checkpoint is labelled with its step."""
+        runs = [
+            RUN_PREFIX + name if step is None else (f"{RUN_PREFIX}{name} (checkpoint, step {step})", RUN_PREFIX + name)
+            for name, step in self.run_steps()
+        ]
+        return [DEFAULT_CHOICE, *self.settings.allowed_models, *runs]
 
     def resolve_model(self, choice: str | None) -> str | None:
         """A model choice (default, 'run: NAME', or a hub id / local path) -> what Judge.load takes."""
@@ -177,8 +192,11 @@ class Studio:
             return self.settings.default_model
         if choice.startswith(RUN_PREFIX):
             run = safe_child(self.runs_dir, choice[len(RUN_PREFIX) :])
-            if not read_manifest(run):
-                raise ValueError(f"run '{run.name}' has no judge yet: it is still training, was stopped, or failed")
+            manifest = read_manifest(run)
+            if not manifest or not run_weights(run, manifest):
+                raise ValueError(
+                    f"run '{run.name}' has no judge yet: it saves its first checkpoint after save_steps steps"
+                )
             return str(run)
         if choice in self.settings.allowed_models:
             return choice
@@ -223,9 +241,14 @@ class Studio:
 
     @staticmethod
     def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:
-        """A model on an engine and its manifest's modification time: a run trained again is loaded again."""
+        """A model on an engine, the weights a run serves and its manifest's modification time: a run
+        trained again, or one with a newer checkpoint, is loaded again."""
         manifest = Path(str(model)) / MANIFEST if model else None
-        return f"{engine}:{model}", manifest.stat().st_mtime_ns if manifest and manifest.is_file() else 0
+        if not (manifest and manifest.is_file()):
+            return f"{engine}:{model}", 0
+        weights = run_weights(manifest.parent, read_manifest(manifest.parent) or {})
+        served = weights.folder.name if weights else ""  # a newer checkpoint, or the final judge, loads again
+        return f"{engine}:{model}:{served}", manifest.stat().st_mtime_ns
 
     def loading_note(self, choice: str | None, engine: str = "hf") -> str:
         """What getting this judge involves now, for a progress line: "" when it is loaded, else

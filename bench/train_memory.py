@@ -6,6 +6,12 @@ its own fresh process; printed side by side with their ratios.
 
 Peak memory is the step's peak above the memory in use before it: CUDA's max_memory_allocated
 on a GPU, the process's peak RSS (VmHWM, reset through /proc/self/clear_refs) on the CPU.
+
+    python bench/train_memory.py --whole [--data MT_BENCH] [--process-steps 2] [--max-length 2048]
+
+measures memory as users run it: whole `python -m raft train` processes on real MT Bench rows
+(prepared as shipped) at the default settings (LoRA, batch 4, max length 2048), without and with
+gradient checkpointing: each process's peak resident memory (ru_maxrss), beside the weights.
 """
 
 from __future__ import annotations
@@ -74,12 +80,12 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
     loss_fn = make_loss("raft", st.ids, st.values)
     data = Collator(tokenizer.pad_token_id, head_at_score=path == "head")(batch_of(tokenizer, st, batch, length))
     data = {k: v.to(device) for k, v in data.items()}
-    labels = data.pop("labels")
+    labels, gold = data.pop("labels"), data.pop("gold", None)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step():
         out = model(**data)
-        loss = loss_fn(out, labels)
+        loss = loss_fn(out, labels, gold=gold)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -113,14 +119,88 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
     }
 
 
+MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json"
+
+
+def whole_process(data: str, steps: int, max_length: int, checkpointing: bool, work: Path) -> dict:
+    """Peak RSS of one `python -m raft train` process (default settings but the step count)."""
+    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "raft",
+        "train",
+        "--data",
+        str(work / "ds"),
+        "--output_dir",
+        str(run),
+        "--max_steps",
+        str(steps),
+        "--max_length",
+        str(max_length),
+        "--gradient_checkpointing",
+        str(checkpointing).lower(),
+        "--device",
+        "cpu",
+        "--save_steps",
+        "100000",
+    ]
+    start = time.time()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    log = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(log[-3000:])
+    kept = next((line for line in log.splitlines() if line.startswith("left out")), "")
+    return {"peak_mib": usage.ru_maxrss / 1024, "wall_s": time.time() - start, "left_out": kept}
+
+
+def whole(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from raft.data import prepare_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="raft-mem-"))
+    stats = prepare_dataset(args.data, work / "ds")
+    weights = sum(p.stat().st_size for p in Path(_default_model()).glob("*.safetensors")) / 2**20
+    print(
+        f"whole `python -m raft train` processes on {stats['rows_kept']} MT Bench rows: LoRA, batch 4, "
+        f"max length {args.max_length}, {args.process_steps} steps, CPU; weights on disk {weights:.0f} MiB (fp32)"
+    )
+    print(f"{'gradient checkpointing':<24}{'peak RSS MiB':>14}{'wall s':>9}")
+    for checkpointing in (False, True):
+        r = whole_process(args.data, args.process_steps, args.max_length, checkpointing, work)
+        print(f"{str(checkpointing):<24}{r['peak_mib']:>14.0f}{r['wall_s']:>9.0f}   {r['left_out']}", flush=True)
+
+
+def _default_model() -> Path:
+    from raft.models import fetch_default
+
+    return fetch_default()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--whole", action="store_true", help="measure whole training processes on MT Bench rows")
+    parser.add_argument("--data", default=str(MT_BENCH))
+    parser.add_argument("--process-steps", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--model", default="")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--child", choices=["head", "full"])
     args = parser.parse_args()
+    if args.whole:
+        whole(args)
+        return
     if args.child:
         print(json.dumps(child(args.child, args.model, args.batch, args.length, args.steps)))
         return

