@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import random
 import sys
@@ -171,6 +172,14 @@ def engines(judge: Judge, rows: list[dict], sub: list[dict], args: argparse.Name
         f"rows/s: {t_rail / t_v:.2f}x; largest probability difference {diff:.1e}; engine start {t_start:.0f} s",
         flush=True,
     )
+    if vllm.engine.threads is not None:
+        print(
+            f"   threads: vLLM CPU engine {vllm.engine.threads} (VLLM_CPU_OMP_THREADS_BIND="
+            f"{os.environ.get('VLLM_CPU_OMP_THREADS_BIND')}, VLLM_CPU_NUM_OF_RESERVED_CPU="
+            f"{os.environ.get('VLLM_CPU_NUM_OF_RESERVED_CPU')}), transformers {torch.get_num_threads()} "
+            f"(torch), machine {os.cpu_count()} CPUs",
+            flush=True,
+        )
     kwargs = dict(mode="feedback", batch_size=args.batch, max_new_tokens=args.max_new_tokens)
     t_hf, a = timed(lambda: judge.score(sub, **kwargs))
     t_vf, b = timed(lambda: vllm.score(sub, **kwargs))

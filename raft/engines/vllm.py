@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,36 @@ CPU_KV_CACHE_BYTES = 2 << 30
 of the machine's memory that a small machine may not have free)."""
 
 
+def cpu_threads_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """vLLM's CPU thread settings where the user set none: its OpenMP threads bound to every CPU
+    this process may use, none reserved. Its own 'auto' binding keeps one CPU per physical core and
+    reserves one for the scheduler, which leaves a 2-CPU machine one thread (half of transformers')."""
+    out = {}
+    if "VLLM_CPU_OMP_THREADS_BIND" not in environ:
+        out["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    if "VLLM_CPU_NUM_OF_RESERVED_CPU" not in environ:
+        out["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    return out
+
+
+def parse_cpus(spec: str) -> list[int]:
+    """CPU ids of a binding such as '0-3,6' (vLLM's 'auto' and 'nobind' name none)."""
+    cpus: list[int] = []
+    for part in spec.split("|")[0].split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit():
+            cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus
+
+
 class VllmEngine:
     """A `vllm.LLM`, its tokenizer and, for a LoRA run, its LoRARequest."""
 
     def __init__(self, llm: Any, tokenizer: Any, lora_request: Any = None):
         self.llm, self.tokenizer, self.lora_request = llm, tokenizer, lora_request
         self.padding: dict[str, int] = {}
+        self.threads: int | None = None
+        """OpenMP threads of the CPU engine (None on a GPU)."""
 
     @classmethod
     def load(
@@ -64,6 +89,7 @@ class VllmEngine:
         }
         if on_cpu:
             args.update(enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
+            os.environ.update(cpu_threads_env(os.environ))
         if adapter_dir is not None:
             rank = _adapter_rank(adapter_dir)
             args.update(enable_lora=True, max_lora_rank=max(8, 2 ** math.ceil(math.log2(rank))), max_loras=1)
@@ -73,7 +99,9 @@ class VllmEngine:
         except Exception as exc:  # vLLM raises many kinds; the user needs the one line
             raise ModelError(f"vLLM could not start on '{name}': {type(exc).__name__}: {exc}".splitlines()[0]) from exc
         lora = LoRARequest("judge", 1, str(adapter_dir)) if adapter_dir is not None else None
-        return cls(llm, load_tokenizer(name, trust_remote_code), lora), manifest
+        engine = cls(llm, load_tokenizer(name, trust_remote_code), lora)
+        engine.threads = len(parse_cpus(os.environ["VLLM_CPU_OMP_THREADS_BIND"])) if on_cpu else None
+        return engine, manifest
 
     def context_limit(self) -> int | None:
         return self.llm.llm_engine.model_config.max_model_len
@@ -102,7 +130,7 @@ class VllmEngine:
         params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(token_ids))
         out = np.zeros((len(seqs), len(token_ids)), dtype=np.float64)
         self.padding = {"real_tokens": sum(len(s) for s in seqs), "padded_tokens": 0}
-        step = max(batch_size, 64)  # the engine batches by itself; groups only pace the progress bar
+        step = max(batch_size, min(64, math.ceil(len(seqs) / 10)))  # groups pace the bar: 10 moves or more
         for start in range(0, len(seqs), step):
             for k, result in enumerate(self._run(seqs[start : start + step], params)):
                 out[start + k] = self._logprobs(result.outputs[0].logprobs[0], token_ids)
