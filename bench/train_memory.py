@@ -122,7 +122,7 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
 MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json"
 
 
-def whole_process(data: str, steps: int, max_length: int, checkpointing: bool, work: Path) -> dict:
+def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path) -> dict:
     """Peak RSS of one `python -m raft train` process (default settings but the step count)."""
     run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}"
     cmd = [
@@ -176,7 +176,7 @@ def whole(args: argparse.Namespace) -> None:
     )
     print(f"{'gradient checkpointing':<24}{'peak RSS MiB':>14}{'wall s':>9}")
     for checkpointing in (False, True):
-        r = whole_process(args.data, args.process_steps, args.max_length, checkpointing, work)
+        r = whole_process(args.process_steps, args.max_length, checkpointing, work)
         print(f"{str(checkpointing):<24}{r['peak_mib']:>14.0f}{r['wall_s']:>9.0f}   {r['left_out']}", flush=True)
 
 
