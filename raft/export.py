@@ -18,6 +18,7 @@ import yaml
 
 from raft.files import DataError
 from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
+from raft.runs import run_status, run_weights
 
 DEFAULT_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL}"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -44,6 +45,13 @@ def export_judge(
     manifest = read_manifest(run) if run.is_dir() else None
     if not manifest:
         raise DataError(f"not a run folder (no {MANIFEST}); train one with `python -m raft train`", str(run))
+    weights = run_weights(run, manifest)
+    if weights is None or weights.step is not None:
+        raise DataError(
+            f"has no final judge ({run_status(run)}); finish it with `python -m raft train --resume {run}` "
+            "(it serves its newest checkpoint meanwhile)",
+            str(run),
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError("already exists and is not empty; choose a new folder", str(out))
     report_path = Path(report) if report else run / "report.json"

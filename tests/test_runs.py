@@ -74,3 +74,17 @@ def test_a_run_without_any_weights_yet_says_so(tmp_path):
     (tmp_path / "judge.json").write_text(json.dumps({"weights": "adapter", "adapter": "adapter", "base_model": None}))
     with pytest.raises(ModelError, match="has no weights yet: it is training and saves its first checkpoint"):
         Judge.load(str(tmp_path), device="cpu")
+
+
+def test_export_of_a_run_without_a_final_judge_says_how_to_finish_it(tmp_path):
+    from raft.export import export_judge
+    from raft.files import DataError
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (run / "judge.json").write_text(json.dumps({"weights": "adapter", "adapter": "adapter", "base_model": None}))
+    (run / "result.json").write_text('{"status": "stopped", "step": 3}')
+    with pytest.raises(
+        DataError, match=r"has no final judge \(stopped\); finish it with `python -m raft train --resume"
+    ):
+        export_judge(run, tmp_path / "out")
