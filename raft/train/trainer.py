@@ -584,7 +584,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     )
     trainer.score_token_ids = list(score_tokens.ids)
     if rank == 0:  # servable from its first checkpoint: the manifest is there before any weights
-        write_manifest(run_dir, config, score_tokens, dataset)
+        write_manifest(run_dir, config, score_tokens, dataset, base if adapter else None)
     checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
     phase("loading", detail="starting the trainer")
     trainer.train(resume_from_checkpoint=bool(resume and checkpoints) or None)
@@ -616,12 +616,18 @@ def save_judge(
     folder = "adapter" if config.lora else "model"
     model.save_pretrained(run_dir / folder)
     tokenizer.save_pretrained(run_dir / folder)
-    write_manifest(run_dir, config, score_tokens, dataset)
+    write_manifest(run_dir, config, score_tokens, dataset, continued_base)
 
 
-def write_manifest(run_dir: Path, config: TrainConfig, score_tokens: ScoreTokens, dataset: dict[str, Any]) -> None:
+def write_manifest(
+    run_dir: Path,
+    config: TrainConfig,
+    score_tokens: ScoreTokens,
+    dataset: dict[str, Any],
+    continued_base: str | None = None,
+) -> None:
     """judge.json, written when training starts (a stopped run serves its newest checkpoint) and
-    again with the final weights."""
+    again with the final weights; a continued run names its base model as its own."""
     folder = "adapter" if config.lora else "model"
     prompt: JudgePrompt = dataset["prompt"]
     manifest = {
