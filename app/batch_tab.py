@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from app import plots
+from app import mapping, plots
 from app.messages import guarded
-from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, GPU_MAX_S, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
-from raft.batch import score_file
+from app.studio import (
+    DEFAULT_CHOICE,
+    ENGINE_CHOICES,
+    GPU_MAX_S,
+    MODE_CHOICES,
+    MODE_INFO,
+    VLLM,
+    Studio,
+    bind,
+    gpu,
+    model_dropdown,
+)
+from raft.batch import check_source, score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
 from raft.metrics import agreement, confusion
@@ -32,10 +45,11 @@ def check_upload(studio: Studio, path: str | None) -> Path:
     return file
 
 
-def detect_columns(studio: Studio, path: str | None) -> str:
+def detect_columns(studio: Studio, path: str | None) -> list[str]:
+    """The upload's column names (from its first rows)."""
     file = check_upload(studio, path)
     try:
-        return ", ".join(peek_columns(file))
+        return peek_columns(file)
     except DataError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -47,21 +61,28 @@ def output_path(folder: Path, file: Path, model: str, mode: str, settings: str) 
     return folder / f"{stem}-{digest}.jsonl"
 
 
+def meta_path(out: Path) -> Path:
+    """The description of a finished batch result (file, judge, time, mapping) beside it."""
+    return out.with_name(out.stem + ".meta.json")
+
+
 def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, int]) -> tuple[Any, ...]:
-    """Table, metrics markdown, scatter and confusion table of scored rows."""
+    """Table, metrics markdown, scatter and confusion table of scored rows (gold and response
+    under their field names: the batch wrote the mapped columns there)."""
     table = pd.DataFrame(
         [
             {
                 "row": r.get("row"),
-                "expected_score": r.get("expected_score"),
+                "expected_score": plots.rounded(r.get("expected_score")),
                 "mode_score": r.get("mode_score"),
-                "score_mass": r.get("score_mass"),
+                "score_mass": plots.rounded(r.get("score_mass")),
                 "gold": r.get(gold_field),
+                "response": str(r.get("orig_response") or "")[:120],
                 "error": r.get("error"),
-                "response": str(r.get("orig_response", ""))[:120],
             }
             for r in rows
-        ]
+        ],
+        columns=TABLE_COLUMNS,
     )
     gold = [r.get(gold_field) for r in rows]
     pred = [r.get("expected_score") for r in rows]
@@ -70,13 +91,15 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
         return table, f"Scored {len(rows)} rows, {errors} with errors. No gold column '{gold_field}'.", None, None
     m = agreement(gold, pred)
     fmt = {
-        k: "n/a" if m[k] is None else f"{m[k]:.3f}" for k in ("pearson", "spearman", "kendall", "rmse", "mae", "exact")
+        k: "n/a" if m[k] is None else f"{m[k]:.3g}" for k in ("pearson", "spearman", "kendall", "rmse", "mae", "exact")
     }
+    if m["n"] < plots.MIN_N:
+        fmt.update(pearson="n/a", spearman="n/a", kendall="n/a")
     markdown = (
-        f"Scored {len(rows)} rows, {errors} with errors. Against gold on {m['n']} rows "
+        f"Scored {len(rows)} rows, {errors} with errors. Against gold on n = {m['n']} rows "
         f"({m['n_missing_pred']} without a prediction): Pearson **{fmt['pearson']}**, Spearman "
         f"{fmt['spearman']}, Kendall {fmt['kendall']}, RMSE {fmt['rmse']}, MAE {fmt['mae']}, "
-        f"exact agreement {fmt['exact']}"
+        f"exact agreement {fmt['exact']}" + (f" (correlations need n ≥ {plots.MIN_N})" if m["n"] < plots.MIN_N else "")
     )
     pairs = [(float(g), float(p)) for g, p in zip(gold, pred) if g not in (None, "") and p is not None]
     scatter = plots.agreement_scatter([g for g, _ in pairs], [p for _, p in pairs], scale)
@@ -131,21 +154,35 @@ def score_batch(
     gold_field: str,
     calibration_file: str | None = None,
     engine: str = "hf",
+    rubric: str | None = None,
+    criterion: str = "",
+    level1: str = "",
+    level2: str = "",
+    level3: str = "",
+    level4: str = "",
+    level5: str = "",
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Score every row of the upload into the visitor's workspace (resumable; an identical run
-    going on waits for it), then return the views and the two downloads."""
+    going on waits for it), then return the views and the two downloads.
+
+    A file whose columns (mapped, with the whole-file rubric) lack a field the judge reads is
+    refused before the judge loads, naming every missing field. The gold column is the one the
+    mapping gave `orig_score`."""
     file = check_upload(studio, path)
     cal = studio.calibration(calibration_file)
     workspace = studio.workspace(request)
+    whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
     try:
         total = count_rows(file) or 1
         workspace.reserve(scored_bytes(file, total))
-        mapping = parse_columns(columns)
+        columns_used = parse_columns(columns)
+        scale = studio.model_scale(model)
+        check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
         progress(0, desc=studio.loading_note(model, engine) or "judge loaded")
         judge = studio.judge(model, engine).with_calibration(cal)
-        key = f"{columns or ''}|{cal.__dict__ if cal else ''}|{engine}"
+        key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
         out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
         progress(0, desc=f"scoring: 0 of {total} rows")
         score_file(
@@ -153,21 +190,38 @@ def score_batch(
             file,
             out,
             mode=mode,
-            columns=mapping,
+            columns=columns_used,
+            rubric=whole_file,
             batch_size=int(batch_size),
             chunk_rows=32,
             label=file.name,
             **row_progress(progress, total, generated=mode != "score_only"),
         )
     except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc).replace(str(file), file.name)) from None
     rows = sorted(read_jsonl(out), key=lambda r: r["row"])
+    for r in rows:
+        if r.get("error"):
+            r["error"] = str(r["error"]).replace(str(file), file.name)
+    good = sum(1 for r in rows if r.get("expected_score") is not None)
+    if good:
+        meta = {"file": file.name, "judge": model or DEFAULT_CHOICE, "time": time.time(), "rows": len(rows)}
+        meta.update(scored=good, columns=columns_used, rubric=whole_file.to_dict() if whole_file else None)
+        meta_path(out).write_text(json.dumps(meta, ensure_ascii=False))
     csv_path = write_csv_download(out.with_suffix(".csv"), rows)
     return (*results_view(rows, gold_field or "orig_score", judge.scale), workspace.offer([csv_path, out]))
 
 
+TABLE_COLUMNS = ["row", "expected_score", "mode_score", "score_mass", "gold", "response", "error"]
+
+
 def build(studio: Studio) -> dict[str, Any]:
     with gr.Tab("Batch", id="batch"):
+        gr.Markdown(
+            "Score every row of a file with a judge. Map the columns (recognised by name), give a rubric for the "
+            "whole file if rows have none; with a gold column you get agreement metrics, and the result appears "
+            "in the Evaluate tab."
+        )
         with gr.Row():
             with gr.Column():
                 upload = gr.File(
@@ -175,31 +229,41 @@ def build(studio: Studio) -> dict[str, Any]:
                     file_types=list(SUFFIXES),
                     elem_id="batch-file",
                 )
-                detected = gr.Textbox(label="Columns found", interactive=False)
-                columns = gr.Textbox(
-                    label="Column mapping (field=column, ...)", placeholder="orig_response=answer, orig_score=label"
-                )
+                form = mapping.build("batch", mapping.MAPPED[:5], need_score=False)
             with gr.Column():
-                model = model_dropdown(studio)
-                mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode", elem_id="batch-mode")
-                with gr.Row():
-                    batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
-                    gold = gr.Textbox("orig_score", label="Gold score field")
-                calibration = gr.File(label="Calibration (CAL.json, optional)", file_types=[".json"])
+                model = model_dropdown(studio, elem_id="batch-model")
+                mode = gr.Radio(
+                    MODE_CHOICES,
+                    value="score_only",
+                    label="Mode",
+                    elem_id="batch-mode",
+                    info=MODE_INFO,
+                )
+                batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size", info="rows scored together")
+                gold = gr.Textbox("orig_score", visible=False)  # gold follows the mapping; kept for API callers
                 engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
+                with gr.Accordion("Calibration (optional)", open=False):
+                    calibration = gr.File(
+                        label="CAL.json from `calibrate` or the Evaluate tab", file_types=[".json"], height=90
+                    )
                 run = gr.Button("Score all rows", variant="primary", elem_id="batch-button")
         summary = gr.Markdown(elem_id="batch-summary")
-        table = gr.Dataframe(label="Results", elem_id="batch-table", interactive=False)
+        table = gr.Dataframe(
+            headers=TABLE_COLUMNS, label="Results", elem_id="batch-table", interactive=False, wrap=True
+        )
         with gr.Row():
             scatter = gr.Plot(label="Expected vs gold")
-            matrix = gr.Dataframe(label="Confusion (rounded scores)", interactive=False)
+            matrix = gr.Dataframe(headers=["gold"], label="Confusion (rounded scores)", interactive=False)
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
 
-    upload.upload(guarded(lambda p: detect_columns(studio, p)), upload, detected, api_name="batch_columns")
+    form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
+    upload.upload(
+        guarded(lambda p: detect_columns(studio, p)), upload, form["columns"], api_name="batch_columns"
+    ).success(mapping.filled(form), form["columns"], form_outputs, api_name=False)
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
     scored = run.click(
         bind(score_batch, studio),
-        [upload, columns, model, mode, batch_size, gold, calibration, engine],
+        [upload, form["text"], model, mode, batch_size, gold, calibration, engine, *mapping.rubric_inputs(form)],
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",
     )

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import plots
+from app import mapping, plots
 from app.batch_tab import check_upload
 from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
@@ -59,11 +59,21 @@ def resolve_source(
 
 def columns_of(
     studio: Studio, kind: str, upload: str | None, hub_id: str, n_synthetic: int, seed: int, request: gr.Request = None
-) -> str:
+) -> list[str]:
+    """The chosen source's column names (from its first rows)."""
     try:
-        return ", ".join(peek_columns(resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request)))
+        return peek_columns(resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
+
+
+def source_inputs(kind: str) -> list[Any]:
+    """Only the chosen source's inputs are shown."""
+    return [
+        gr.File(visible=kind == "uploaded file"),
+        gr.Textbox(visible=kind == "hub dataset id"),
+        gr.Slider(visible=kind == "synthetic sample"),
+    ]
 
 
 def show_example(built: BuiltDataset | None, tokenizer_choice: str, index: int, studio: Studio) -> tuple[str, str]:
@@ -90,10 +100,21 @@ def preview(
     num_samples: int,
     validation_ratio: float,
     seed: int,
+    rubric: str | None = None,
+    criterion: str = "",
+    level1: str = "",
+    level2: str = "",
+    level3: str = "",
+    level4: str = "",
+    level5: str = "",
     request: gr.Request = None,
 ) -> tuple[Any, ...]:
-    """Build the dataset in memory: stats, plots, rejected rows and the first example."""
+    """Build the dataset in memory: stats, plots, rejected rows and the first example.
+
+    `columns` is the mapping ('field=column, ...'); `rubric` a preset name or TYPED (with the
+    criterion and level texts) for rows that have no rubric of their own."""
     source = resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request)
+    whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
     try:
         built = build_dataset(
             source,
@@ -103,6 +124,7 @@ def preview(
             float(validation_ratio),
             int(seed),
             columns or None,
+            rubric=whole_file,
         )
     except (DataError, TemplateError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
@@ -112,11 +134,7 @@ def preview(
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
     warn_rejections(stats)
     lengths = token_lengths((built.train + built.validation)[:PREVIEW_LENGTHS], tokenizer) if tokenizer else []
-    rejected = (
-        pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
-        if built.rejected
-        else pd.DataFrame(columns=["row", "field", "reason"])
-    )
+    rejected = pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
     prompt, target = show_example(built, tokenizer_choice, 0, studio)
     return (
         built,
@@ -167,24 +185,41 @@ def dataset_bytes(built: BuiltDataset) -> int:
 
 def build(studio: Studio) -> dict[str, Any]:
     with gr.Tab("Dataset", id="dataset"):
+        gr.Markdown(
+            "Turn your rows into a judge dataset: choose a source, check the column mapping (recognised by "
+            "name), give a rubric for the whole file if your rows have none, preview, and write it."
+        )
         built = gr.State(None)
         with gr.Row():
             with gr.Column():
-                kind = gr.Radio(SOURCES, value=SOURCES[0], label="Source")
+                kind = gr.Radio(SOURCES, value=SOURCES[0], label="Source", elem_id="ds-source")
                 upload = gr.File(
-                    label="Upload (.jsonl, .json, .csv, .parquet)", file_types=[".jsonl", ".json", ".csv", ".parquet"]
+                    label="Upload (.jsonl, .json, .csv, .parquet)",
+                    file_types=[".jsonl", ".json", ".csv", ".parquet"],
+                    visible=False,
+                    elem_id="ds-file",
                 )
-                hub_id = gr.Textbox(label="Hub dataset id", placeholder="prometheus-eval/Feedback-Collection")
-                n_synthetic = gr.Slider(20, 2000, value=200, step=10, label="Synthetic rows")
-                detect = gr.Button("Detect columns")
-                detected = gr.Textbox(label="Columns found", interactive=False)
-                columns = gr.Textbox(
-                    label="Column mapping (field=column, ...)",
-                    placeholder="orig_instruction=question, orig_response=answer, orig_score=label",
+                hub_id = gr.Textbox(
+                    label="Hub dataset id", placeholder="prometheus-eval/Feedback-Collection", visible=False
                 )
+                n_synthetic = gr.Slider(
+                    20, 2000, value=200, step=10, label="Synthetic rows", info="generated rows whose score is learnable"
+                )
+                detect = gr.Button("Read columns", size="sm")
+                form = mapping.build("ds")
             with gr.Column():
-                mode = gr.Radio(list(MODES), value="score_only", label="Mode")
-                template = gr.Dropdown(["", *builtin_templates()], value="", label="Template (empty: by mode)")
+                mode = gr.Radio(
+                    list(MODES),
+                    value="score_only",
+                    label="Mode",
+                    info="score_only: the target is the score; feedback: written feedback, then the score",
+                )
+                template = gr.Dropdown(
+                    ["", *builtin_templates()],
+                    value="",
+                    label="Template (empty: by mode)",
+                    info="the grading prompt; it travels with the dataset and every run trained on it",
+                )
                 tokenizer = gr.Dropdown(
                     [NO_TOKENIZER, *studio.model_choices()],
                     value=DEFAULT_CHOICE,
@@ -192,10 +227,17 @@ def build(studio: Studio) -> dict[str, Any]:
                 )
                 with gr.Row():
                     num_samples = gr.Number(0, label="Rows to keep (0 = all)", precision=0)
-                    validation = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label="Validation share")
+                    validation = gr.Slider(
+                        0.0,
+                        0.5,
+                        value=0.1,
+                        step=0.05,
+                        label="Validation share",
+                        info="rows held out to measure training",
+                    )
                     seed = gr.Number(0, label="Seed", precision=0)
                 preview_btn = gr.Button("Preview", variant="primary", elem_id="dataset-preview")
-                name = gr.Textbox("my-judge-data", label="Dataset name")
+                name = gr.Textbox("my-judge-data", label="Dataset name", elem_id="ds-name")
                 write_btn = gr.Button("Write dataset", elem_id="dataset-write")
         with gr.Row():
             stats = gr.JSON(label="Statistics")
@@ -204,15 +246,41 @@ def build(studio: Studio) -> dict[str, Any]:
         index = gr.Slider(0, 1, value=0, step=1, label="Example")
         with gr.Row():
             prompt = gr.Textbox(label="Prompt (as the model reads it)", lines=12, interactive=False)
-            target = gr.Textbox(label="Target", lines=12, interactive=False)
-        rejected = gr.Dataframe(label="Rejected rows", interactive=False)
+            target = gr.Textbox(label="Target", lines=12, interactive=False, elem_id="ds-target")
+        rejected = gr.Dataframe(headers=["row", "field", "reason"], label="Rejected rows", interactive=False)
         files = gr.File(label="Dataset files", file_count="multiple", interactive=False)
 
-    source_inputs = [kind, upload, hub_id, n_synthetic, seed]
-    detect.click(bind(columns_of, studio), source_inputs, detected, api_name="dataset_columns")
+    sources = [kind, upload, hub_id, n_synthetic, seed]
+    form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
+    read_columns = (bind(columns_of, studio), sources, form["columns"])
+    fill = mapping.filled(form)
+    detect.click(*read_columns, api_name="dataset_columns").success(fill, form["columns"], form_outputs, api_name=False)
+    upload.upload(*read_columns, api_name=False).success(fill, form["columns"], form_outputs, api_name=False)
+
+    def columns_on_switch(
+        kind: str, upload: str | None, n_synthetic: int, seed: int, request: gr.Request = None
+    ) -> list[str]:
+        """A switch of source reads the new source's columns, where there is one to read yet."""
+        if kind == "hub dataset id" or (kind == "uploaded file" and not upload):
+            return []
+        return columns_of(studio, kind, upload, "", n_synthetic, seed, request)
+
+    kind.change(source_inputs, kind, [upload, hub_id, n_synthetic], api_name=False).then(
+        guarded(columns_on_switch), [kind, upload, n_synthetic, seed], form["columns"], api_name=False
+    ).success(fill, form["columns"], form_outputs, api_name=False)
     preview_btn.click(
         bind(preview, studio),
-        [kind, upload, hub_id, n_synthetic, columns, mode, template, tokenizer, num_samples, validation, seed],
+        [
+            *sources[:4],
+            form["text"],
+            mode,
+            template,
+            tokenizer,
+            num_samples,
+            validation,
+            seed,
+            *mapping.rubric_inputs(form),
+        ],
         [built, stats, scores_plot, lengths_plot, rejected, prompt, target, index],
         api_name="dataset_preview",
     )
@@ -223,5 +291,4 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="dataset_example",
     )
     written = write_btn.click(bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write")
-    kind.change(lambda k: gr.Textbox(interactive=k == "hub dataset id"), kind, hub_id, api_name=False)
-    return {"written": written, "name": name}
+    return {"written": written, "name": name, "load": (fill, form["columns"], form_outputs), "sources": sources}

@@ -4,7 +4,9 @@ intervals, groups, calibration and a second judge, and the self-contained HTML r
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,29 @@ from raft.report_html import figures, to_html
 NONE = "(none)"
 
 
-def batch_results(workspace: Workspace) -> list[str]:
-    """The visitor's scored files (Batch tab results), newest first."""
-    files = sorted(workspace.batch.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [p.name for p in files]
+def _meta(path: Path) -> dict | None:
+    try:
+        meta = json.loads(path.with_name(path.stem + ".meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def result_label(name: str, meta: dict) -> str:
+    """`file · judge · time · hash`: what a person recognises first, the file's hash last."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta.get("time", 0))))
+    digest = Path(name).stem.rsplit("-", 1)[-1]
+    return f"{str(meta.get('file'))[:60]} · {str(meta.get('judge'))[:60]} · {when} · {digest}"
+
+
+def batch_results(workspace: Workspace) -> list[tuple[str, str]]:
+    """The visitor's finished Batch results with at least one scored row, as (label, file name), newest first."""
+    found = []
+    for path in workspace.batch.glob("*.jsonl"):
+        meta = _meta(path)
+        if meta and meta.get("scored"):
+            found.append((float(meta.get("time", 0)), result_label(path.name, meta), path.name))
+    return [(label, name) for _, label, name in sorted(found, reverse=True)]
 
 
 def _scored_file(studio: Studio, workspace: Workspace, choice: str | None, upload: str | None) -> Path | None:
@@ -33,7 +54,7 @@ def _scored_file(studio: Studio, workspace: Workspace, choice: str | None, uploa
         return check_upload(studio, upload)
     if not choice or choice == NONE:
         return None
-    if choice not in batch_results(workspace):
+    if choice not in [name for _, name in batch_results(workspace)]:
         raise gr.Error(f"'{str(choice)[:80]}' is not one of your batch results")
     return workspace.batch / choice
 
@@ -70,15 +91,15 @@ def evaluate(
             pred=pred.strip() or "expected_score",
             by=_columns(by),
             other=other,
-            names=(path.stem[:40], other_path.stem[:40] if other_path else "B"),
+            names=(_name(path), _name(other_path) if other_path else "B"),
             calibration=cal,
         )
     except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
     figs = figures(report)
     group = next((v for k, v in figs.items() if k.startswith("by ")), None)
     key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
-    card = to_markdown(report)
+    card = header(path, report) + to_markdown(report)
     texts = {f"report-{key}.html": to_html(report, card), f"report-{key}.json": json.dumps(report, indent=2)}
     sizes = sum(len(t.encode("utf-8")) for t in texts.values())
     workspace.reserve(2 * sizes)  # the reports and their staged copies
@@ -94,6 +115,20 @@ def evaluate(
         figs.get("comparison"),
         files,
     )
+
+
+def _name(path: Path) -> str:
+    """A scored file as the report names it: 'file · judge' for a Batch result, else the file's name."""
+    meta = _meta(path)
+    return f"{meta.get('file')} · {meta.get('judge')}"[:80] if meta else path.name[:60]
+
+
+def header(path: Path, report: dict) -> str:
+    """The card's title: which judge, which file, how many rows."""
+    meta = _meta(path) or {}
+    judge = html.escape(str(meta.get("judge") or "the judge in the file"))
+    source = html.escape(str(meta.get("file") or path.name))
+    return f"### {judge} on {source} · n = {report['n']} rows with gold\n\n"
 
 
 def fit_calibration(
@@ -118,7 +153,7 @@ def build(studio: Studio) -> dict[str, Any]:
             "The report card of a scored file against gold: every metric with its 95% bootstrap interval, per "
             "group, the calibration of the score distribution, and a second judge compared on the same rows."
         )
-        results = [NONE] if studio.settings.public else [NONE, *batch_results(studio.workspace())]
+        results = [NONE]  # filled from the server on page load and after every batch
         with gr.Row():
             with gr.Column():
                 choice = gr.Dropdown(results, value=NONE, label="Batch result", elem_id="ev-batch")
@@ -127,15 +162,29 @@ def build(studio: Studio) -> dict[str, Any]:
                 other_choice = gr.Dropdown(results, value=NONE, label="Compare with (optional)")
                 other_upload = gr.File(label="...or a second scored file")
             with gr.Column():
-                gold = gr.Textbox("", label="Gold column (empty: orig_score, gpt4_score, ...)")
-                pred = gr.Textbox("expected_score", label="Prediction column")
+                gold = gr.Textbox(
+                    "",
+                    label="Gold column",
+                    info="empty: the column the batch mapped to the gold score (orig_score), else gpt4_score, score",
+                )
+                pred = gr.Textbox("expected_score", label="Prediction column", info="expected_score: the RAIL score")
                 by = gr.Textbox(
                     "", label="Group by (columns, comma-separated)", placeholder="category, response_source"
                 )
-                cal_file = gr.File(label="Calibration (CAL.json, optional)", file_types=[".json"])
-                with gr.Row():
-                    coverage = gr.Slider(0.5, 0.99, value=0.9, step=0.01, label="Interval coverage")
-                    fit_btn = gr.Button("Fit calibration")
+                with gr.Accordion("Calibration (optional)", open=False):
+                    cal_file = gr.File(
+                        label="CAL.json (from `calibrate` or Fit below)", file_types=[".json"], height=90
+                    )
+                    with gr.Row():
+                        coverage = gr.Slider(
+                            0.5,
+                            0.99,
+                            value=0.9,
+                            step=0.01,
+                            label="Interval coverage",
+                            info="share of gold scores the calibrated intervals should contain",
+                        )
+                        fit_btn = gr.Button("Fit calibration")
         run = gr.Button("Evaluate", variant="primary", elem_id="ev-button")
         card = gr.Markdown(elem_id="ev-card")
         with gr.Row():

@@ -40,6 +40,21 @@ FORM = [
 ]
 
 
+NO_DATASET = "Choose a dataset above (write one in the Dataset tab first): a run trains on a dataset."
+INFO = {
+    "loss": "raft: regression-aware loss on the expected score over the score tokens; cot_raft (TRACT): RAFT plus "
+    "cross-entropy on the written feedback; ce: plain next-token cross-entropy (the usual fine-tune)",
+    "lam": "cot_raft only: the weight of the RAFT score loss added to the feedback cross-entropy",
+    "lora": "train small low-rank adapters instead of every weight: faster, less memory",
+    "lora_r": "the adapters' rank: larger learns more, uses more memory",
+    "gradient_checkpointing": "recompute activations to save memory, about 30% slower",
+    "max_steps": "optimizer steps; -1 trains by epochs",
+    "eval_steps": "validate on the validation split every this many steps (and at step 0)",
+    "grad_accum": "batches added up per optimizer step",
+    "max_length": "tokens per example; longer examples are cut",
+}
+
+
 def form_config(
     studio: Studio,
     dataset: str,
@@ -111,6 +126,9 @@ def update_views(
 def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> TrainConfig:
     """Parse the (possibly edited) YAML and resolve its names: unknown keys, bad values and paths are refused."""
     try:
+        named = yaml.safe_load(text or "")
+        if isinstance(named, dict) and str(named.get("data") or "").strip() in ("", "."):
+            raise gr.Error(NO_DATASET)
         return train_config.from_yaml(studio, text, studio.workspace(request))
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise gr.Error(str(exc)) from None
@@ -119,7 +137,7 @@ def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> T
 def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = None) -> str:
     """What a run on this dataset trains with: its mode, scale and template, from the dataset's manifest."""
     if not dataset:
-        return "No dataset chosen: write one in the Dataset tab."
+        return "⚠️ " + NO_DATASET
     try:
         manifest = read_dataset_manifest(safe_child(studio.workspace(request).datasets, dataset))
     except (DataError, ValueError, KeyError) as exc:
@@ -241,6 +259,9 @@ def refresh_jobs(studio: Studio, selected: str | None, shown: list | None) -> tu
     return gr.Dropdown(choices=[tuple(c) for c in choices], value=value), choices
 
 
+RUNS_COLUMNS = ["job", "run", "status", "started", "step", "loss", "val_pearson", "val_rmse"]
+
+
 def runs_table(studio: Studio) -> pd.DataFrame:
     rows = []
     for job in studio.jobs.list():
@@ -252,12 +273,12 @@ def runs_table(studio: Studio) -> pd.DataFrame:
                 "status": job.status,
                 "started": job.started,
                 "step": s["step"],
-                "loss": s["loss"],
-                "val_pearson": s.get("val_pearson"),
-                "val_rmse": s.get("val_rmse"),
+                "loss": plots.rounded(s["loss"]),
+                "val_pearson": plots.rounded(s.get("val_pearson")),
+                "val_rmse": plots.rounded(s.get("val_rmse")),
             }
         )
-    return pd.DataFrame(rows, columns=["job", "run", "status", "started", "step", "loss", "val_pearson", "val_rmse"])
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def job_list(studio: Studio, selected: str | None = None) -> Any:
@@ -276,44 +297,52 @@ def build(studio: Studio) -> dict[str, Any]:
             )
         with gr.Row():
             with gr.Column():
-                datasets = [] if studio.settings.public else studio.datasets()
                 dataset = gr.Dropdown(
-                    datasets,
-                    value=datasets[0] if datasets else None,
+                    [],
+                    value=None,
                     label="Dataset",
-                    elem_id="ft-dataset",
+                    info="filled from the server: your datasets, newest first",
                     allow_custom_value=True,
+                    elem_id="ft-dataset",
                 )
-                about = gr.Markdown(dataset_summary(studio, datasets[0] if datasets else None), elem_id="ft-about")
+                about = gr.Markdown(dataset_summary(studio, None), elem_id="ft-about")
                 run_name = gr.Textbox(studio.fresh_run_name(), label="Run name (a new folder)", elem_id="ft-run-name")
                 base_model = gr.Textbox(
                     "", label="Base model (empty: default model)", interactive=studio.settings.allow_any_model
                 )
                 with gr.Row():
-                    loss = gr.Radio(["raft", "cot_raft", "ce"], value="raft", label="Loss")
-                    lam = gr.Number(1.0, label="lambda (cot_raft)")
+                    loss = gr.Radio(["raft", "cot_raft", "ce"], value="raft", label="Loss", info=INFO["loss"])
+                    lam = gr.Number(1.0, label="lambda (cot_raft)", info=INFO["lam"])
                 with gr.Row():
-                    lora = gr.Checkbox(True, label="LoRA")
-                    lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0)
-                    gradient_checkpointing = gr.Checkbox(False, label="Gradient checkpointing")
+                    lora = gr.Checkbox(True, label="LoRA", info=INFO["lora"])
+                    lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, info=INFO["lora_r"])
+                    gradient_checkpointing = gr.Checkbox(
+                        False, label="Gradient checkpointing", info=INFO["gradient_checkpointing"]
+                    )
                 with gr.Row():
                     learning_rate = gr.Number(defaults.learning_rate, label="Learning rate")
-                    max_steps = gr.Number(100, label="Max steps (-1: by epochs)", precision=0)
+                    max_steps = gr.Number(100, label="Max steps (-1: by epochs)", precision=0, info=INFO["max_steps"])
                     epochs = gr.Number(defaults.epochs, label="Epochs")
                 with gr.Row():
                     batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
-                    grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
-                    max_length = gr.Number(defaults.max_length, label="Max length", precision=0)
-                    eval_steps = gr.Number(25, label="Evaluate every", precision=0)
+                    grad_accum = gr.Number(
+                        defaults.grad_accum, label="Gradient accumulation", precision=0, info=INFO["grad_accum"]
+                    )
+                    max_length = gr.Number(
+                        defaults.max_length, label="Max length", precision=0, info=INFO["max_length"]
+                    )
+                    eval_steps = gr.Number(25, label="Evaluate every", precision=0, info=INFO["eval_steps"])
             with gr.Column():
-                config_yaml = gr.Code(label="Config (YAML, editable: this is what Start runs)", language="yaml")
+                config_yaml = gr.Code(
+                    label="Config (YAML, editable: this is what Start runs)", language="yaml", elem_id="ft-yaml"
+                )
                 command = gr.Textbox(label="Equivalent command", interactive=False)
                 with gr.Row():
                     start_btn = gr.Button(
                         "Start", variant="primary", elem_id="ft-start", interactive=studio.settings.allow_training
                     )
                     stop_btn = gr.Button("Stop", elem_id="ft-stop", interactive=studio.settings.allow_training)
-                    resume_btn = gr.Button("Resume", interactive=studio.settings.allow_training)
+                    resume_btn = gr.Button("Resume", elem_id="ft-resume", interactive=studio.settings.allow_training)
         with gr.Row():
             job = gr.Dropdown(job_choices(studio), label="Job", elem_id="ft-job", allow_custom_value=True)
             log_scale = gr.Checkbox(False, label="Log-scale loss")
@@ -322,7 +351,7 @@ def build(studio: Studio) -> dict[str, Any]:
             loss_plot = gr.Plot(label="Training loss")
             eval_plot = gr.Plot(label="Validation")
         log = gr.Textbox(label="Log (tail)", lines=10, interactive=False, autoscroll=True)
-        runs = gr.Dataframe(label="Runs", interactive=False)
+        runs = gr.Dataframe(headers=RUNS_COLUMNS, label="Runs", interactive=False)
         timer = gr.Timer(2.0)
         shown_jobs = gr.State(None)
 

@@ -42,13 +42,22 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             align = align_tab.build(studio, tabs, tune)
 
         def scored_choices(request: gr.Request):
-            choices = [evaluate_tab.NONE, *evaluate_tab.batch_results(studio.workspace(request))]
-            return tuple(gr.Dropdown(choices=choices) for _ in [*evaluate["results"], *align["results"]])
+            """Batch results for Evaluate, the newest chosen (the comparison left empty), and for Align."""
+            results = evaluate_tab.batch_results(studio.workspace(request))
+            choices = [evaluate_tab.NONE, *results]
+            newest = results[0][1] if results else evaluate_tab.NONE
+            evaluate_lists = (gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=choices))
+            return (*evaluate_lists, *(gr.Dropdown(choices=choices) for _ in align["results"]))
+
+        def dataset_choices(request: gr.Request, chosen: str | None = None):
+            names = studio.datasets(request)
+            return gr.Dropdown(choices=names, value=chosen if chosen in names else (names[0] if names else None))
 
         def refresh_choices(request: gr.Request):
+            """Every server-side list, as the page loads: datasets, judges and batch results."""
             models = studio.model_choices()
             return (
-                gr.Dropdown(choices=studio.datasets(request)),
+                dataset_choices(request),
                 *(gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]),
                 *scored_choices(request),
             )
@@ -59,7 +68,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         batch["scored"].then(scored_choices, None, [*evaluate["results"], *align["results"]], api_name="scored_refresh")
 
         def written(name: str, request: gr.Request):
-            return gr.Dropdown(choices=studio.datasets(request), value=name)
+            return dataset_choices(request, name)
 
         data["written"].success(
             guarded(written),
@@ -73,6 +82,16 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
+        fill, columns, form_outputs = data["load"]
+        def synthetic_columns(kind: str, upload, hub_id: str, n: int, seed: int, request: gr.Request):
+            """The page opens on the synthetic sample: its columns fill the mapping at once."""
+            if kind != "synthetic sample":
+                return []
+            return dataset_tab.columns_of(studio, kind, upload, hub_id, n, seed, request)
+
+        demo.load(guarded(synthetic_columns), data["sources"], columns, api_name=False).then(
+            fill, columns, form_outputs, api_name=False
+        )
     return demo, studio
 
 

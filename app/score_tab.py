@@ -10,7 +10,17 @@ from typing import Any
 import gradio as gr
 
 from app import plots
-from app.studio import DEFAULT_CHOICE, ENGINE_CHOICES, MODE_CHOICES, VLLM, Studio, bind, gpu, model_dropdown
+from app.studio import (
+    DEFAULT_CHOICE,
+    ENGINE_CHOICES,
+    MODE_CHOICES,
+    MODE_INFO,
+    VLLM,
+    Studio,
+    bind,
+    gpu,
+    model_dropdown,
+)
 from raft.judge import LOW_MASS
 from raft.limits import LIMITS, too_long
 from raft.prompts import rubric_item
@@ -27,8 +37,21 @@ def _padded(descriptions: list[str]) -> list[str]:
     return [*descriptions, *[""] * (MAX_LEVELS - len(descriptions))][:MAX_LEVELS]
 
 
-def preset_fields(name: str) -> list[str]:
-    """A preset's criterion and descriptions (scores 1..5), padded to MAX_LEVELS boxes."""
+GLOSSARY = (
+    "<small>**Expected score** (RAIL): the scores weighted by the probability the judge gives each score token, "
+    "read in one forward pass. **Most likely**: the score with the highest probability. **Score-token mass**: the "
+    "share of the next-token probability on the score tokens; a low mass means the model did not expect to write "
+    "a score here.</small>"
+)
+CUSTOM = "(custom: typed, or the example's own)"
+"""The preset dropdown's value once the criterion is typed or comes from a random example."""
+
+
+def preset_fields(name: str) -> list[Any]:
+    """A preset's criterion and descriptions (scores 1..5), padded to MAX_LEVELS boxes; a custom
+    rubric leaves the boxes as they are."""
+    if name not in rubric_presets():
+        return [gr.skip()] * (1 + MAX_LEVELS)
     preset = rubric_presets()[name]
     return [preset.criteria, *_padded(list(preset.descriptions))]
 
@@ -54,13 +77,13 @@ def rubric_boxes(studio: Studio, choice: str | None) -> list[Any]:
 
 def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
     lines = [
-        f"**{name}**: expected score **{j.expected_score:.2f}**, most likely **{j.mode_score}**, "
-        f"score-token mass {j.score_mass:.2f}"
+        f"**{name}**: expected score **{j.expected_score:.3g}**, most likely **{j.mode_score}**, "
+        f"score-token mass {j.score_mass:.3g}"
     ]
     if j.flag:
         lines.append(f"⚠️ {j.flag}")
     if j.interval:
-        lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.2f}, {j.interval[1]:.2f}]**")
+        lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.3g}, {j.interval[1]:.3g}]**")
     if j.score_mass < LOW_MASS:
         lines.append(
             f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
@@ -246,17 +269,22 @@ def build(studio: Studio) -> dict[str, Any]:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    model = model_dropdown(studio, info="default model, a fine-tuned run, or a hub id / local path")
-                    mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode", elem_id="score-mode")
+                    model = model_dropdown(
+                        studio, info="default model, a fine-tuned run, or a hub id / local path", elem_id="score-model"
+                    )
+                    mode = gr.Radio(
+                        MODE_CHOICES, value="score_only", label="Mode", elem_id="score-mode", info=MODE_INFO
+                    )
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
                     model_b = model_dropdown(studio, "Second judge")
-                with gr.Row():
+                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
+                with gr.Accordion("Calibration (optional)", open=False):
                     calibration = gr.File(
-                        label="Calibration (CAL.json from `calibrate` or the Evaluate tab, optional)",
+                        label="CAL.json from `calibrate` or the Evaluate tab: tempers the scores, adds an interval",
                         file_types=[".json"],
+                        height=90,
                     )
-                    engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
                 with gr.Row():
                     max_new_tokens = gr.Slider(
                         16,
@@ -277,13 +305,20 @@ def build(studio: Studio) -> dict[str, Any]:
                     go_btn = gr.Button("Score", variant="primary", elem_id="score-button")
                     cancel_btn = gr.Button("Cancel", elem_id="score-cancel")
             with gr.Column(scale=2):
-                preset = gr.Dropdown(presets, value=presets[0], label="Rubric preset")
+                preset = gr.Dropdown(
+                    [*presets, CUSTOM],
+                    value=presets[0],
+                    label="Rubric preset",
+                    info="the criterion and what each score means; edit any box to make your own",
+                    elem_id="score-preset",
+                )
                 fields = preset_fields(presets[0])
                 criteria = gr.Textbox(fields[0], label="Criterion", lines=2)
                 descriptions = [
                     gr.Textbox(fields[k], label=f"Score {k}", lines=1, visible=k <= 5) for k in range(1, MAX_LEVELS + 1)
                 ]
         result = gr.Markdown(elem_id="score-result")
+        gr.Markdown(GLOSSARY)
         plot = gr.Plot(label="Score distribution", elem_id="score-plot")
         details = gr.JSON(label="Details")
 
@@ -303,6 +338,14 @@ def build(studio: Studio) -> dict[str, Any]:
         None,
         [instruction, response, reference, criteria, *descriptions],
         api_name="random_example",
+    ).then(lambda: CUSTOM, None, preset, api_name=False, show_progress="hidden")
+    gr.on(
+        [criteria.input, *(d.input for d in descriptions)],
+        lambda: CUSTOM,
+        None,
+        preset,
+        api_name=False,
+        show_progress="hidden",
     )
     scored = go_btn.click(
         bind(score_streaming, studio),

@@ -63,6 +63,10 @@ DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
 MODE_CHOICES = [("score only (RAIL)", "score_only"), ("feedback, then score (CoT-RAIL)", "feedback")]
 """The judge modes as the Score and Batch tabs show them: (label, mode) pairs, values of JUDGE_MODES."""
+MODE_INFO = (
+    "RAIL: the expected score over the score tokens' probabilities, in one forward pass; CoT-RAIL: the judge "
+    "writes feedback first (slower; needs a judge trained for feedback)"
+)
 
 
 def _flag(name: str) -> bool:

@@ -193,7 +193,8 @@ def compare_section(
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    """A number to `digits` significant digits (0.298, 1.23, 12.3), 'n/a' for none."""
+    return "n/a" if x is None else f"{x:.{digits}g}"
 
 
 def _ci(m: dict[str, Any]) -> str:
@@ -225,7 +226,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f = report["calibration_file"]
         h = f["rows_not_used_to_fit"]
         lines.append(
-            f"With the calibration (T = {f['temperature']:.3f}), on {h['n']} rows not used to fit it: ECE "
+            f"With the calibration (T = {_fmt(f['temperature'])}), on {h['n']} rows not used to fit it: ECE "
             f"{_fmt(h['ece_before'])} -> {_fmt(h['ece_after'])}, interval coverage {_fmt(h['coverage'])} "
             f"(target {f['coverage_target']:.2f}, mean width {_fmt(h['mean_width'], 2)})."
         )

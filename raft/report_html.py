@@ -6,11 +6,31 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from raft.stats import METRICS
 
 BLUE, ORANGE, GREY = "#2563eb", "#f97316", "#6b7280"
+MIN_N = 5
+"""Fewer paired rows than this and a correlation is not drawn: on 2 rows it is always -1 or 1."""
+ERRORS = ("rmse", "mae")
+"""Metrics in score units (lower is better), drawn on their own axis apart from the correlations."""
+
+
+def sig(x: Any, digits: int = 3) -> str:
+    """A number as a person reads it: 3 significant digits, 'n/a' for none."""
+    return "n/a" if x is None else f"{float(x):.{digits}g}"
+
+
+def mean_by_gold(gold: list[float], pred: list[float]) -> list[dict[str, Any]]:
+    """The mean prediction per gold value in gold order (per half-point bin when gold is continuous)."""
+    g, p = np.asarray(gold, dtype=float), np.asarray(pred, dtype=float)
+    keys = g if len(np.unique(g)) <= 21 else np.round(g * 2) / 2
+    return [
+        {"gold": float(k), "expected": float(p[keys == k].mean()), "n": int((keys == k).sum())} for k in np.unique(keys)
+    ]
 
 
 def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
@@ -37,30 +57,55 @@ def _error_bars(metrics: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def metric_bars(report: dict[str, Any]) -> go.Figure:
-    """Each metric with its bootstrap interval."""
-    shown = {m: report["metrics"][m] for m in METRICS}
-    fig = go.Figure(
-        go.Bar(
-            x=list(shown),
-            y=[m["value"] for m in shown.values()],
-            error_y=_error_bars(shown),
-            marker_color=BLUE,
+def _split_bars(fig: go.Figure, shown: dict[str, dict[str, Any]], colors: list[str] | str, n: int) -> go.Figure:
+    """Agreement metrics (left) and errors in score units (right) as bars on separate axes, 3 digits
+    shown; correlations on fewer than MIN_N rows are left out."""
+    left = [m for m in shown if m not in ERRORS and not (n < MIN_N and m in CORRELATIONS)]
+    right = [m for m in shown if m in ERRORS]
+    color_of = dict(zip(shown, colors if isinstance(colors, list) else [colors] * len(shown)))
+    for col, names in ((1, left), (2, right)):
+        part = {m: shown[m] for m in names}
+        fig.add_bar(
+            x=names,
+            y=[m["value"] for m in part.values()],
+            error_y=_error_bars(part),
+            marker_color=[color_of[m] for m in names],
+            text=[sig(m["value"]) for m in part.values()],
+            hovertemplate="%{x}: %{y:.3g}<extra></extra>",
+            showlegend=False,
+            row=1,
+            col=col,
         )
-    )
-    return layout(fig, f"Agreement with {int(report['level'] * 100)}% bootstrap intervals", "metric", "value")
+    return fig
+
+
+CORRELATIONS = ("pearson", "spearman", "kendall")
+
+
+def metric_bars(report: dict[str, Any]) -> go.Figure:
+    """Each metric with its bootstrap interval: agreement on one axis, errors on another, with n."""
+    shown = {m: report["metrics"][m] for m in METRICS}
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35], subplot_titles=("agreement", "error (score units)"))
+    _split_bars(fig, shown, BLUE, report["n"])
+    title = f"Agreement with {int(report['level'] * 100)}% bootstrap intervals (n = {report['n']})"
+    return layout(fig, title, "", "")
 
 
 def group_bars(report: dict[str, Any], column: str, metric: str = "pearson") -> go.Figure:
-    """One metric per group of `column`, with intervals."""
+    """One metric per group of `column`, with intervals and each group's n (none drawn under MIN_N rows)."""
     groups = report["groups"][column]
     shown = {value: g["metrics"][metric] for value, g in groups.items()}
+    small = metric in CORRELATIONS
     fig = go.Figure(
         go.Bar(
             x=[f"{v} (n={groups[v]['n']})" for v in shown],
-            y=[m["value"] for m in shown.values()],
+            y=[None if small and groups[v]["n"] < MIN_N else m["value"] for v, m in shown.items()],
             error_y=_error_bars(shown),
             marker_color=ORANGE,
+            text=[
+                sig(m["value"]) if not (small and groups[v]["n"] < MIN_N) else f"n < {MIN_N}" for v, m in shown.items()
+            ],
+            hovertemplate="%{x}: %{y:.3g}<extra></extra>",
         )
     )
     return layout(fig, f"{metric} by {column}", column, metric)
@@ -68,7 +113,7 @@ def group_bars(report: dict[str, Any], column: str, metric: str = "pearson") -> 
 
 def reliability(report: dict[str, Any]) -> go.Figure:
     """Accuracy against confidence per confidence bin (the diagonal is perfect calibration)."""
-    table = report["calibration"]["reliability"]
+    table = [b for b in report["calibration"]["reliability"] if b["n"] > 0]  # an empty bin has no accuracy
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color=GREY), name="perfect")
     fig.add_scatter(
@@ -77,7 +122,8 @@ def reliability(report: dict[str, Any]) -> go.Figure:
         mode="lines+markers",
         marker=dict(size=[6 + 20 * b["n"] / max(1, report["n"]) for b in table], color=BLUE),
         text=[f"n={b['n']}" for b in table],
-        name=f"judge (ECE {report['calibration']['ece']:.3f})",
+        hovertemplate="confidence %{x:.3g}, accuracy %{y:.3g} (%{text})<extra></extra>",
+        name=f"judge (ECE {sig(report['calibration']['ece'])}, n = {report['n']})",
     )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1])
@@ -106,19 +152,20 @@ def expected_vs_gold(report: dict[str, Any]) -> go.Figure:
         error_y=error,
         name="rows",
     )
-    if "calibration" in report:
-        bins = report["calibration"]["expected_vs_gold"]
-        fig.add_scatter(
-            x=[b["gold"] for b in bins],
-            y=[b["expected"] for b in bins],
-            mode="lines+markers",
-            line=dict(color=ORANGE),
-            name="mean by bin of expected score",
-        )
+    means = mean_by_gold(points["gold"], points["pred"])
+    fig.add_scatter(
+        x=[m["gold"] for m in means],
+        y=[m["expected"] for m in means],
+        mode="lines+markers",
+        line=dict(color=ORANGE),
+        text=[f"n={m['n']}" for m in means],
+        hovertemplate="gold %{x:.3g}: mean expected %{y:.3g} (%{text})<extra></extra>",
+        name="mean expected score per gold value",
+    )
     lo = min(points["gold"] + points["pred"])
     hi = max(points["gold"] + points["pred"])
     fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dash", color=GREY), name="y = x")
-    return layout(fig, "Expected score against gold", "gold", "expected score")
+    return layout(fig, f"Expected score against gold (n = {report['n']})", "gold", "expected score")
 
 
 def comparison(report: dict[str, Any]) -> go.Figure:
@@ -127,10 +174,10 @@ def comparison(report: dict[str, Any]) -> go.Figure:
     a, b = report["names"]
     shown = {m: {"value": comp[m]["diff"], "lo": comp[m]["lo"], "hi": comp[m]["hi"]} for m in METRICS}
     colors = [BLUE if comp[m]["better"] == "A" else ORANGE if comp[m]["better"] == "B" else GREY for m in METRICS]
-    fig = go.Figure(
-        go.Bar(x=list(shown), y=[m["value"] for m in shown.values()], error_y=_error_bars(shown), marker_color=colors)
-    )
-    return layout(fig, f"{a} - {b} (coloured where both tests name a winner)", "metric", "difference")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35], subplot_titles=("agreement", "error (score units)"))
+    _split_bars(fig, shown, colors, report["compare"]["n"])
+    title = f"{a} - {b} on n = {report['compare']['n']} rows (coloured where both tests name a winner)"
+    return layout(fig, title, "", "difference")
 
 
 def figures(report: dict[str, Any]) -> dict[str, go.Figure]:

@@ -1,6 +1,7 @@
-"""The studio in a real browser (Debian's chromium driven by playwright): every tab, a scored item
-with its plot, a small batch, and a tiny training job whose progress moves. Saves a screenshot of
-the Score tab for the README. Skipped only outside CI when chromium is missing."""
+"""The studio in a real browser (Debian's chromium driven by playwright): the newcomer's path with a
+page reload between every step (own CSV -> mapped dataset -> a run stopped, resumed and used ->
+a batch -> its report card), every tab, and the HTML report. Saves a screenshot of each tab for the
+README. Skipped only outside CI when chromium is missing."""
 
 import os
 import re
@@ -13,7 +14,7 @@ from raft.files import write_rows
 from raft.synthetic import generate_rows
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "score-tab.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -34,7 +35,9 @@ def page(launched):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing in CI: .ci/run installs Debian's chromium")
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # the machine is shared: every event may wait its turn
 
     url, _ = launched
     with sync_playwright() as p:
@@ -44,6 +47,128 @@ def page(launched):
         page.goto(url)
         yield page
         browser.close()
+
+
+def _pick(page, elem_id: str, option: str) -> None:
+    """Choose an option of a Gradio dropdown as a person does: open it, click the option."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _reload(page) -> None:
+    """A page reload, as a visitor presses F5 (the 2 s job timer keeps the network busy: wait for the tabs)."""
+    from playwright.sync_api import expect
+
+    page.reload()
+    expect(page.get_by_role("tab", name="Evaluate")).to_be_visible()
+
+
+def _shot(page, name: str) -> None:
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"{name}-tab.png"), full_page=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_newcomers_path_with_a_reload_between_every_step(page, tmp_path, launched):
+    """Own CSV (question, answer, score; no rubric) -> dataset -> run stopped in validation, resumed
+    -> one item scored with the run -> the same CSV in batch -> its report card; reloading each time."""
+    from playwright.sync_api import expect
+
+    url, studio = launched
+    rows = [
+        {
+            "question": f"What is {i} plus {i + 1}?",
+            "answer": f"It is {2 * i + 1 + (i % 3) - 1}.",
+            "score": 5 - 2 * (i % 3),
+        }
+        for i in range(40)
+    ]
+    csv = write_rows(tmp_path / "newcomer.csv", rows)
+    page.goto(url)
+
+    # 1. own data in one step: the columns are recognised, a preset gives the rubric, preview, write
+    page.get_by_role("tab", name="Dataset").click()
+    page.get_by_label("uploaded file").check()
+    page.locator("#ds-file input[type=file]").set_input_files(str(csv))
+    expect(page.locator("#ds-map-orig_instruction input")).to_have_value("question", timeout=30_000)
+    expect(page.locator("#ds-map-orig_response input")).to_have_value("answer")
+    expect(page.locator("#ds-map-orig_score input")).to_have_value("score")
+    _pick(page, "ds-map-rubric", "Factual accuracy")
+    expect(page.locator("#ds-map-status")).to_contain_text("Ready: every field the judge reads", timeout=30_000)
+    expect(page.locator("#ds-map-text textarea")).to_have_value(
+        "orig_instruction=question, orig_response=answer, orig_score=score"
+    )
+    page.locator("#dataset-preview").click()
+    expect(page.locator("#ds-target textarea")).to_have_value(re.compile(r"^\[RESULT\] \d"), timeout=60_000)
+    page.locator("#ds-name textarea").fill("newcomer-data")
+    page.locator("#dataset-write").click()
+    expect(page.get_by_role("cell", name="dataset.json")).to_be_visible(timeout=30_000)
+    _shot(page, "dataset")
+
+    # 2. after a reload the Fine-tune tab still has the dataset: start a short run
+    _reload(page)
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#ft-dataset input")).to_have_value("newcomer-data", timeout=30_000)
+    expect(page.locator("#ft-about")).to_contain_text("Trains in mode")
+    page.get_by_label("Max steps (-1: by epochs)").fill("10")
+    page.get_by_label("Max steps (-1: by epochs)").press("Tab")
+    page.get_by_label("Evaluate every").fill("5")
+    page.get_by_label("Evaluate every").press("Tab")
+    expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 10")
+    page.locator("#ft-start").click()
+    expect(page.locator("#ft-status")).to_contain_text("running", timeout=60_000)
+
+    # 3. reload mid-job: the job is still chosen and watched; stop it, resume it to the end
+    _reload(page)
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#ft-job input")).to_have_value(re.compile("run-1"), timeout=30_000)
+    expect(page.locator("#ft-status")).to_contain_text("running", timeout=30_000)
+    page.locator("#ft-stop").click()
+    expect(page.locator("#ft-status")).to_contain_text("stopped", timeout=180_000)
+    _reload(page)
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#ft-status")).to_contain_text("stopped", timeout=30_000)
+    page.locator("#ft-resume").click()
+    expect(page.locator("#ft-status")).to_contain_text("completed", timeout=300_000)
+    expect(page.locator("#ft-status")).to_contain_text("step 10 / 10")
+    _shot(page, "finetune")
+
+    # 4. after a reload the run is a judge to pick: score one item with it
+    _reload(page)
+    page.get_by_role("tab", name="Score").click()
+    _pick(page, "score-model", "run: run-1")
+    page.get_by_role("button", name="Random example").click()
+    expect(page.get_by_label("Response to evaluate")).not_to_have_value("")
+    expect(page.locator("#score-preset input")).to_have_value(re.compile(r"^\(custom"))  # the example's own rubric
+    page.locator("#score-button").click()
+    expect(page.locator("#score-result")).to_contain_text("run: run-1", timeout=90_000)
+    expect(page.locator("#score-result")).to_contain_text("expected score")
+    expect(page.locator("#score-plot .js-plotly-plot").first).to_be_visible()
+    _shot(page, "score")
+
+    # 5. the same CSV in batch with the run: mapped by name, the same preset; gold and response follow the mapping
+    _reload(page)
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(csv))
+    expect(page.locator("#batch-map-orig_score input")).to_have_value("score", timeout=30_000)
+    expect(page.locator("#batch-map-rubric input")).to_have_value("Helpfulness")
+    _pick(page, "batch-map-rubric", "Factual accuracy")
+    _pick(page, "batch-model", "run: run-1")
+    page.locator("#batch-button").click()
+    expect(page.locator("#batch-summary")).to_contain_text("Scored 40 rows, 0 with errors", timeout=120_000)
+    expect(page.locator("#batch-summary")).to_contain_text("Pearson")
+    expect(page.locator("#batch-table")).to_contain_text(rows[0]["answer"])
+    _shot(page, "batch")
+
+    # 6. after a reload the result is listed by file, judge and time, newest chosen: its report card
+    _reload(page)
+    page.get_by_role("tab", name="Evaluate").click()
+    expect(page.locator("#ev-batch input")).to_have_value(re.compile(r"^newcomer\.csv · run: run-1 · "), timeout=30_000)
+    page.locator("#ev-button").click()
+    expect(page.locator("#ev-card")).to_contain_text("run: run-1 on newcomer.csv · n = 40", timeout=60_000)
+    expect(page.locator("#ev-metrics .js-plotly-plot").first).to_be_visible()
+    _shot(page, "evaluate")
 
 
 def test_all_tabs_score_batch_and_training(page, tmp_path):
@@ -59,8 +184,6 @@ def test_all_tabs_score_batch_and_training(page, tmp_path):
     page.locator("#score-button").click()
     expect(page.locator("#score-result")).to_contain_text("expected score", timeout=90_000)
     expect(page.locator("#score-plot .js-plotly-plot").first).to_be_visible()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     page.get_by_role("tab", name="Batch").click()
     rows = generate_rows(6, seed=8)
@@ -106,7 +229,6 @@ def test_the_evaluate_view_and_its_html_report(page, tmp_path, launched):
     expect(page.locator("#ev-card")).to_contain_text("pearson", timeout=60_000)
     expect(page.locator("#ev-card")).to_contain_text("By category")
     expect(page.locator("#ev-metrics .js-plotly-plot").first).to_be_visible()
-    page.screenshot(path=str(SCREENSHOT.with_name("evaluate-tab.png")), full_page=True)
 
     html = sorted((launched[1].root / "reports").glob("report-*.html"))[-1]
     page.goto(html.as_uri())

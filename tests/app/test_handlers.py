@@ -30,7 +30,7 @@ def test_score_one_item_and_compare(studio):
         studio, DEFAULT_CHOICE, "score_only", *example, progress=no_progress
     )
     j = details[DEFAULT_CHOICE]
-    assert f"{j['expected_score']:.2f}" in markdown and "⚠️" in markdown  # a random model has little mass
+    assert f"{j['expected_score']:.3g}" in markdown and "⚠️" in markdown  # a random model has little mass
     assert list(figure.data[0].y) == pytest.approx(j["probs"]) and list(figure.data[0].x) == [1, 2, 3, 4, 5]
     markdown, figure, details = score_tab.score_item(
         studio, DEFAULT_CHOICE, "score_only", *example, compare=True, model_b=DEFAULT_CHOICE
@@ -229,7 +229,8 @@ def test_evaluate_a_batch_result_fit_a_calibration_and_score_with_it(studio, tmp
         r["category"] = ["math", "writing"][i % 2]
     path = write_rows(tmp_path / "gold.jsonl", rows)
     batch_tab.score_batch(studio, str(path), "", DEFAULT_CHOICE, "score_only", 8, "orig_score", progress=no_progress)
-    [result] = evaluate_tab.batch_results(studio.workspace())
+    [(label, result)] = evaluate_tab.batch_results(studio.workspace())
+    assert label.startswith(f"gold.jsonl · {DEFAULT_CHOICE} · ") and label.endswith(result.rsplit("-")[-1][:-6])
     card, metrics, group, reliability, scatter, comparison, files = evaluate_tab.evaluate(
         studio, result, None, result, None, "", "expected_score", "category", None
     )
