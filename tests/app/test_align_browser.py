@@ -11,7 +11,7 @@ from raft.data import read_jsonl
 from raft.files import write_rows
 from raft.labels import LabelProject
 from raft.synthetic import generate_rows
-from tests.app.test_browser import SCREENSHOT, page  # noqa: F401 - the browser fixture
+from tests.app.test_browser import DOCS, page  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +52,7 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
     expect(panel).to_contain_text(f"held-out rows (n = {held})", timeout=60_000)
     expect(panel).to_contain_text(f"Labelled: {12 - held} of")
     expect(card).to_contain_text("Rubric")
-    page.screenshot(path=str(SCREENSHOT.with_name("align-tab.png")), full_page=True)
+    page.screenshot(path=str(DOCS / "align-tab.png"), full_page=True)
 
     page.locator("#align-finetune").click()
     expect(page.get_by_role("tab", name="Fine-tune")).to_have_attribute("aria-selected", "true", timeout=30_000)

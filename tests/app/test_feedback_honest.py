@@ -18,7 +18,8 @@ def no_progress(*args, **kwargs):
 def make_run(studio, name, mode, loss):
     run = studio.runs_dir / name
     run.mkdir(parents=True)
-    (run / "judge.json").write_text(json.dumps({"mode": mode, "loss": loss, "scale": [1, 5]}))
+    (run / "judge.json").write_text(json.dumps({"mode": mode, "loss": loss, "scale": [1, 5], "weights": "model"}))
+    (run / "model").mkdir()  # a run serves as a judge once it has weights (raft.runs.run_weights)
 
 
 def test_a_judge_not_trained_for_feedback_is_named_in_feedback_mode(studio):
