@@ -2,10 +2,13 @@
 a reload that keeps them, the agreement panel's n, *Fine-tune on my labels* starting a job on the
 tiny model, and *Compare* showing the before/after card. Saves the README's screenshot."""
 
+import json
 import re
+import time
 
 import pytest
 
+from app.batch_tab import meta_path
 from raft.batch import score_file
 from raft.data import read_jsonl
 from raft.files import write_rows
@@ -24,12 +27,15 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
     scored = studio.root / "batch" / "team-scored.jsonl"
     score_file(tiny_judge, rows, scored)
     gold = {r["row"]: int(r["orig_score"]) for r in read_jsonl(scored)}
+    # as the Batch tab leaves a finished result: its description beside it lists it by name
+    meta = {"file": "team.jsonl", "judge": "tiny", "time": time.time(), "rows": len(gold), "scored": len(gold)}
+    meta_path(scored).write_text(json.dumps(meta))
 
     page.goto(url)
     page.get_by_role("tab", name="Align").click()
     page.get_by_text("Start a project").click()
     page.locator("#align-batch input").click()
-    page.get_by_role("option", name="team-scored.jsonl").click()
+    page.get_by_role("option", name=re.compile(r"^team\.jsonl · tiny")).click()
     page.locator("#align-create").click()
     card = page.locator("#align-card")
     expect(card).to_contain_text("Rubric", timeout=60_000)
