@@ -40,7 +40,6 @@ FORM = [
 ]
 
 
-NO_DATASET = "Choose a dataset above (write one in the Dataset tab first): a run trains on a dataset."
 INFO = {
     "loss": "raft: regression-aware loss on the expected score over the score tokens; cot_raft (TRACT): RAFT plus "
     "cross-entropy on the written feedback; ce: plain next-token cross-entropy (the usual fine-tune)",
@@ -126,9 +125,6 @@ def update_views(
 def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> TrainConfig:
     """Parse the (possibly edited) YAML and resolve its names: unknown keys, bad values and paths are refused."""
     try:
-        named = yaml.safe_load(text or "")
-        if isinstance(named, dict) and str(named.get("data") or "").strip() in ("", "."):
-            raise gr.Error(NO_DATASET)
         return train_config.from_yaml(studio, text, studio.workspace(request))
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise gr.Error(str(exc)) from None
@@ -137,7 +133,7 @@ def config_from_yaml(studio: Studio, text: str, request: gr.Request = None) -> T
 def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = None) -> str:
     """What a run on this dataset trains with: its mode, scale and template, from the dataset's manifest."""
     if not dataset:
-        return "⚠️ " + NO_DATASET
+        return "⚠️ " + train_config.NO_DATASET
     try:
         manifest = read_dataset_manifest(safe_child(studio.workspace(request).datasets, dataset))
     except (DataError, ValueError, KeyError) as exc:

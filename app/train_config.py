@@ -21,6 +21,7 @@ from raft.paths import is_name, safe_child
 from raft.prompts import JudgePrompt, builtin_templates
 from raft.train.config import ConfigError, TrainConfig
 
+NO_DATASET = "Choose a dataset above (write one in the Dataset tab first): a run trains on a dataset."
 OFF_IN_STUDIO = {
     "trust_remote_code": "trust_remote_code is not allowed from the studio; use the CLI",
     "deepspeed": "deepspeed and fsdp runs are started with the CLI under a launcher, not the studio",
@@ -41,6 +42,8 @@ def resolve(studio: Studio, named: TrainConfig, workspace: Workspace) -> TrainCo
     for field, reason in OFF_IN_STUDIO.items():
         if getattr(named, field) not in (None, False, ""):
             raise ConfigError(f"config: {reason}")
+    if str(named.data or "").strip() in ("", "."):
+        raise ConfigError(NO_DATASET)
     data = safe_child(workspace.datasets, _name("data", named.data, "a dataset of your workspace"))
     output = safe_child(studio.runs_dir, _name("output_dir", named.output_dir, "a run"))
     if not (data / "train.jsonl").is_file():

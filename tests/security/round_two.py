@@ -176,10 +176,10 @@ def _(url, studio, mode, tmp):
     try:
         for i, session in enumerate(sessions):
             for n in (2000, 300):
-                args = ["synthetic sample", None, "", n, "", "score_only", "", "none", 0, 0.2, i]
+                args = ["synthetic sample", None, "", n, "", "score_only", "", "none", 0, 0.2, i, None, *[""] * 6]
                 answers.append(raw_call(url, "dataset_preview", args, session_hash=session))
                 answers.append(raw_call(url, "dataset_write", [f"big-{n}", "none"], session_hash=session))
-            args = [big, "", "default model", "score_only", 8, "orig_score", None, "hf"]
+            args = [big, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
             answers.append(raw_call(url, "score_batch", args, session_hash=session))
         held = [folder_bytes(workspace_of(studio, f"session:{s}")) for s in sessions]
         grown = folder_bytes(studio.root / "workspaces") - start
@@ -213,7 +213,7 @@ FORMULAS = ['=HYPERLINK("http://evil.example","click")', "=cmd|' /C calc'!A0", "
 def scored(url, tmp, session, rows):
     """Score rows as a Batch; (the answer's payload, the CSV and JSONL downloads as FileData)."""
     file = upload(url, write_rows(tmp / "formulas.jsonl", rows))
-    args = [file, "", "default model", "score_only", 8, "orig_score", None, "hf"]
+    args = [file, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
     kind, payload = raw_call(url, "score_batch", args, session_hash=session)
     assert kind == "complete", text_of(payload)
     files = {f["orig_name"].rsplit(".", 1)[-1]: f for f in payload[-1]}
@@ -263,7 +263,7 @@ def _(url, studio, mode, tmp):
     example = ["Explain.", "y" * 10 * 2**20, "", "Helpful?", "1", "2", "3", "4", "5", *[""] * 5]
     started = time.time()
     kind, payload = raw_call(
-        url, "score", ["default model", "score_only", *example, False, "default model", None, "hf"]
+        url, "score", ["default model", "score_only", *example, False, "default model", None, "hf", 64]
     )
     took = time.time() - started
     assert took < 20, f"took {took:.0f} s"
@@ -293,7 +293,7 @@ def without_files(value):
 @attack("server paths in every endpoint's answer (a workflow, errors, every API)", modes=EVERY)
 def _(url, studio, mode, tmp):
     session = uuid.uuid4().hex
-    preview = ["synthetic sample", None, "", 40, "", "score_only", "", "none", 0, 0.2, 0]
+    preview = ["synthetic sample", None, "", 40, "", "score_only", "", "none", 0, 0.2, 0, None, *[""] * 6]
     rows = upload(url, write_rows(tmp / "rows.jsonl", generate_rows(6, seed=8)))
     bad = upload(url, write_rows(tmp / "bad.jsonl", [{"x": 1}]))
     form = ["ds", "run-9", "", "raft", 1.0, True, 8, 1e-4, 5, 1.0, 2, 1, 1024, 5, False]
@@ -309,11 +309,29 @@ def _(url, studio, mode, tmp):
         ("initial_config", form),
         ("train_start", [config_yaml(studio, data="nope")]),
         ("train_watch", ["20990101-000000-abcdef", False]),
-        ("score_batch", [rows, "", "default model", "score_only", 4, "orig_score", None, "hf"]),
-        ("score_batch", [bad, "", "default model", "score_only", 4, "orig_score", None, "hf"]),
+        ("score_batch", [rows, "", "default model", "score_only", 4, "orig_score", None, "hf", None, *[""] * 6]),
+        ("score_batch", [bad, "", "default model", "score_only", 4, "orig_score", None, "hf", None, *[""] * 6]),
         (
             "score",
-            ["run: nope", "score_only", "a", "b", "", "c", "1", "2", "3", "4", "5", *[""] * 5, False, "", None, "hf"],
+            [
+                "run: nope",
+                "score_only",
+                "a",
+                "b",
+                "",
+                "c",
+                "1",
+                "2",
+                "3",
+                "4",
+                "5",
+                *[""] * 5,
+                False,
+                "",
+                None,
+                "hf",
+                64,
+            ],
         ),
         ("evaluate", ["(none)", bad, "(none)", None, "", "expected_score", "", None]),
         ("calibrate", ["(none)", bad, "", 0.9]),

@@ -345,7 +345,7 @@ def _(url, studio, mode, tmp):
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
     kind, payload = raw_call(
-        url, "score", ["run: ../../etc", "score_only", *example, False, "default model", None, "hf"]
+        url, "score", ["run: ../../etc", "score_only", *example, False, "default model", None, "hf", 64]
     )
     return refused(kind, payload, "not a valid name", "escapes")
 
@@ -354,7 +354,7 @@ def _(url, studio, mode, tmp):
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
     kind, payload = raw_call(
-        url, "score", ["someone/huge-model", "score_only", *example, False, "default model", None, "hf"]
+        url, "score", ["someone/huge-model", "score_only", *example, False, "default model", None, "hf", 64]
     )
     return refused(kind, payload, "other models are off")
 
@@ -363,7 +363,7 @@ def _(url, studio, mode, tmp):
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
     kind, payload = raw_call(
-        url, "score", [str(studio.root), "score_only", *example, False, "default model", None, "hf"]
+        url, "score", [str(studio.root), "score_only", *example, False, "default model", None, "hf", 64]
     )
     return refused(kind, payload, "other models are off")
 
@@ -371,14 +371,16 @@ def _(url, studio, mode, tmp):
 @attack("score with a mode outside the vocabulary")
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    kind, payload = raw_call(url, "score", ["default model", "rm -rf", *example, False, "default model", None, "hf"])
+    kind, payload = raw_call(
+        url, "score", ["default model", "rm -rf", *example, False, "default model", None, "hf", 64]
+    )
     return refused(kind, payload, "not in the list of choices", "unknown mode")
 
 
 @attack("score on an engine name outside the choices")
 def _(url, studio, mode, tmp):
     example = Client(url, verbose=False).predict(api_name="/random_example")
-    args = ["default model", "score_only", *example, False, "default model", None, "../../bin/sh"]
+    args = ["default model", "score_only", *example, False, "default model", None, "../../bin/sh", 64]
     return refused(*raw_call(url, "score", args), "not in the list of choices", "not available")
 
 
