@@ -71,9 +71,9 @@ def test_a_run_renders_its_training_prompt_byte_for_byte(template, mode, rows, t
     rendered_in_training = []
     original_run = Evaluate.run
 
-    def spy(self):
+    def spy(self, *args, **kwargs):
         rendered_in_training.extend(self.judge.render(item) for item in self.items)
-        return original_run(self)
+        return original_run(self, *args, **kwargs)
 
     monkeypatch.setattr(Evaluate, "run", spy)
     run = train(_config(data, tmp_path / "run", tiny_model, eval_rows=0))
