@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench.fit import fit_item, top_layers  # noqa: E402
 from raft.align import kappa_interval, rescore_heldout, write_label_dataset  # noqa: E402
 from raft.batch import score_file  # noqa: E402
-from raft.context import cut_middle  # noqa: E402
-from raft.data import apply_mapping, normalize_item, read_jsonl  # noqa: E402
+from raft.data import read_jsonl  # noqa: E402
 from raft.files import write_rows  # noqa: E402
 from raft.judge import Judge  # noqa: E402
 from raft.labels import LabelProject  # noqa: E402
@@ -59,40 +59,14 @@ DATA = next(
 
 
 def fit_rows(rows: list[dict], judge: Judge, max_length: int, reference: bool = False) -> list[dict]:
-    """Judge items of the benchmark rows with the grader's label, the longer of instruction and
-    response cut in the middle (repeatedly) until each prompt, with its target, fits max_length
-    tokens. Without `reference` the reference answer is left out (the no-reference template)."""
+    """Judge items of the benchmark rows cut to `max_length` tokens (`bench/fit.py`), each with the
+    grader's label. Without `reference` the reference answer is left out (the no-reference template)."""
     out = []
     for r in rows:
-        item = normalize_item(apply_mapping(r, {}))
-        if not reference:
-            item["orig_reference_answer"] = ""
-        for _ in range(6):
-            excess = len(judge.encode(judge.prompt(item, "score_only"))) + 8 - max_length
-            if excess <= 0:
-                break
-            spans = {
-                field: judge.tokenizer(item[field], add_special_tokens=False, return_offsets_mapping=True)[
-                    "offset_mapping"
-                ]
-                for field in ("orig_instruction", "orig_response", "orig_reference_answer")
-                if item[field]
-            }
-            field = max(spans, key=lambda f: len(spans[f]))
-            item[field] = cut_middle(item[field], spans[field], max(len(spans[field]) - excess - 8, 32))
+        item = fit_item(r, judge, max_length, reference)
         grader = int(np.clip(np.floor(mean_gold(r["gpt4_score"]) + 0.5), 1, 5))
         out.append({**item, "grader": grader, "category": r["category"], "idx": r["idx"]})
     return out
-
-
-def top_layers(n: int) -> str:
-    """LoRA on the attention and MLP projections of the last n of SmolLM2-135M's 30 layers (a
-    regular expression for peft): backward stops below them, so a step costs little more than a
-    forward pass. 0: every linear layer."""
-    if n <= 0:
-        return "all-linear"
-    layers = "|".join(str(i) for i in range(30 - n, 30))
-    return rf".*\.layers\.({layers})\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
 def held_metrics(labels: list[int], pred: list[float]) -> dict:

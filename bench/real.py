@@ -8,9 +8,12 @@ on the float gold, CE trains once per GPT-4 score.
 
     python bench/real.py [--steps 40] [--batch 4] [--max-length 1536] [--out DIR]
         one split by question, 60% train / 40% test
-    python bench/real.py --folds 5 [--steps ...]
+    python bench/real.py --folds 5 [--steps ...] [--cut]
         K-fold cross-validation by question: every row is predicted once by a judge that never saw
         its question; the metrics and paired tests are on all 320 rows
+
+With --cut every row is first cut in the middle to fit --max-length tokens (`bench/fit.py`), so all
+rows train and every judge scores the same shorter prompts: what makes a CPU run affordable.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.fit import fit_item, top_layers  # noqa: E402
 from raft.batch import score_file  # noqa: E402
 from raft.data import prepare_dataset, read_jsonl  # noqa: E402
 from raft.files import write_rows  # noqa: E402
@@ -76,7 +80,8 @@ class Bench:
             batch_size=self.args.batch,
             learning_rate=self.args.lr,
             max_length=self.args.max_length,
-            gradient_checkpointing=True,
+            gradient_checkpointing=self.args.lora_layers == 0,
+            lora_targets=top_layers(self.args.lora_layers),
             eval_steps=10**9,
             save_steps=10**9,
             device="cpu",
@@ -160,6 +165,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-length", type=int, default=1536)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lora-layers", type=int, default=0, help="LoRA on the last N layers only (0: all)")
+    parser.add_argument("--cut", action="store_true", help="cut every row to fit --max-length (train and score)")
     parser.add_argument("--out", default=None, help="folder for the scored files and reports (default: a temp dir)")
     args = parser.parse_args()
     if args.folds == 1 or args.folds < 0:
@@ -174,11 +181,21 @@ def main() -> None:
         flush=True,
     )
     start = time.time()
+    if args.cut:
+        rows = cut_rows(rows, args.max_length - 16)
+        print(f"rows cut to fit {args.max_length - 16} prompt tokens in {time.time() - start:.0f} s", flush=True)
     bench = Bench(args, work)
     scored = run_folds(bench, rows, args.folds) if args.folds else run_split(bench, rows)
     comparisons = COMPARISONS if args.folds else (*COMPARISONS, ("CE-RAIL", "CE-decode"))
     report(scored, work, args.seed, comparisons)
     print(f"total {time.time() - start:.0f} s")
+
+
+def cut_rows(rows: list[dict], max_length: int) -> list[dict]:
+    """The rows as judge items (rater scores kept for CE) cut to `max_length` prompt tokens, with
+    their question and category."""
+    judge = Judge.load(device="cpu")
+    return [{**fit_item(r, judge, max_length), "idx": r["idx"], "category": r["category"]} for r in rows]
 
 
 def _mean(values: list) -> str:
