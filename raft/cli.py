@@ -36,10 +36,15 @@ def recognised_columns(source: str, spec: str | None, scale: tuple[int, int]) ->
     """--columns, completed by the columns recognised by name in a local file (said on stderr)."""
     from raft.columns import guess_mapping
     from raft.data import parse_columns
-    from raft.files import peek_columns
+    from raft.files import peek_columns, read_records
+    from raft.prometheus import is_rendered
 
     given = parse_columns(spec, scale)
     if not Path(source).is_file():
+        return given
+    first = next(iter(read_records(source)), None)
+    if first is not None and is_rendered(first.data):
+        print("rendered grading prompts in 'instruction': the fields are parsed from them", file=sys.stderr)
         return given
     taken = set(given.values())
     guessed = {f: c for f, c in guess_mapping(peek_columns(source), scale).items() if f not in given and c not in taken}

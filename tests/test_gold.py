@@ -157,3 +157,13 @@ def test_no_warning_at_5_percent_or_less():
     assert rejection_warning({"rows_read": 20, "rows_rejected": 1, "rejected_reasons": {"None: x": 1}}) is None
     line = rejection_warning({"rows_read": 10, "rows_rejected": 2, "rejected_reasons": {"None: malformed JSON": 2}})
     assert line == "warning: 2 of 10 rows rejected (20%); main reason: malformed JSON (2 rows); see rejected.jsonl"
+
+
+def test_the_cli_says_a_rendered_file_is_parsed_not_that_instruction_is_the_question(tmp_path, capsys):
+    from raft.cli import recognised_columns
+
+    path = write_rows(tmp_path / "b.jsonl", rendered_rows(3, [4, 4, 5]))
+    assert recognised_columns(str(path), None, (1, 5)) == {}
+    said = capsys.readouterr().err
+    assert "orig_instruction=instruction" not in said
+    assert "rendered grading prompts in 'instruction'" in said
