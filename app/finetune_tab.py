@@ -219,7 +219,7 @@ def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str
     if job.active and s["remaining_s"] is not None:
         parts.append(f"remaining {_duration(s['remaining_s'])}")
     if s["loss"] is not None:
-        parts.append(f"loss {s['loss']:.4f}")
+        parts.append(f"loss {s['loss']:.3g}")
     line = " · ".join(parts)
     if job.active and job.attempt > 1 and job.note:
         line += f"\n\nAttempt {job.attempt}: {job.note}."
