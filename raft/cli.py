@@ -126,6 +126,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         dist.init_process_group("gloo")
         if device is None and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    print(f"loading the judge {args.model or '(the default model)'} ({args.engine} engine)...", file=sys.stderr)
     judge = Judge.load(
         args.model,
         args.adapter,

@@ -61,6 +61,7 @@ def test_prepare_score_eval_end_to_end_on_the_tiny_model(tmp_path, rows_file, ti
         )
         == 0
     )
+    assert "loading the judge" in capsys.readouterr().err  # the slow phase names itself before the bar
     scored = read_jsonl(out)
     assert len(scored) == 20 and [r["row"] for r in scored] == list(range(1, 21))
     for r in scored:
