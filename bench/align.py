@@ -11,6 +11,7 @@ Pearson and quadratic-weighted kappa get 95% bootstrap intervals. Prompts longer
 every judge), so that the run fits a CPU.
 
     python bench/align.py --measure             # one training step and one scoring batch, timed
+    python bench/align.py --report --out DIR    # the table and plot again from a finished run's files
     python bench/align.py [--rows 40] [--heldout 16] [--rounds 8,16] [--steps 3] [--batch 2] [--parallel] [--out DIR]
 
 The defaults fit about 40 minutes on a 2-core CPU shared with other work (measured there under
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.fit import fit_item, top_layers  # noqa: E402
-from raft.align import kappa_interval, rescore_heldout, write_label_dataset  # noqa: E402
+from raft.align import compare_judges, kappa_interval, rescore_heldout, write_label_dataset  # noqa: E402
 from raft.batch import score_file  # noqa: E402
 from raft.data import read_jsonl  # noqa: E402
 from raft.files import write_rows  # noqa: E402
@@ -112,6 +113,41 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         print(line, flush=True)
 
 
+def round_row(project: LabelProject, strategy: str, n: int, work: Path) -> dict:
+    """One round's held-out figures from its re-scored file: Pearson, kappa and MAE with their
+    intervals, and the paired comparison with the untrained judge (`raft.align.compare_judges`)."""
+    after = read_jsonl(work / f"{strategy}-{n}-heldout.jsonl")
+    held = sorted(project.heldout)
+    pred = {int(r["key"]): r["expected_score"] for r in after}
+    row = {
+        "strategy": strategy,
+        "labels": n,
+        **held_metrics([project.rows[k]["grader"] for k in held], [pred[k] for k in held]),
+    }
+    paired = compare_judges(project, after)["compare"]["metrics"]
+    row["paired"] = {
+        m: {k: paired[m][k] for k in ("diff", "lo", "hi", "p_value", "verdict")} for m in ("pearson", "mae")
+    }
+    return row
+
+
+def report_only(args: argparse.Namespace, work: Path) -> list[dict]:
+    """The table's rows recomputed from the projects and re-scored files a finished run left in `work`."""
+    results = []
+    for strategy in args.strategies.split(","):
+        project = LabelProject.open(work / strategy)
+        held = sorted(project.heldout)
+        untrained = held_metrics(
+            [project.rows[k]["grader"] for k in held], [project.rows[k]["expected_score"] for k in held]
+        )
+        results.append({"strategy": strategy, "labels": 0, **untrained, "seconds": 0.0})
+        saved = json.loads((work / f"results-{strategy}.json").read_text())["results"]
+        seconds = {r["labels"]: r["seconds"] for r in saved}
+        for n in args.rounds:
+            results.append({**round_row(project, strategy, n, work), "seconds": seconds.get(n, 0.0)})
+    return results
+
+
 def run_strategy(strategy: str, scored: list[dict], args: argparse.Namespace, work: Path) -> list[dict]:
     """Rounds of labels by one strategy; after each, a judge trained from the base and measured."""
     project = LabelProject.create(work / strategy, scored, heldout=args.heldout / len(scored), seed=args.seed)
@@ -149,9 +185,8 @@ def run_strategy(strategy: str, scored: list[dict], args: argparse.Namespace, wo
             lora_targets=top_layers(args.lora_layers),
         )
         run = train(config)
-        after = rescore_heldout(project, Judge.load(str(run), device="cpu"), work / f"{strategy}-{n}-heldout.jsonl")
-        pred = {int(r["key"]): r["expected_score"] for r in after}
-        row = {"strategy": strategy, "labels": n, **held_metrics(labels, [pred[k] for k in held])}
+        rescore_heldout(project, Judge.load(str(run), device="cpu"), work / f"{strategy}-{n}-heldout.jsonl")
+        row = round_row(project, strategy, n, work)
         row["seconds"] = round(time.perf_counter() - t, 1)
         results.append(row)
         print(json.dumps(row), flush=True)
@@ -166,16 +201,24 @@ def fmt(m: dict) -> str:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| strategy | training labels | held-out n | Pearson [95% CI] | weighted kappa [95% CI] | MAE | round time |",
-        "|---|---|---|---|---|---|---|",
+        "| strategy | training labels | held-out n | Pearson [95% CI] | weighted kappa [95% CI] | MAE [95% CI] "
+        "| Pearson gain, paired | MAE gain, paired | round time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         seconds = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
+        gains = [paired(r["paired"][m]) if "paired" in r else "" for m in ("pearson", "mae")]
         lines.append(
             f"| {r['strategy']} | {r['labels']} | {r['n']} | {fmt(r['pearson'])} | {fmt(r['kappa'])} "
-            f"| {r['mae']['value']:.3f} | {seconds} |"
+            f"| {fmt(r['mae'])} | {gains[0]} | {gains[1]} | {seconds} |"
         )
     return "\n".join(lines)
+
+
+def paired(c: dict) -> str:
+    """A paired difference (after - untrained) with its interval, p and the one verdict."""
+    verdict = {"A better": "**better**", "B better": "**worse**"}.get(c["verdict"], c["verdict"].split(" (")[0])
+    return f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}], p {c['p_value']:.2g}: {verdict}"
 
 
 def plot(results: list[dict], out: Path) -> Path:
@@ -185,13 +228,15 @@ def plot(results: list[dict], out: Path) -> Path:
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out Pearson", "held-out weighted kappa"))
     colours = {"random": "#636efa", "uncertain": "#ef553b"}
-    for strategy in dict.fromkeys(r["strategy"] for r in results):
+    strategies = list(dict.fromkeys(r["strategy"] for r in results))
+    for k, strategy in enumerate(strategies):
         rs = [r for r in results if r["strategy"] == strategy]
+        dodge = (k - (len(strategies) - 1) / 2) * 0.02 * max(r["labels"] for r in results)  # intervals side by side
         for col, metric in ((1, "pearson"), (2, "kappa")):
             m = [r[metric] for r in rs]
             fig.add_trace(
                 go.Scatter(
-                    x=[r["labels"] for r in rs],
+                    x=[r["labels"] + dodge for r in rs],
                     y=[v["value"] for v in m],
                     error_y={
                         "type": "data",
@@ -204,9 +249,14 @@ def plot(results: list[dict], out: Path) -> Path:
                     legendgroup=strategy,
                     showlegend=col == 1,
                     line={"color": colours.get(strategy)},
-                )
+                    hovertext=[f"{r['labels']} labels" for r in rs],
+                ),
+                row=1,
+                col=col,
             )
-    fig.update_xaxes(title_text="training labels (0: untrained judge)")
+    ticks = sorted({0, *(r["labels"] for r in results)})
+    fig.update_xaxes(title_text="training labels (0: untrained judge)", tickvals=ticks)
+    fig.update_yaxes(zeroline=True, zerolinecolor="#888")
     fig.update_layout(width=1000, height=420, template="plotly_white", margin={"t": 40, "b": 40})
     fig.write_html(out, include_plotlyjs=True)
     return out
@@ -229,6 +279,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="base model (default: SmolLM2-135M-Instruct)")
     parser.add_argument("--parallel", action="store_true", help="each strategy in its own process")
     parser.add_argument("--measure", action="store_true", help="only time one scoring batch and one training step")
+    parser.add_argument("--report", action="store_true", help="only redo the table and plot from a finished --out")
     parser.add_argument("--out", default=None, help="folder for projects, runs and results (default: a temp dir)")
     args = parser.parse_args()
     args.rounds = [int(x) for x in args.rounds.split(",")]
@@ -236,6 +287,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.measure:
         measure(args, work)
+        return
+    if args.report:
+        results = report_only(args, work)
+        (work / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+        plot(results, work / "align-curve.html")
+        print(table(results))
         return
 
     start = time.perf_counter()
