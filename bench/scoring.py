@@ -174,7 +174,8 @@ def engines(judge: Judge, rows: list[dict], sub: list[dict], args: argparse.Name
     )
     if vllm.engine.threads is not None:
         print(
-            f"   threads: vLLM CPU engine {vllm.engine.threads} (VLLM_CPU_OMP_THREADS_BIND="
+            f"   threads: vLLM CPU engine {vllm.engine.threads or 'chosen by vLLM, see its log'} "
+            "(VLLM_CPU_OMP_THREADS_BIND="
             f"{os.environ.get('VLLM_CPU_OMP_THREADS_BIND')}, VLLM_CPU_NUM_OF_RESERVED_CPU="
             f"{os.environ.get('VLLM_CPU_NUM_OF_RESERVED_CPU')}), transformers {torch.get_num_threads()} "
             f"(torch), machine {os.cpu_count()} CPUs",
