@@ -11,8 +11,8 @@ on a GPU, the process's peak RSS (VmHWM, reset through /proc/self/clear_refs) on
 
 measures memory as users run it: whole `python -m raft train` processes on real MT Bench rows
 (prepared as shipped) at the default settings (LoRA, batch 4, max length 2048), without and with
-gradient checkpointing, each with raft's 1 MiB mmap threshold and with glibc's default: each
-process's peak resident memory (ru_maxrss), CPU time and last step's time, beside the weights.
+gradient checkpointing: each process's peak resident memory (ru_maxrss), CPU time and last
+step's time, beside the weights.
 """
 
 from __future__ import annotations
@@ -123,20 +123,14 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
 MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json"
 
 
-KEEP_GLIBC_DEFAULT = (
-    "import sys, raft.train.malloc as m; m.return_freed_memory = lambda: False; "
-    "from raft.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-"""`python -m raft train` as it was before `raft.train.malloc`: glibc's dynamic mmap threshold."""
-
-
-def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path, fixed: bool = True) -> dict:
+def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path) -> dict:
     """Peak RSS, CPU time and the last step's time of one `python -m raft train` process (default
-    settings but the step count); `fixed` False keeps glibc's default mmap threshold."""
-    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}-{'fixed' if fixed else 'glibc'}"
+    settings but the step count)."""
+    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}"
     cmd = [
         sys.executable,
-        *(("-m", "raft") if fixed else ("-c", KEEP_GLIBC_DEFAULT)),
+        "-m",
+        "raft",
         "train",
         "--data",
         str(work / "ds"),
@@ -190,15 +184,14 @@ def whole(args: argparse.Namespace) -> None:
         f"whole `python -m raft train` processes on {stats['rows_kept']} MT Bench rows: LoRA, batch 4, "
         f"max length {args.max_length}, {args.process_steps} steps, CPU; weights on disk {weights:.0f} MiB (fp32)"
     )
-    print(f"{'gradient checkpointing':<24}{'mmap threshold':<16}{'peak RSS MiB':>14}{'CPU s':>8}{'last step s':>13}")
+    print(f"{'gradient checkpointing':<24}{'peak RSS MiB':>14}{'CPU s':>8}{'last step s':>13}")
     for checkpointing in (False, True):
-        for fixed in (True, False):
-            r = whole_process(args.process_steps, args.max_length, checkpointing, work, fixed)
-            print(
-                f"{str(checkpointing):<24}{'1 MiB (raft)' if fixed else 'glibc default':<16}{r['peak_mib']:>14.0f}"
-                f"{r['cpu_s']:>8.0f}{r['last_step_s']:>13.1f}   {r['left_out']}",
-                flush=True,
-            )
+        r = whole_process(args.process_steps, args.max_length, checkpointing, work)
+        print(
+            f"{str(checkpointing):<24}{r['peak_mib']:>14.0f}{r['cpu_s']:>8.0f}{r['last_step_s']:>13.1f}"
+            f"   {r['left_out']}",
+            flush=True,
+        )
 
 
 def _default_model() -> Path:

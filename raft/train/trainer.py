@@ -29,7 +29,6 @@ from raft.prompts import JudgePrompt, apply_chat
 from raft.runs import newest_checkpoint
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
-from raft.train.malloc import return_freed_memory
 from raft.train.phase import write_phase
 
 STOP_FILE = "STOP"
@@ -445,7 +444,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     A new run refuses a folder that holds anything; `resume` continues from the newest checkpoint
     and first trims `progress.jsonl` to that checkpoint's step.
     """
-    return_freed_memory()
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     run_dir = claim_run_dir(config, resume) if rank == 0 else Path(config.output_dir)
