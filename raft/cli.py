@@ -274,6 +274,31 @@ def parse_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from raft.estimate import estimate
+    from raft.report import load_scored
+
+    result = estimate(load_scored(args.scored), args.gold, args.pred, args.by, args.pair, args.key, args.level)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def parse_estimate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "estimate", help="your system's mean human score with a 95%% interval, from a few labels plus the judge (PPI++)"
+    )
+    p.add_argument("scored", help="scored file: rows with a label in --gold, and rows the judge scored without one")
+    p.add_argument("--gold", required=True, help="the human label column (empty on unlabelled rows; lists: mean)")
+    p.add_argument("--pred", default="expected_score", help="the judge's score column")
+    p.add_argument("--by", metavar="COLUMN", help="also estimate per value of COLUMN (system, model, category)")
+    p.add_argument(
+        "--pair", nargs=2, metavar=("A", "B"), help="A minus B: two values of the --by column on the same prompts"
+    )
+    p.add_argument("--key", help="the prompt column pairing A and B (default: the first of idx, question_id, ...)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.set_defaults(func=cmd_estimate)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from raft.calibration import Calibration
     from raft.report import build_report, load_scored, to_markdown, write_report
@@ -463,6 +488,7 @@ COMMANDS = (
     parse_self_distill,
     parse_export,
     parse_eval,
+    parse_estimate,
     parse_synth,
     parse_models,
     parse_label,
