@@ -36,7 +36,12 @@ KEY_CANDIDATES = ("idx", "question_id", "prompt_id", "orig_instruction")
 
 def _interval(estimate: float, se: float, n: int, level: float) -> dict[str, float]:
     q = float(stats.t.ppf(0.5 + level / 2, max(n - 1, 1)))
-    return {"estimate": float(estimate), "lo": float(estimate - q * se), "hi": float(estimate + q * se), "se": float(se)}
+    return {
+        "estimate": float(estimate),
+        "lo": float(estimate - q * se),
+        "hi": float(estimate + q * se),
+        "se": float(se),
+    }
 
 
 def power_lambda(y: np.ndarray, f_lab: np.ndarray, f_unlab: np.ndarray) -> float:
@@ -51,9 +56,7 @@ def power_lambda(y: np.ndarray, f_lab: np.ndarray, f_unlab: np.ndarray) -> float
     return float(np.clip(cov / ((1 + n / big_n) * var), 0.0, 1.0))
 
 
-def ppi_mean(
-    y: Any, f_lab: Any, f_unlab: Any, level: float = 0.95, lam: float | None = None
-) -> dict[str, Any]:
+def ppi_mean(y: Any, f_lab: Any, f_unlab: Any, level: float = 0.95, lam: float | None = None) -> dict[str, Any]:
     """The PPI++ estimate of the mean label, the labels alone, and the judge alone, from labels `y`
     with the judge's scores `f_lab` of the same rows and `f_unlab` of rows without a label.
 
@@ -148,11 +151,19 @@ def find_key(rows: list[dict[str, Any]], key: str | None) -> str:
     for name in KEY_CANDIDATES:
         if any(r.get(name) not in (None, "") for r in rows):
             return name
-    raise DataError(f"no prompt column found to pair the systems on (tried {', '.join(KEY_CANDIDATES)}); name one with --key")
+    raise DataError(
+        f"no prompt column found to pair the systems on (tried {', '.join(KEY_CANDIDATES)}); name one with --key"
+    )
 
 
 def pair_rows(
-    rows: list[dict[str, Any]], gold: str, pred: str, system: str, a: str, b: str, key: str | None = None,
+    rows: list[dict[str, Any]],
+    gold: str,
+    pred: str,
+    system: str,
+    a: str,
+    b: str,
+    key: str | None = None,
     level: float = 0.95,
 ) -> dict[str, Any]:
     """System `a` minus system `b` (two values of column `system`) on the prompts both answered
@@ -184,8 +195,15 @@ def pair_rows(
     if not single:
         raise DataError(f"systems {a!r} and {b!r} share no prompt (matched on '{key}')")
     out = ppi_mean(y, f_lab, f_unlab, level)
-    return {**out, "a": a, "b": b, "system": system, "key": key, "n_prompts": len(single),
-            "n_prompts_left_out": len(set(sides[a]) | set(sides[b])) - len(single)}
+    return {
+        **out,
+        "a": a,
+        "b": b,
+        "system": system,
+        "key": key,
+        "n_prompts": len(single),
+        "n_prompts_left_out": len(set(sides[a]) | set(sides[b])) - len(single),
+    }
 
 
 def estimate(
@@ -208,7 +226,9 @@ def estimate(
         members: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             members[str(r.get(by))].append(r)
-        out["groups"] = {by: {value: estimate_rows(group, gold, pred, level) for value, group in sorted(members.items())}}
+        out["groups"] = {
+            by: {value: estimate_rows(group, gold, pred, level) for value, group in sorted(members.items())}
+        }
     if pair:
         if not by:
             raise DataError("--pair names two values of the --by column (the system); give --by too")
