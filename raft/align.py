@@ -14,37 +14,13 @@ import numpy as np
 from raft.data import BuiltDataset, build_example, dataset_manifest, write_dataset
 from raft.files import DataError
 from raft.labels import LabelProject, judge_fields
-from raft.metrics import confusion, kappa_from_table
+from raft.levels import binary_lines, binary_rates, kappa_interval
+from raft.metrics import confusion
 from raft.report import build_report
 from raft.stats import bootstrap
 
 LABEL = "label"
 """The column that holds a grader's label in the files this module writes."""
-
-
-def kappa_interval(
-    labels: np.ndarray, pred: np.ndarray, scale: tuple[int, int], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, float | None]:
-    """Quadratic-weighted kappa of labels against rounded predictions, with a percentile bootstrap
-    interval (rows resampled, as the report card's other metrics)."""
-    size = scale[1] - scale[0] + 1
-    a = np.clip(np.floor(np.asarray(labels, dtype=np.float64) + 0.5), *scale).astype(int) - scale[0]
-    b = np.clip(np.floor(np.asarray(pred, dtype=np.float64) + 0.5), *scale).astype(int) - scale[0]
-    cell = a * size + b
-
-    def kappa(idx: np.ndarray) -> float:
-        table = np.bincount(cell[idx], minlength=size * size).reshape(size, size)
-        value = kappa_from_table(table)
-        return np.nan if value is None else value
-
-    value = kappa(np.arange(len(a)))
-    out: dict[str, float | None] = {"value": None if np.isnan(value) else value, "lo": None, "hi": None}
-    if len(a) >= 2:
-        draws = np.array([kappa(i) for i in np.random.default_rng(seed).integers(0, len(a), (n_boot, len(a)))])
-        good = draws[np.isfinite(draws)]
-        if len(good) >= 0.5 * n_boot:
-            out["lo"], out["hi"] = (float(x) for x in np.percentile(good, [50 * (1 - level), 50 * (1 + level)]))
-    return out
 
 
 def agreement(project: LabelProject, n_boot: int = 1000, seed: int = 0, top: int = 10) -> dict[str, Any]:
@@ -60,6 +36,8 @@ def agreement(project: LabelProject, n_boot: int = 1000, seed: int = 0, top: int
     out["confusion"] = confusion(gold, pred, scale)
     out["metrics"] = bootstrap(gold, pred, n_boot, seed) if len(keys) else {}
     out["kappa"] = kappa_interval(gold, pred, scale, n_boot, seed)
+    if scale[1] - scale[0] == 1:
+        out["binary"] = binary_rates(gold, pred, scale, n_boot, seed)
     gaps = np.abs(gold - pred)
     out["disagreements"] = [
         {
@@ -100,6 +78,8 @@ def agreement_markdown(result: dict[str, Any]) -> str:
             for name in ("pearson", "spearman", "mae", "exact")
         ),
     ]
+    if "binary" in result:
+        lines += binary_lines(result["binary"], "labelled")
     return "\n".join(lines) + "\n"
 
 

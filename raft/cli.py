@@ -257,20 +257,37 @@ class ProgressBar:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from raft.data import read_jsonl
+    from raft.levels import level_agreement
     from raft.metrics import agreement
+    from raft.report import scale_of_rows
 
     rows = read_jsonl(args.input)
-    result = agreement([r.get(args.gold) for r in rows], [r.get(args.pred) for r in rows])
+    gold, pred = [r.get(args.gold) for r in rows], [r.get(args.pred) for r in rows]
+    result = agreement(gold, pred)
     result["n_errors"] = sum(1 for r in rows if r.get("error"))
+    with_probs = [r for r in rows if isinstance(r.get("probs"), list) and r["probs"] and not r.get("error")]
+    scale = args.scale or (scale_of_rows(with_probs) if with_probs else None)
+    levels = level_agreement(gold, pred, scale, args.n_boot, args.seed)
+    result["scale"] = levels["scale"]
+    result["weighted_kappa"] = levels["weighted_kappa"]
+    if "binary" in levels:
+        result.update(levels["binary"])
     print(json.dumps(result))
     return 0
 
 
 def parse_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="agreement metrics of a scored file, as JSON")
+    p = sub.add_parser(
+        "eval", help="agreement metrics of a scored file (weighted kappa and, on two levels, TPR/FPR), as JSON"
+    )
     p.add_argument("--input", required=True)
     p.add_argument("--gold", default="orig_score")
     p.add_argument("--pred", default="expected_score")
+    p.add_argument(
+        "--scale", type=_scale, default=None, help="LOW,HIGH for weighted kappa (default: the judge's, from its rows)"
+    )
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the kappa and rate intervals")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)
 
 

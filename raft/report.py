@@ -16,6 +16,7 @@ import numpy as np
 
 from raft import calibration as cal
 from raft.files import DataError, read_records
+from raft.levels import binary_lines, level_agreement
 from raft.prometheus import mean_gold
 from raft.stats import METRICS, bootstrap, compare
 
@@ -79,7 +80,22 @@ def fit_calibration(
         raise DataError(f"no row has both a gold '{gold}' and a score distribution 'probs'")
     probs = np.asarray([rows[idx[j]]["probs"] for j in keep], dtype=np.float64)
     rows_used = [int(keys[j]) for j in keep]
-    return cal.fit(probs, g[keep], rows_used, scale or (1, probs.shape[1]), coverage, fit_fraction, seed)
+    scale = scale or scale_of_rows([rows[idx[j]] for j in keep])
+    return cal.fit(probs, g[keep], rows_used, scale, coverage, fit_fraction, seed)
+
+
+def scale_of_rows(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """The judge's scale read off its scored rows: K score probabilities and the most likely score
+    (`mode_score`, the level of the largest probability) fix the lowest level, so a 0/1 judge is
+    told from a 1/2 one. 1..K when no row says (or rows disagree)."""
+    width = len(rows[0]["probs"])
+    lows = {
+        int(r["mode_score"]) - int(np.argmax(r["probs"]))
+        for r in rows
+        if isinstance(r.get("mode_score"), (int, float)) and isinstance(r.get("probs"), list) and r["probs"]
+    }
+    low = lows.pop() if len(lows) == 1 else 1
+    return (low, low + width - 1)
 
 
 def calibration_section(probs: np.ndarray, gold: np.ndarray, scale: tuple[int, int]) -> dict[str, Any]:
@@ -155,7 +171,7 @@ def build_report(
     probs = [rows[i].get("probs") for i in idx]
     if all(isinstance(q, list) for q in probs) and len({len(q) for q in probs}) == 1:
         probs_arr = np.asarray(probs, dtype=np.float64)
-        scale = scale or (tuple(calibration.scale) if calibration else (1, probs_arr.shape[1]))
+        scale = scale or (tuple(calibration.scale) if calibration else scale_of_rows([rows[i] for i in idx]))
         report["scale"] = list(scale)
         report["calibration"] = calibration_section(probs_arr, g, scale)
         if calibration is not None:
@@ -166,6 +182,7 @@ def build_report(
                 "halfwidth": calibration.halfwidth,
                 "rows_not_used_to_fit": cal.evaluate(calibration, probs_arr[held], g[held]),
             }
+    report["levels"] = level_agreement(g, p, scale, n_boot, seed, level)
     if other is not None:
         report["compare"] = compare_section(keys, g, p, other, gold, pred, n_boot, seed, level)
     return report
@@ -213,6 +230,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         "|---|---|",
         *(f"| {m} | {_ci(report['metrics'][m])} |" for m in METRICS),
     ]
+    if "levels" in report:  # cards written before weighted kappa have no levels
+        lv = report["levels"]
+        lo, hi = lv["scale"]
+        lines.append(f"| weighted kappa (quadratic, scale {lo}..{hi}) | {_ci(lv['weighted_kappa'])} |")
+        if "binary" in lv:
+            lines += binary_lines(lv["binary"])
     for column, groups in report["groups"].items():
         lines += ["", f"By `{column}`:", "", "| " + column + " | n | " + " | ".join(METRICS) + " |"]
         lines.append("|---|---|" + "---|" * len(METRICS))
