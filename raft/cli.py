@@ -259,14 +259,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from raft.data import read_jsonl
     from raft.levels import level_agreement
     from raft.metrics import agreement
-    from raft.report import scale_of_rows
+    from raft.passfail import gold_levels
+    from raft.report import judge_scale
 
     rows = read_jsonl(args.input)
+    judged = any(isinstance(r.get("probs"), list) and r["probs"] and not r.get("error") for r in rows)
+    scale = args.scale or (judge_scale(rows) if judged else None)  # else the range of the scores
+    rows = gold_levels(rows, args.gold, scale or (0, 1))
     gold, pred = [r.get(args.gold) for r in rows], [r.get(args.pred) for r in rows]
     result = agreement(gold, pred)
     result["n_errors"] = sum(1 for r in rows if r.get("error"))
-    with_probs = [r for r in rows if isinstance(r.get("probs"), list) and r["probs"] and not r.get("error")]
-    scale = args.scale or (scale_of_rows(with_probs) if with_probs else None)
     levels = level_agreement(gold, pred, scale, args.n_boot, args.seed)
     result["scale"] = levels["scale"]
     result["weighted_kappa"] = levels["weighted_kappa"]

@@ -22,6 +22,7 @@ import numpy as np
 from raft.columns import missing_fields, missing_message
 from raft.files import DataError, Record, read_records
 from raft.gold import is_fractional, nearest_score
+from raft.passfail import word_level
 from raft.prometheus import from_rendered, is_rendered
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
 from raft.rubrics import Rubric, with_rubric
@@ -88,7 +89,13 @@ def apply_mapping(raw: dict[str, Any], columns: dict[str, str]) -> dict[str, Any
 
 
 def parse_score(value: Any, scale: tuple[int, int], integer: bool = True) -> float | int:
-    """A gold score from a string or number, inside the scale; raises ValueError with the reason."""
+    """A gold score from a string or number, inside the scale; raises ValueError with the reason.
+    On a two-level scale the words pass/fail, yes/no, true/false (and JSON booleans) are its high
+    and low level, so a pass/fail column needs no recoding."""
+    if scale[1] - scale[0] == 1:
+        level = word_level(value, scale)
+        if level is not None:
+            return level
     if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError("score is missing")
     try:

@@ -221,6 +221,10 @@ def estimate(
         raise DataError(f"no gold column '{gold}' in the scored rows")
     if not any(pred in r for r in rows):
         raise DataError(f"no prediction column '{pred}' in the scored rows")
+    from raft.passfail import gold_levels
+    from raft.report import judge_scale
+
+    rows = gold_levels(rows, gold, judge_scale(rows))
     out = {"gold": gold, "pred": pred, **estimate_rows(rows, gold, pred, level)}
     if by:
         members: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -108,7 +108,7 @@ def level_agreement(
 
 
 def _fmt(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+    return "n/a" if x is None else f"{x:.3g}"
 
 
 def binary_lines(binary: dict[str, Any], who: str = "gold") -> list[str]:

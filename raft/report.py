@@ -17,6 +17,7 @@ import numpy as np
 from raft import calibration as cal
 from raft.files import DataError, read_records
 from raft.levels import binary_lines, level_agreement
+from raft.passfail import gold_levels, has_words
 from raft.prometheus import mean_gold
 from raft.stats import METRICS, bootstrap, compare
 
@@ -41,7 +42,7 @@ def find_gold(rows: list[dict[str, Any]], gold: str | None = None) -> str:
             raise DataError(f"no gold column '{gold}' in the scored rows")
         return gold
     for name in GOLD_CANDIDATES:
-        if any(mean_gold(r.get(name)) is not None for r in rows):
+        if any(mean_gold(r.get(name)) is not None for r in rows) or has_words(rows, name):
             return name
     raise DataError(f"no gold column found (tried {', '.join(GOLD_CANDIDATES)}); name one with --gold")
 
@@ -98,6 +99,15 @@ def scale_of_rows(rows: list[dict[str, Any]]) -> tuple[int, int]:
     return (low, low + width - 1)
 
 
+def judge_scale(rows: list[dict[str, Any]], calibration: cal.Calibration | None = None) -> tuple[int, int]:
+    """The scale of the judge that scored `rows`: the calibration's, else read off the rows that
+    carry probabilities (`scale_of_rows`), else 0..1 (what pass/fail words mean with no judge)."""
+    if calibration is not None:
+        return tuple(calibration.scale)
+    with_probs = [r for r in rows if isinstance(r.get("probs"), list) and r["probs"] and not r.get("error")]
+    return scale_of_rows(with_probs) if with_probs else (0, 1)
+
+
 def calibration_section(probs: np.ndarray, gold: np.ndarray, scale: tuple[int, int]) -> dict[str, Any]:
     """ECE, Brier, the reliability table and expected score against mean gold by bins of width 0.5."""
     classes = cal.gold_classes(gold, scale)
@@ -139,6 +149,7 @@ def build_report(
     if n_boot < 1000:
         raise ValueError(f"n_boot {n_boot}: at least 1,000 resamples are needed for a 95% interval")
     gold = find_gold(rows, gold)
+    rows = gold_levels(rows, gold, scale or judge_scale(rows, calibration))
     keys, g, p, idx = paired(rows, gold, pred)
     if len(g) < 2:
         raise DataError(f"only {len(g)} rows have both a gold '{gold}' and a prediction '{pred}'")
