@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.estimate_panel import align_block
 from app.evaluate_tab import NONE, _scored_file, batch_results
 from app.finetune_tab import FORM
 from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
@@ -323,6 +324,7 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
                 panel = gr.Markdown(elem_id="align-agreement")
                 confusion = gr.Dataframe(label="Confusion on held-out rows", interactive=False)
                 worst = gr.Dataframe(label="Largest disagreements (held-out)", interactive=False)
+                align_block(studio, open_project, project, panel)  # the system estimate (app/estimate_panel.py)
         with gr.Row():
             start_from = gr.Radio(
                 [("the base model", "base"), ("the project's judge (continue its adapter)", "continue")],

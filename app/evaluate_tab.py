@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from app.batch_tab import check_upload
+from app.estimate_panel import evaluate_block
 from app.studio import Studio, bind
 from app.workspace import Workspace
 from raft.files import DataError
@@ -195,6 +196,7 @@ def build(studio: Studio) -> dict[str, Any]:
             scatter_plot = gr.Plot(label="Expected vs gold")
         compare_plot = gr.Plot(label="Two judges")
         downloads = gr.File(label="Report (HTML, JSON)", file_count="multiple", interactive=False, elem_id="ev-files")
+        evaluate_block(studio, _scored_file, [choice, upload, gold, pred, by])
 
     run.click(
         bind(evaluate, studio),

@@ -275,3 +275,23 @@ def summary(result: dict[str, Any]) -> str:
         else "Labelling every remaining row would not halve the interval."
     )
     return "\n".join(lines) + "\n"
+
+
+def project_estimate(project: Any, level: float = 0.95) -> dict[str, Any]:
+    """The estimate of a labelling project (`raft.labels.LabelProject`): its held-out labels are
+    the labelled rows (drawn at random, as PPI needs), every other row counts by the judge's score
+    alone. Training labels are left out of the rectifier: they are picked where the judge is
+    unsure, not at random, and would bias it. `n_training_labels` says how many that is."""
+    labels, held = project.labels(), project.heldout
+    lab = [k for k in project.keys if k in labels and k in held]
+    chosen = set(lab)
+    unlab = [k for k in project.keys if k not in chosen]
+    out = ppi_mean(
+        [labels[k] for k in lab],
+        [float(project.rows[k]["expected_score"]) for k in lab],
+        [float(project.rows[k]["expected_score"]) for k in unlab],
+        level,
+    )
+    out["n_training_labels"] = sum(1 for k in labels if k not in held)
+    out["n_heldout_rows"] = len(held)
+    return out
