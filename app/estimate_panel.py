@@ -28,16 +28,17 @@ def _cell(value: Any) -> str:
 
 
 def figure(result: dict[str, Any]) -> go.Figure:
-    """Each estimate with its interval (overall, then per group), the judge alone as a point."""
+    """Each estimate with its interval (overall, then per group), side by side per row; the judge
+    alone as a cross (it has no valid interval: its bias is unknown without labels)."""
     rows = [("all rows", result)]
     for column, groups in result.get("groups", {}).items():
         rows += [(f"{column} = {value}"[:40], g) for value, g in groups.items()]
     fig = go.Figure()
-    for key, name, colour in NAMES:
-        shown = [(label, r[key]) for label, r in rows if r.get(key)]
+    for offset, (key, name, colour) in zip((-0.15, 0.15), NAMES):
+        shown = [(i, r[key]) for i, (_, r) in enumerate(rows) if r.get(key)]
         fig.add_scatter(
             x=[e["estimate"] for _, e in shown],
-            y=[f"{label} (n = {r['n_labelled']} + {r['n_unlabelled']})" for label, r in rows if r.get(key)],
+            y=[i + offset for i, _ in shown],
             error_x=dict(
                 type="data",
                 symmetric=False,
@@ -49,18 +50,19 @@ def figure(result: dict[str, Any]) -> go.Figure:
             name=name,
             hovertemplate="%{x:.3f}<extra>" + name + "</extra>",
         )
-    judged = [(label, r) for label, r in rows if r["judge_only"]["estimate"] is not None]
+    judged = [(i, r) for i, (_, r) in enumerate(rows) if r["judge_only"]["estimate"] is not None]
     fig.add_scatter(
         x=[r["judge_only"]["estimate"] for _, r in judged],
-        y=[f"{label} (n = {r['n_labelled']} + {r['n_unlabelled']})" for label, r in judged],
+        y=[i for i, _ in judged],
         mode="markers",
         marker=dict(color=GREY, symbol="x", size=10),
         name="judge alone (biased)",
         hovertemplate="%{x:.3f}<extra>judge alone</extra>",
     )
-    fig.update_yaxes(autorange="reversed")
+    ticks = [f"{label} (n = {r['n_labelled']} + {r['n_unlabelled']})" for label, r in rows]
+    fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=ticks, autorange="reversed")
     level = int(round(result.get("level", 0.95) * 100))
-    height = 220 + 40 * len(rows)
+    height = 220 + 50 * len(rows)
     return layout(fig, f"Mean human score with {level}% intervals", "mean score", "", height=height)
 
 
@@ -134,14 +136,40 @@ def evaluate_block(studio: Any, resolve: Callable[..., Path | None], inputs: lis
     run.click(bind(handler, studio), [*inputs, pair], [text, plot], api_name="estimate")
 
 
+def compact(result: dict[str, Any]) -> str:
+    """The estimate as a short list (the Align tab's narrow column): PPI++, labels alone, judge alone."""
+    n, big_n = result["n_labelled"], result["n_unlabelled"]
+    if result["ppi"] is None:
+        return summary(result)
+    p, lab, judge = result["ppi"], result["labels_only"], result["judge_only"]
+    lines = [
+        f"Mean score on your scale, 95% intervals ({n} held-out labels, {big_n} rows judged only):",
+        "",
+        f"- **labels + judge (PPI++): {p['estimate']:.2f} [{p['lo']:.2f}, {p['hi']:.2f}]**",
+        f"- labels alone: {lab['estimate']:.2f} [{lab['lo']:.2f}, {lab['hi']:.2f}]",
+        f"- judge alone: {judge['estimate']:.2f} (bias on your labels {judge['bias']:+.2f})",
+        "",
+    ]
+    if result["effective_labels"] is not None:
+        lines.append(
+            f"Your {n} labels and {big_n} judged rows are worth {result['effective_labels']:.0f} labels alone."
+        )
+    more = result["labels_to_halve"]
+    lines.append(
+        f"About {more} more held-out labels would halve the interval."
+        if more is not None
+        else "Labelling every remaining row would not halve the interval."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def align_estimate(project: Any) -> str:
     """The Align tab's panel: the project's estimate, and how many more held-out labels would halve it."""
     if project is None:
         return ""
     result = project_estimate(project)
     left = result["n_heldout_rows"] - result["n_labelled"]
-    text = "#### What your labels say about the system\n\n" + summary(result)
-    text = text.replace("more labels (random rows)", "more held-out labels")
+    text = "#### What your labels say about the system\n\n" + compact(result)
     more = result["labels_to_halve"]
     if more is not None and more > left:
         text += f"\nOnly {left} held-out rows are left unlabelled: halving it needs a larger held-out share.\n"

@@ -81,7 +81,7 @@ def test_align_panel_uses_heldout_labels_and_says_how_many_more(tmp_path):
     for k in train:
         project.label(k, 5)
     text = estimate_panel.align_estimate(project)
-    assert "from 10 labelled and 70 judged-only rows" in text
+    assert "(10 held-out labels, 70 rows judged only)" in text
     assert "more held-out labels would halve the interval" in text
     assert "Your 3 training labels are left out of the estimate" in text
 
