@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from app.studio import bind
 from raft.estimate import estimate, project_estimate, summary
 from raft.files import DataError
-from raft.report import load_scored
+from raft.report import find_gold, load_scored
 from raft.report_html import BLUE, GREY, ORANGE, layout
 
 NAMES = (("ppi", "labels + judge (PPI++)", BLUE), ("labels_only", "labels alone", ORANGE))
@@ -102,13 +102,14 @@ def evaluate_estimate(
     path = resolve(studio, studio.workspace(request), choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
-    column = (gold or "").strip() or "orig_score"
     group = next((c.strip() for c in (by or "").split(",") if c.strip()), None)
     systems = [s.strip() for s in (pair or "").split(",") if s.strip()]
     if systems and len(systems) != 2:
         raise gr.Error("Compare two systems: write two values of the first group column, separated by a comma.")
     try:
-        result = estimate(load_scored(path), column, (pred or "").strip() or "expected_score", group, systems or None)
+        rows = load_scored(path)
+        column = (gold or "").strip() or find_gold(rows)  # as the report card: orig_score, gpt4_score, ...
+        result = estimate(rows, column, (pred or "").strip() or "expected_score", group, systems or None)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
     return markdown(result), figure(result)
