@@ -106,13 +106,12 @@ def labels_to_halve(n: int, big_n: int, s_rect: float, s_imp: float, var_now: fl
     None when labelling every remaining row would not halve it."""
     if var_now <= 0:
         return None
-    target = var_now / 4
-    for k in range(1, big_n + 1):
-        rest = big_n - k
-        var = s_rect / (n + k) + (s_imp / rest if rest > 0 else 0.0)
-        if var <= target:
-            return k
-    return None
+    k = np.arange(1, big_n + 1)
+    rest = big_n - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = s_rect / (n + k) + np.where(rest > 0, s_imp / np.maximum(rest, 1), 0.0)
+    enough = np.flatnonzero(var <= var_now / 4)
+    return int(k[enough[0]]) if len(enough) else None
 
 
 def _split(rows: list[dict[str, Any]], gold: str, pred: str) -> tuple[list[int], list[int], int]:
