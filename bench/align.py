@@ -6,7 +6,10 @@ labelling project fixes a seeded held-out set (fully labelled: the measurement),
 labels are added in rounds, chosen by `random` and by `uncertain` (entropy of the untrained
 judge's distribution). After each round a RAFT LoRA judge is trained from the base model with the
 same budget (steps, batch, learning rate), the held-out rows are scored again, and the held-out
-Pearson and quadratic-weighted kappa get 95% bootstrap intervals. Prompts longer than
+Pearson and quadratic-weighted kappa get 95% bootstrap intervals. Beside each fine-tuned judge
+two calibrated ones are measured (`raft.align_calibrate`): `calibrate` fits a level map from the
+untrained judge's distributions to the same training labels (no training, seconds), `both` fits one
+to the fine-tuned judge's scores of those training rows. Prompts longer than
 --max-length tokens have their response and reference cut in the middle (the same rows for
 every judge), so that the run fits a CPU.
 
@@ -38,6 +41,7 @@ import numpy as np  # noqa: E402
 
 from bench.fit import fit_item, top_layers  # noqa: E402
 from raft.align import compare_judges, kappa_interval, rescore_heldout, write_label_dataset  # noqa: E402
+from raft.align_calibrate import calibrated_rows, fit_project_calibration  # noqa: E402
 from raft.batch import score_file  # noqa: E402
 from raft.data import read_jsonl  # noqa: E402
 from raft.files import write_rows  # noqa: E402
@@ -113,14 +117,18 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         print(line, flush=True)
 
 
-def round_row(project: LabelProject, strategy: str, n: int, work: Path) -> dict:
-    """One round's held-out figures from its re-scored file: Pearson, kappa and MAE with their
-    intervals, and the paired comparison with the untrained judge (`raft.align.compare_judges`)."""
-    after = read_jsonl(work / f"{strategy}-{n}-heldout.jsonl")
+def round_row(
+    project: LabelProject, strategy: str, n: int, work: Path, after: list[dict] | None = None, method: str = "fine-tune"
+) -> dict:
+    """One round's held-out figures from its re-scored file (or `after`, a calibrated judge's rows):
+    Pearson, kappa and MAE with their intervals, and the paired comparison with the untrained judge
+    (`raft.align.compare_judges`)."""
+    after = after if after is not None else read_jsonl(work / f"{strategy}-{n}-heldout.jsonl")
     held = sorted(project.heldout)
     pred = {int(r["key"]): r["expected_score"] for r in after}
     row = {
         "strategy": strategy,
+        "method": method,
         "labels": n,
         **held_metrics([project.rows[k]["grader"] for k in held], [pred[k] for k in held]),
     }
@@ -142,9 +150,10 @@ def report_only(args: argparse.Namespace, work: Path) -> list[dict]:
         )
         results.append({"strategy": strategy, "labels": 0, **untrained, "seconds": 0.0})
         saved = json.loads((work / f"results-{strategy}.json").read_text())["results"]
-        seconds = {r["labels"]: r["seconds"] for r in saved}
+        seconds = {r["labels"]: r["seconds"] for r in saved if r.get("method", "fine-tune") == "fine-tune"}
         for n in args.rounds:
             results.append({**round_row(project, strategy, n, work), "seconds": seconds.get(n, 0.0)})
+            results += [r for r in saved if r["labels"] == n and r.get("method") in ("calibrate", "both")]
     return results
 
 
@@ -168,6 +177,13 @@ def run_strategy(strategy: str, scored: list[dict], args: argparse.Namespace, wo
         have = project.counts()["train_labelled"]
         for key in next_rows(project, strategy, n - have, seed=args.seed):
             project.label(key, project.rows[key]["grader"], labeller="simulated")
+        t_cal = time.perf_counter()
+        cal = fit_project_calibration(project)
+        row = round_row(project, strategy, n, work, calibrated_rows(project, cal), "calibrate")
+        row["seconds"], row["levels"] = round(time.perf_counter() - t_cal, 3), cal.levels
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        t = time.perf_counter()
         data = work / f"{strategy}-{n}-ds"
         write_label_dataset(project, data, seed=args.seed)
         config = TrainConfig(
@@ -185,9 +201,20 @@ def run_strategy(strategy: str, scored: list[dict], args: argparse.Namespace, wo
             lora_targets=top_layers(args.lora_layers),
         )
         run = train(config)
-        rescore_heldout(project, Judge.load(str(run), device="cpu"), work / f"{strategy}-{n}-heldout.jsonl")
+        tuned = Judge.load(str(run), device="cpu")
+        after = rescore_heldout(project, tuned, work / f"{strategy}-{n}-heldout.jsonl")
         row = round_row(project, strategy, n, work)
         row["seconds"] = round(time.perf_counter() - t, 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        t = time.perf_counter()  # both: the fine-tuned judge's scores of its training rows fit its level map
+        labels = project.labels()
+        train_keys = [k for k in project.keys if k in labels and k not in project.heldout]
+        judged = tuned.score([project.item(k) for k in train_keys], mode="score_only", batch_size=8)
+        cal = fit_project_calibration(project, fit_on={k: j.to_dict() for k, j in zip(train_keys, judged)})
+        scored = {int(r["key"]): r for r in after}
+        row = round_row(project, strategy, n, work, calibrated_rows(project, cal, scored), "both")
+        row["seconds"], row["levels"] = round(time.perf_counter() - t, 1), cal.levels
         results.append(row)
         print(json.dumps(row), flush=True)
     return results
@@ -201,15 +228,17 @@ def fmt(m: dict) -> str:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| strategy | training labels | held-out n | Pearson [95% CI] | weighted kappa [95% CI] | MAE [95% CI] "
-        "| Pearson gain, paired | MAE gain, paired | round time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| strategy | method | training labels | held-out n | Pearson [95% CI] | weighted kappa [95% CI] "
+        "| MAE [95% CI] | Pearson gain, paired | MAE gain, paired | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        seconds = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
+        secs = r["seconds"]
+        seconds = "-" if not secs else f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.2g} s"
         gains = [paired(r["paired"][m]) if "paired" in r else "" for m in ("pearson", "mae")]
+        method = r.get("method", "fine-tune") if r["labels"] else "(untrained)"
         lines.append(
-            f"| {r['strategy']} | {r['labels']} | {r['n']} | {fmt(r['pearson'])} | {fmt(r['kappa'])} "
+            f"| {r['strategy']} | {method} | {r['labels']} | {r['n']} | {fmt(r['pearson'])} | {fmt(r['kappa'])} "
             f"| {fmt(r['mae'])} | {gains[0]} | {gains[1]} | {seconds} |"
         )
     return "\n".join(lines)
@@ -230,7 +259,7 @@ def plot(results: list[dict], out: Path) -> Path:
     colours = {"random": "#636efa", "uncertain": "#ef553b"}
     strategies = list(dict.fromkeys(r["strategy"] for r in results))
     for k, strategy in enumerate(strategies):
-        rs = [r for r in results if r["strategy"] == strategy]
+        rs = [r for r in results if r["strategy"] == strategy and r.get("method", "fine-tune") == "fine-tune"]
         dodge = (k - (len(strategies) - 1) / 2) * 0.02 * max(r["labels"] for r in results)  # intervals side by side
         for col, metric in ((1, "pearson"), (2, "kappa")):
             m = [r[metric] for r in rs]

@@ -7,6 +7,13 @@
   the finite-sample correction gives a half-width q; `[E - q, E + q]` (clipped to the scale) then
   covers the gold of a new exchangeable row with probability at least the chosen coverage.
 - ECE (top-label, equal-width bins) and the multi-class Brier score against the rounded gold.
+- Level map ("calibrate to my labels"): a monotone value v_1 <= ... <= v_K for each score level,
+  fitted so that the expected score sum_k p_k v_k matches a grader's labels (least squares, pulled
+  gently towards the levels themselves so that a level with no labels keeps its own value). The
+  judge's distribution is kept; only what each level is worth changes. A judge that puts its mass
+  on 5 where the grader says 3 is mapped down, a judge that squeezes everything into 3-4 is
+  stretched, and the order of the rows (Spearman) is never reversed. It needs no model run: the
+  distributions the judge already wrote are enough, so it is fitted in milliseconds.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import lsq_linear, minimize_scalar
 
 EPS = 1e-12
 
@@ -96,8 +103,37 @@ def conformal_halfwidth(gold: Any, expected: Any, coverage: float = 0.9) -> floa
     return float(residuals[k - 1]) if k <= len(residuals) else math.inf
 
 
-def expected_scores(probs: Any, scale: tuple[int, int]) -> np.ndarray:
-    return np.asarray(probs, dtype=np.float64) @ np.arange(scale[0], scale[1] + 1, dtype=np.float64)
+def expected_scores(probs: Any, scale: tuple[int, int], levels: Any = None) -> np.ndarray:
+    """sum_k p_k v_k per row, v the scale's own values, or a fitted level map's."""
+    values = np.arange(scale[0], scale[1] + 1, dtype=np.float64) if levels is None else np.asarray(levels, float)
+    return np.asarray(probs, dtype=np.float64) @ values
+
+
+LEVEL_PRIOR = 0.5
+"""How strongly a level map is pulled towards the plain levels (in rows' worth of squared error)."""
+
+
+def fit_levels(probs: Any, gold: Any, scale: tuple[int, int], prior: float = LEVEL_PRIOR) -> list[float]:
+    """The monotone level values v (v_1 <= ... <= v_K, inside the scale) that minimise
+    sum_rows (p . v - gold)^2 + prior * sum_k (v_k - k)^2.
+
+    Written as v = a + cumsum(d) with d >= 0, a bounded least-squares problem (scipy's
+    `lsq_linear`): monotone by construction, one solution, no iterations to tune."""
+    p, g = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.float64)
+    lo, hi = scale
+    k = hi - lo + 1
+    if p.ndim != 2 or p.shape[1] != k:
+        raise ValueError(f"the distributions have {p.shape[-1] if p.ndim else 0} levels, the scale {scale} has {k}")
+    if len(g) != len(p) or not len(g):
+        raise ValueError("a level map needs rows with both a label and a score distribution")
+    steps = np.tril(np.ones((k, k)))  # v = steps @ theta, theta = (a, d_2, ..., d_K)
+    levels = np.arange(lo, hi + 1, dtype=np.float64)
+    a = np.vstack([p @ steps, math.sqrt(prior) * steps]) if prior > 0 else p @ steps
+    b = np.concatenate([g, math.sqrt(prior) * levels]) if prior > 0 else g
+    lower = np.r_[lo, np.zeros(k - 1)]
+    upper = np.r_[hi, np.full(k - 1, hi - lo)]
+    theta = lsq_linear(a, b, bounds=(lower, upper), method="bvls").x
+    return [float(v) for v in np.clip(steps @ theta, lo, hi)]
 
 
 @dataclass
@@ -113,9 +149,19 @@ class Calibration:
     """Row numbers used to fit; the report evaluates on the others."""
     holdout: dict[str, Any] = field(default_factory=dict)
     """Figures on the rows not used to fit: ECE before and after, interval coverage."""
+    levels: list[float] | None = None
+    """A level map (`fit_levels`): what each score level is worth in the expected score; None: its own value."""
 
     def apply(self, probs: Any) -> np.ndarray:
         return temper(probs, self.temperature)
+
+    def values(self, scale_values: Any) -> np.ndarray:
+        """The value of each score level in the expected score: the level map's, else the levels."""
+        return np.asarray(self.levels if self.levels is not None else scale_values, dtype=np.float64)
+
+    def expected(self, probs: Any) -> np.ndarray:
+        """Expected scores of (tempered) distributions, with the level map when there is one."""
+        return expected_scores(probs, tuple(self.scale), self.levels)
 
     def interval(self, expected: float) -> list[float]:
         lo, hi = self.scale
@@ -125,16 +171,36 @@ class Calibration:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
         return Path(path)
 
+    def check_levels(self) -> None:
+        """Refuse a level map that is not one number per level, ascending, inside the scale."""
+        if self.levels is None:
+            return
+        lo, hi = self.scale
+        v = [float(x) for x in self.levels]
+        if len(v) != hi - lo + 1 or any(not (lo <= x <= hi) for x in v) or any(b < a for a, b in zip(v, v[1:])):
+            raise ValueError(f"levels must be {hi - lo + 1} ascending numbers within {lo}..{hi}")
+        self.levels = v
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        """A calibration from its JSON form (a file, or the `calibration` of a judge.json), checked."""
+        try:
+            cal = cls(**data)
+            cal.scale = [int(x) for x in cal.scale]
+            if not (cal.temperature > 0 and 0 < cal.coverage < 1 and cal.halfwidth >= 0 and len(cal.scale) == 2):
+                raise ValueError("values out of range")
+            cal.check_levels()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a calibration ({exc})") from None
+        return cal
+
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
         try:
             data = json.loads(Path(path).read_text())
-            cal = cls(**data)
-            if not (cal.temperature > 0 and 0 < cal.coverage < 1 and cal.halfwidth >= 0 and len(cal.scale) == 2):
-                raise ValueError("values out of range")
-        except (OSError, ValueError, TypeError) as exc:
+            return cls.from_dict(data if isinstance(data, dict) else {})
+        except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: not a calibration file written by `python -m raft calibrate` ({exc})") from None
-        return cal
 
 
 def evaluate(cal: Calibration, probs: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
@@ -142,7 +208,7 @@ def evaluate(cal: Calibration, probs: np.ndarray, gold: np.ndarray) -> dict[str,
     scale = tuple(cal.scale)
     classes = gold_classes(gold, scale)
     tempered = cal.apply(probs)
-    expected = expected_scores(tempered, scale)
+    expected = cal.expected(tempered)
     intervals = np.array([cal.interval(e) for e in expected]) if len(expected) else np.zeros((0, 2))
     covered = (intervals[:, 0] - 1e-9 <= gold) & (gold <= intervals[:, 1] + 1e-9) if len(gold) else np.array([])
     return {
@@ -180,3 +246,16 @@ def fit(
     cal = Calibration(temperature, halfwidth, coverage, list(scale), n_fit, sorted(int(rows[i]) for i in fit_idx))
     cal.holdout = evaluate(cal, p[rest], g[rest])
     return cal
+
+
+def fit_level_map(
+    probs: Any, gold: Any, rows: list[int], scale: tuple[int, int], coverage: float = 0.9, prior: float = LEVEL_PRIOR
+) -> Calibration:
+    """A calibration that is a level map fitted on every row given (a grader's training labels; the
+    comparison is made on other rows), with a split-conformal half-width from the same rows (the
+    scale's width when they are too few for the coverage asked)."""
+    p, g = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.float64)
+    levels = fit_levels(p, g, scale, prior)
+    halfwidth = conformal_halfwidth(g, expected_scores(p, scale, levels), coverage)
+    halfwidth = float(scale[1] - scale[0]) if math.isinf(halfwidth) else halfwidth
+    return Calibration(1.0, halfwidth, coverage, list(scale), len(g), sorted(int(r) for r in rows), levels=levels)

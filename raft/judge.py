@@ -73,12 +73,21 @@ def rail(
     score_probs: np.ndarray, values: Sequence[int], calibration: Calibration | None = None
 ) -> tuple[float, int, list[float], float]:
     """(expected score, mode, renormalised probs, raw mass) from raw score-token probabilities;
-    with a calibration, the renormalised distribution is tempered first."""
+    with a calibration, the renormalised distribution is tempered first and the expected score
+    weighs each level by its level map's value (the mode stays the most likely level)."""
     mass = float(score_probs.sum())
     q = score_probs / mass
+    worth = values
     if calibration is not None:
         q = calibration.apply(q)
-    return float(np.dot(q, values)), int(values[int(np.argmax(q))]), q.tolist(), mass
+        worth = calibration.values(values)
+    return float(np.dot(q, worth)), int(values[int(np.argmax(q))]), q.tolist(), mass
+
+
+def _manifest_calibration(manifest: dict[str, Any]) -> Calibration | None:
+    """The calibration a judge folder carries in its judge.json (a calibrated judge), else None."""
+    found = manifest.get("calibration")
+    return Calibration.from_dict(found) if isinstance(found, dict) else None
 
 
 class Judge:
@@ -172,7 +181,9 @@ class Judge:
             name=str(model or manifest.get("base_model", "")),
             mode=manifest.get("mode", "score_only"),
             cue=manifest.get("score_cue", SCORE_CUE),
-            calibration=Calibration.load(calibration) if isinstance(calibration, (str, Path)) else calibration,
+            calibration=Calibration.load(calibration)
+            if isinstance(calibration, (str, Path))
+            else calibration or _manifest_calibration(manifest),
         )
 
     @property

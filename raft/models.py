@@ -216,7 +216,7 @@ def needs_default(model: str | Path | None) -> bool:
     if not model:
         return True
     manifest = read_manifest(model) if Path(model).is_dir() else None
-    return bool(manifest and manifest.get("adapter") and not manifest.get("base_model"))
+    return bool(manifest and (manifest.get("adapter") or manifest.get("plain_base")) and not manifest.get("base_model"))
 
 
 def resolve_model(
@@ -244,7 +244,9 @@ def resolve_model(
         if weights.note:
             logger.warning(weights.note)
             manifest = {**found, "checkpoint_step": weights.step, "note": weights.note}
-        if found.get("adapter"):
+        if found.get("plain_base"):  # a calibrated plain model: the base model itself
+            name = found.get("base_model") or str(fetch_default())
+        elif found.get("adapter"):
             adapter = adapter or weights.folder
             name = found["base_model"] or str(fetch_default())
         else:

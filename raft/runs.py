@@ -47,6 +47,8 @@ class RunWeights:
 def run_weights(run_dir: str | Path, manifest: dict[str, Any]) -> RunWeights | None:
     """The run's final weights when saved, else its newest checkpoint with a note; None when neither."""
     run_dir = Path(run_dir)
+    if manifest.get("plain_base"):  # a calibrated plain model (raft.calibrated): the base is its weights
+        return RunWeights(run_dir)
     final = run_dir / str(manifest.get("weights") or "model")
     if final.is_dir():
         return RunWeights(final)
