@@ -17,12 +17,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app import align_compare
 from app.estimate_panel import align_block
 from app.evaluate_tab import NONE, _scored_file, batch_results
 from app.finetune_tab import FORM
 from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
 from app.workspace import Workspace
-from raft.align import agreement, agreement_markdown, compare_judges, rescore_heldout, write_label_dataset
+from raft.align import agreement, agreement_markdown, write_label_dataset
 from raft.files import DataError
 from raft.labels import LabelProject
 from raft.models import read_manifest
@@ -240,47 +241,24 @@ def finetune(
 
 def compare(
     studio: Studio, name: str | None, judge_choice: str | None, request: gr.Request = None, progress=gr.Progress()
-) -> str:
+) -> tuple[str, pd.DataFrame]:
     """Score the labelled held-out rows with another judge and compare it with the project's judge:
-    the paired interval and p-value of each metric, and weighted kappa before and after."""
-    project = open_project(studio, name, request)
-    if not judge_choice:
-        raise gr.Error("Choose the judge to compare (a run trained on your labels).")
-    judge = studio.judge(judge_choice)
-    progress(0, desc="scoring the held-out rows again")
-    tag = re.sub(r"[^A-Za-z0-9_-]", "_", judge_choice)[:60]
-    try:
-        after = rescore_heldout(project, judge, project.folder / f"after-{tag}.jsonl")
-        report = compare_judges(project, after)
-    except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
-    return comparison_card(report, judge_choice)
+    verdicts, collapse warnings, advice and the per-row table, kept with the project."""
+    return align_compare.compare(studio, open_project(studio, name, request), judge_choice, progress)
 
 
-def _f(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def calibrate(studio: Studio, name: str | None, request: gr.Request = None) -> tuple[str, pd.DataFrame, Any]:
+    """Calibrate the project's judge to the training labels (seconds), compare it on the held-out
+    labels, and offer the calibrated judge in the pickers."""
+    markdown, table, choice = align_compare.calibrate(studio, open_project(studio, name, request))
+    return markdown, table, gr.Dropdown(choices=studio.model_choices(), value=choice)
 
 
-def comparison_card(report: dict[str, Any], judge_choice: str) -> str:
-    """Before and after on the held-out labels, as a Markdown table."""
-    comp = report["compare"]
-    lines = [
-        f"### Before / after on {comp['n']} held-out labels",
-        f"After: `{judge_choice}`; before: the project's judge. Difference after - before with its paired 95% "
-        "bootstrap interval and permutation p-value.",
-        "",
-        "| metric | before | after | after - before [95% CI] | p |",
-        "|---|---|---|---|---|",
-    ]
-    ka, kb = report["kappa_after"], report["kappa_before"]
-    lines.append(f"| weighted kappa | {_f(kb['value'])} | {_f(ka['value'])} | | |")
-    for metric in ("pearson", "spearman", "mae", "exact"):
-        d = comp["metrics"][metric]
-        p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
-        lines.append(
-            f"| {metric} | {_f(d['b'])} | {_f(d['a'])} | {_f(d['diff'])} [{_f(d['lo'])}, {_f(d['hi'])}] | {p} |"
-        )
-    return "\n".join(lines)
+def comparison(studio: Studio, name: str | None, request: gr.Request = None) -> tuple[str, pd.DataFrame]:
+    """The project's last comparison (a reload shows it again)."""
+    if not name or name not in project_names(studio.workspace(request)):
+        return align_compare.last_comparison(None)
+    return align_compare.last_comparison(open_project(studio, name, request))
 
 
 def project_list(studio: Studio, request: gr.Request = None) -> Any:
@@ -333,9 +311,16 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
             )
             tune_btn = gr.Button("Fine-tune on my labels", variant="primary", elem_id="align-finetune")
         with gr.Row():
-            after = model_dropdown(studio, label="Judge after fine-tuning", elem_id="align-after")
+            calibrate_btn = gr.Button("Calibrate to my labels (seconds)", elem_id="align-calibrate")
+            after = model_dropdown(studio, label="Judge after fine-tuning or calibrating", elem_id="align-after")
             compare_btn = gr.Button("Compare before / after", elem_id="align-compare")
         compared = gr.Markdown(elem_id="align-compared")
+        per_row = gr.Dataframe(
+            headers=align_compare.ROW_COLUMNS,
+            label="Per row, held-out (change: how far the error moved; negative is closer to your label)",
+            interactive=False,
+            elem_id="align-rows",
+        )
         shown = gr.State(None)
 
     views = [card, judge_panel, panel, confusion, worst, *scores, shown]
@@ -360,5 +345,7 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
         [tabs, tune["dataset"], tune["run_name"], base_model],
         api_name="align_finetune",
     )
-    compare_btn.click(bind(compare, studio), [project, after], compared, api_name="align_compare")
+    compare_btn.click(bind(compare, studio), [project, after], [compared, per_row], api_name="align_compare")
+    calibrate_btn.click(bind(calibrate, studio), project, [compared, per_row, after], api_name="align_calibrate")
+    project.change(bind(comparison, studio), project, [compared, per_row], api_name="align_comparison")
     return {"project": project, "list": bind(project_list, studio), "results": [choice], "models": [judge, after]}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from raft.align_findings import findings, findings_markdown, save_findings
 from raft.files import DataError
 
 
@@ -123,6 +124,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         k = report[f"kappa_{name}"]
         fmt = ["n/a" if x is None else f"{x:.3f}" for x in (k["value"], k["lo"], k["hi"])]
         print(f"Weighted kappa, {name}: {fmt[0]} [{fmt[1]}, {fmt[2]}]")
+    found = findings(project, report, after, Path(args.model).name)
+    save_findings(project, found)
+    print("\n" + findings_markdown(found))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from raft.align import compare_judges
+    from raft.align_calibrate import calibrated_rows, fit_project_calibration
+    from raft.calibrated import write_calibrated_judge
+    from raft.labels import LabelProject
+
+    project = LabelProject.open(args.project)
+    cal = fit_project_calibration(project)
+    after = calibrated_rows(project, cal)
+    report = compare_judges(project, after)
+    base = args.judge or project.meta.get("judge") or None
+    out = Path(args.out)
+    write_calibrated_judge(
+        out,
+        base,
+        cal,
+        prompt=project.prompt,
+        scale=project.scale,
+        name=Path(str(base)).name if base else "default model",
+        fitted_on={"project": Path(args.project).name, "training_labels": cal.n_fit},
+    )
+    found = findings(project, report, after, out.name)
+    found["levels"] = [round(v, 3) for v in cal.levels or []]
+    save_findings(project, found)
+    print(findings_markdown(found))
+    print(f"Calibrated judge written to {out}: `python -m raft score --model {out} ...` serves it.")
     return 0
 
 
@@ -175,3 +208,10 @@ def add_parser(sub: Any, scale_type: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_compare)
+
+    p = lsub.add_parser(
+        "calibrate", parents=[project], help="fit a level map to your training labels (seconds) and compare it"
+    )
+    p.add_argument("--out", required=True, help="the calibrated judge's folder (a new one)")
+    p.add_argument("--judge", default=None, help="the judge that scored the project (default: the project's)")
+    p.set_defaults(func=cmd_calibrate)

@@ -61,7 +61,9 @@ def test_a_level_map_calibration_round_trips_and_bad_maps_are_refused(tmp_path):
     expected, _, _, _ = rail(np.array([0.0, 0.0, 1.0, 0.0, 0.0]), [1, 2, 3, 4, 5], back)
     assert expected == pytest.approx(cal.levels[2])
     for levels in ([1, 2, 3], [5, 4, 3, 2, 1], [0, 1, 2, 3, 4]):
-        (tmp_path / "bad.json").write_text(json.dumps({**json.loads((tmp_path / "cal.json").read_text()), "levels": levels}))
+        (tmp_path / "bad.json").write_text(
+            json.dumps({**json.loads((tmp_path / "cal.json").read_text()), "levels": levels})
+        )
         with pytest.raises(ValueError, match="levels"):
             Calibration.load(tmp_path / "bad.json")
 
