@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import mapping, plots
+from app import honest, mapping, plots
 from app.messages import guarded
 from app.studio import (
     DEFAULT_CHOICE,
@@ -209,7 +209,9 @@ def score_batch(
         meta.update(scored=good, columns=columns_used, rubric=whole_file.to_dict() if whole_file else None)
         meta_path(out).write_text(json.dumps(meta, ensure_ascii=False))
     csv_path = write_csv_download(out.with_suffix(".csv"), rows)
-    return (*results_view(rows, gold_field or "orig_score", judge.scale), workspace.offer([csv_path, out]))
+    table, summary, scatter, matrix = results_view(rows, gold_field or "orig_score", judge.scale)
+    summary += honest.batch_note(rows, *honest.judge_training_rows(studio, model), gold_field or "orig_score")
+    return table, summary, scatter, matrix, workspace.offer([csv_path, out])
 
 
 TABLE_COLUMNS = ["row", "expected_score", "mode_score", "score_mass", "gold", "response", "error"]

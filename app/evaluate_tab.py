@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from app import honest
 from app.batch_tab import check_upload
 from app.estimate_panel import evaluate_block
 from app.studio import Studio, bind
@@ -86,6 +87,7 @@ def evaluate(
         cal = studio.calibration(cal_file)
         rows = load_scored(path)
         other = load_scored(other_path) if other_path else None
+        trained, trained_name = honest.judge_training_rows(studio, (_meta(path) or {}).get("judge"))
         report = build_report(
             rows,
             gold=gold.strip() or None,
@@ -94,6 +96,8 @@ def evaluate(
             other=other,
             names=(_name(path), _name(other_path) if other_path else "B"),
             calibration=cal,
+            trained=trained,
+            trained_name=html.escape(trained_name, quote=False),
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None

