@@ -17,7 +17,7 @@ from app.messages import for_visitor, without_paths
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
-from raft.jobs import Job, JobError, summarize
+from raft.jobs import QUEUED, Job, JobError, summarize
 from raft.paths import safe_child
 from raft.train.config import TrainConfig
 
@@ -156,7 +156,7 @@ def start(studio: Studio, text: str, request: gr.Request = None) -> str:
         raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1 with RAFT_AUTH).")
     config = config_from_yaml(studio, text, request)
     try:
-        return studio.jobs.start(config).id
+        return studio.jobs.start(config, queue=True).id  # a second Start waits its turn in the job list
     except JobError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -215,7 +215,8 @@ def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str
     elapsed = s["elapsed_s"] if s["elapsed_s"] is not None and s["step"] else None
     if elapsed is None and job.active:
         elapsed = _since(job.launched or job.started)
-    parts.append(f"elapsed {_duration(elapsed)}")
+    if job.status != QUEUED:
+        parts.append(f"elapsed {_duration(elapsed)}")
     if job.active and s["remaining_s"] is not None:
         parts.append(f"remaining {_duration(s['remaining_s'])}")
     if s["loss"] is not None:
@@ -248,6 +249,8 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
 def refresh_jobs(studio: Studio, selected: str | None, shown: list | None) -> tuple[Any, list]:
     """The job dropdown's labels (they carry each job's status) when they changed since `shown`,
     else no update, so that a job list never keeps saying "stopping" after the job ended."""
+    if studio.settings.allow_training:
+        studio.jobs.promote()  # a queued job starts when the one before it has ended
     choices = [list(c) for c in job_choices(studio)]
     if choices == shown:
         return gr.skip(), shown

@@ -27,7 +27,7 @@ from app.workspace import (
 )
 from raft.calibration import Calibration
 from raft.data import list_datasets
-from raft.jobs import JobManager
+from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
 from raft.models import MANIFEST, ModelError, default_ready, needs_default, read_manifest
 from raft.paths import safe_child
@@ -176,8 +176,9 @@ class Studio:
 
     def fresh_run_name(self) -> str:
         """The first 'run-N' with no folder yet: the form never proposes a run that exists."""
+        queued = {Path(j.run_dir).name for j in self.jobs.list() if j.status == QUEUED}
         n = 1
-        while (self.runs_dir / f"run-{n}").exists():
+        while (self.runs_dir / f"run-{n}").exists() or f"run-{n}" in queued:
             n += 1
         return f"run-{n}"
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ACTIVE = ("starting", "running", "stopping")
+QUEUED = "queued"
+"""A job waiting for its turn (not active: it holds no process until `JobManager.promote` launches it)."""
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 """What a job id looks like (UTC start time and a random suffix); anything else is no job."""
 
@@ -55,6 +57,8 @@ class Job:
     stop_requested: str | None = None
     launched: str | None = None
     """When the current attempt's process started (`started` is the first attempt's)."""
+    queued_at: float | None = None
+    """When it joined the queue (seconds since the epoch, finer than ids made in one second): its turn."""
 
     @property
     def active(self) -> bool:

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from raft import job_logs, job_process
-from raft.job_registry import JOB_ID, Job, JobError, JobRegistry, new_job_id, now
+from raft.job_registry import JOB_ID, QUEUED, Job, JobError, JobRegistry, new_job_id, now
 from raft.train.config import TrainConfig
 from raft.train.phase import PHASE_FILE, describe_phase, read_phase, waiting_for
 from raft.train.trainer import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step
 
-__all__ = ["JOB_ID", "Job", "JobError", "JobManager", "summarize"]
+__all__ = ["JOB_ID", "QUEUED", "Job", "JobError", "JobManager", "summarize"]
 
 STARTUP_GRACE = 4
 """A trainer that has not named its first phase (it is importing its libraries, slow on a busy
@@ -66,17 +66,21 @@ class JobManager:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def start(self, config: TrainConfig, resume_of: str | None = None) -> Job:
-        """Write the run's config and launch the trainer; refuses when max_active jobs are running."""
+    def start(self, config: TrainConfig, resume_of: str | None = None, queue: bool = False) -> Job:
+        """Write the run's config and launch the trainer. When max_active jobs are running it refuses,
+        or with `queue` records the job as "queued": `promote` launches it when its turn comes."""
         with self._starting():
-            return self._start(config, resume_of)
+            return self._start(config, resume_of, queue)
 
-    def _start(self, config: TrainConfig, resume_of: str | None) -> Job:
-        self._check_capacity()
+    def _start(self, config: TrainConfig, resume_of: str | None, queue: bool = False) -> Job:
+        waiting = self._waiting_on(queue)
         job_id = new_job_id()
         run_dir = Path(config.output_dir)
         if not resume_of and run_dir.is_dir() and any(run_dir.iterdir()):
             raise JobError(f"run folder '{run_dir.name}' already holds a run; choose a new run name, or resume its job")
+        taken = [j for j in self.list() if (j.active or j.status == QUEUED) and Path(j.run_dir) == run_dir]
+        if taken and not resume_of:
+            raise JobError(f"job {taken[0].id} ({taken[0].status}) writes run '{run_dir.name}'; choose a new run name")
         folder = self.registry.folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
         if resume_of:
@@ -86,6 +90,11 @@ class JobManager:
             command = [sys.executable, "-m", "raft", "train", str(folder / "config.yaml")]
         log = folder / "train.log"
         job = Job(id=job_id, run_dir=str(run_dir), log=str(log), command=command, resume_of=resume_of)
+        if waiting is not None:
+            job.status, job.note = QUEUED, f"queued behind job {waiting.id}: it starts when that one ends"
+            job.queued_at = time.time()
+            self._save(job)
+            return job
         return self._launch(job)
 
     def _check_capacity(self) -> None:
@@ -95,6 +104,42 @@ class JobManager:
                 f"job {running[0].id} is still {running[0].status}; stop it first "
                 f"(one training job at a time on this machine)"
             )
+
+    def _waiting_on(self, queue: bool) -> Job | None:
+        """None when a job may launch now; else (with `queue`) the job it waits for: a running one,
+        or the last already queued (first come, first served). Without `queue` a full machine refuses."""
+        jobs = self.list()
+        queued = [j for j in jobs if j.status == QUEUED]
+        if not queue or not queued:
+            try:
+                self._check_capacity()
+                return None
+            except JobError:
+                if not queue:
+                    raise
+        return max(queued, key=_turn) if queued else next(j for j in jobs if j.active)
+
+    def promote(self) -> Job | None:
+        """Launch the oldest queued job when fewer than max_active jobs run (the studio's timer calls
+        this every few seconds); returns the job launched, if any."""
+        with self._starting():
+            jobs = self.list()
+            if sum(1 for j in jobs if j.active) >= self.max_active:
+                return None
+            queued = [j for j in jobs if j.status == QUEUED]
+            if not queued:
+                return None
+            job = min(queued, key=_turn)
+            run_dir = Path(job.run_dir)
+            if not job.resume_of and run_dir.is_dir() and any(run_dir.iterdir()):
+                job.status, job.ended = "failed", now()
+                job.error = (
+                    f"run folder '{run_dir.name}' was taken while the job waited; start it again with a new name"
+                )
+                self._save(job)
+                return None
+            job.note = None
+            return self._launch(job)
 
     def _launch(self, job: Job) -> Job:
         """Start the job's command, its output appended to the job's log, and record it running."""
@@ -172,6 +217,13 @@ class JobManager:
         a validation pass is abandoned between batches. With `wait=False` it returns at once (status
         "stopping") and a background thread finishes."""
         job = self.get(job_id)
+        if job.status == QUEUED:  # never launched: taken off the queue, nothing to stop
+            with self._record_lock(job.id):
+                job = self._load(job.id)
+                if job.status == QUEUED:
+                    job.status, job.ended, job.note = "stopped", now(), "taken off the queue before it began"
+                    self._save(job)
+            return job
         if not job.active:
             return job
         with self._record_lock(job.id):
@@ -264,7 +316,7 @@ class JobManager:
                 asked = datetime.fromisoformat(job.stop_requested)
                 waited = f" (asked {(datetime.now(timezone.utc) - asked).total_seconds():.0f} s ago)"
             return waiting_for(self.phase(job)) + waited
-        if job.status in ("completed", "stopped"):
+        if job.status in ("completed", "stopped", QUEUED):
             return job.note or ""
         return ""
 
@@ -283,6 +335,11 @@ class JobManager:
     def log_tail(self, job: Job | str, lines: int = 40) -> str:
         job = self._load(job) if isinstance(job, str) else job
         return job_logs.tail(self.log_path(job), lines)
+
+
+def _turn(job: Job) -> tuple[float, str]:
+    """A queued job's place in the queue: when it joined, then its id."""
+    return (job.queued_at or 0.0, job.id)
 
 
 def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import signal
 import time
@@ -89,3 +90,24 @@ def test_a_crashing_run_reports_why(tmp_path, config):
     done = wait_for(lambda: (j := manager.get(job.id)).status != "running" and j)
     assert done.status == "failed" and done.exit_code == 2  # a one-line error, as the CLI gives
     assert "no train.jsonl" in done.error
+
+
+def test_a_second_start_waits_its_turn_and_runs_when_the_first_ends(tmp_path, config):
+    manager = JobManager(tmp_path / "root")
+    first = manager.start(config)
+    with pytest.raises(JobError, match="writes run 'r1'"):
+        manager.start(config, queue=True)  # one run folder, one job
+    second = manager.start(dataclasses.replace(config, output_dir=str(tmp_path / "runs" / "r2")), queue=True)
+    third = manager.start(dataclasses.replace(config, output_dir=str(tmp_path / "runs" / "r3")), queue=True)
+    assert second.status == third.status == "queued" and second.pid is None
+    assert second.note == f"queued behind job {first.id}: it starts when that one ends"
+    assert third.note == f"queued behind job {second.id}: it starts when that one ends"
+    assert manager.promote() is None  # the first still runs
+    assert sorted(j.status for j in manager.list()) == ["queued", "queued", "running"]
+    assert manager.stop(third.id).status == "stopped"  # taken off the queue, never launched
+    assert not Path(third.run_dir).exists()
+    manager.stop(first.id, timeout=60)
+    promoted = JobManager(tmp_path / "root").promote()  # a restarted studio promotes too
+    assert promoted is not None and promoted.id == second.id and promoted.status == "running"
+    assert {j.id: j.status for j in manager.list()} == {first.id: "stopped", second.id: "running", third.id: "stopped"}
+    manager.stop(second.id, timeout=60)

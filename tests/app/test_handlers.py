@@ -149,8 +149,12 @@ def test_finetune_start_watch_stop(studio):
         studio, "ds", "run-y", "", "raft", 1.0, False, 8, 1e-3, 500, 1.0, 2, 1, 2048, 1000, False
     )
     job_id = finetune_tab.start(studio, text)
-    with pytest.raises(gr.Error, match="one training job at a time"):
+    with pytest.raises(gr.Error, match="writes run 'run-y'; choose a new run name"):
         finetune_tab.start(studio, text)
+    waiting = finetune_tab.start(studio, text.replace("run-y", "run-z"))  # a second Start waits its turn
+    assert studio.jobs.get(waiting).status == "queued"
+    assert finetune_tab.watch(studio, waiting, False)[0].startswith(f"**queued** · queued behind job {job_id}")
+    assert finetune_tab.stop(studio, waiting) == waiting and studio.jobs.get(waiting).status == "stopped"
     deadline = time.time() + 120
     while time.time() < deadline:
         status, loss_plot, eval_plot, log = finetune_tab.watch(studio, job_id, False)
@@ -163,8 +167,8 @@ def test_finetune_start_watch_stop(studio):
     while not (status := finetune_tab.watch(studio, job_id, True)[0]).startswith("**stopped**"):
         assert time.time() < deadline and status.startswith("**stopping**"), status
         time.sleep(0.5)
-    table = finetune_tab.runs_table(studio)
-    assert table.loc[0, "status"] == "stopped" and table.loc[0, "run"] == "run-y"
+    table = finetune_tab.runs_table(studio).set_index("run")
+    assert table.loc["run-y", "status"] == "stopped" and table.loc["run-z", "status"] == "stopped"
 
 
 def test_public_space_turns_training_and_foreign_models_off(monkeypatch, tmp_path):
