@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import align_compare
+from app import align_compare, finetune_form
 from app.estimate_panel import align_block
 from app.evaluate_tab import NONE, _scored_file, batch_results
 from app.finetune_tab import FORM
@@ -210,32 +210,47 @@ def undo(studio: Studio, name: str | None, request: gr.Request = None) -> str:
 
 
 def finetune(
-    studio: Studio, name: str | None, start_from: str, request: gr.Request = None
-) -> tuple[Any, Any, Any, Any]:
-    """Write the labelled training rows as a dataset and open the Fine-tune tab filled in with it
-    (and, to continue, the project's judge run as the base)."""
+    studio: Studio,
+    name: str | None,
+    start_from: str,
+    batch_size: float = 4,
+    grad_accum: float = 1,
+    request: gr.Request = None,
+) -> tuple[Any, ...]:
+    """Write the labelled training rows as a dataset and open the Fine-tune tab filled in with it:
+    steps for a few epochs over its rows, a note of what was written, and, to continue, the
+    project's judge by its run name (never a server path) as the base."""
     project = open_project(studio, name, request)
     workspace = studio.workspace(request)
     n = 1
     while (workspace.datasets / f"labels-{name}-{n}").exists():
         n += 1
     dataset = f"labels-{name}-{n}"[:120]
-    try:
-        workspace.reserve(2 * sum(f.stat().st_size for f in (projects_dir(workspace) / name).glob("*")))
-        write_label_dataset(project, workspace.datasets / dataset)
-    except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
     base = ""
     if start_from == "continue":
         judge = project.meta.get("judge") or ""
         if not judge.startswith(RUN_PREFIX):
             raise gr.Error("The project's judge is not a fine-tuned run: start from the base model instead.")
-        base = studio.resolve_model(judge) or ""
+        try:
+            studio.resolve_model(judge)  # it must still be a run with weights
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        base = judge  # "run: NAME", which the Fine-tune form resolves: no server path on the page
+    try:
+        workspace.reserve(2 * sum(f.stat().st_size for f in (projects_dir(workspace) / name).glob("*")))
+        stats = write_label_dataset(project, workspace.datasets / dataset)
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    rows = int(stats.get("train", 0)) if isinstance(stats, dict) else 0
+    rows = rows or finetune_form.training_rows(workspace.datasets / dataset)
+    batch, accum = int(batch_size or 1), int(grad_accum or 1)
     return (
         gr.Tabs(selected="finetune"),
         gr.Dropdown(choices=studio.datasets(request), value=dataset),
         studio.fresh_run_name(),
         base,
+        finetune_form.propose_steps(rows, batch, accum),
+        finetune_form.written_note(dataset, rows, batch, accum),
     )
 
 
@@ -339,10 +354,11 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
         refresh, [project, strategy, blind], views, api_name=False
     )
     base_model = tune["form"][FORM.index("base_model")]
+    batch_size, grad_accum = tune["form"][FORM.index("batch_size")], tune["form"][FORM.index("grad_accum")]
     tune_btn.click(
         bind(finetune, studio),
-        [project, start_from],
-        [tabs, tune["dataset"], tune["run_name"], base_model],
+        [project, start_from, batch_size, grad_accum],
+        [tabs, tune["dataset"], tune["run_name"], base_model, tune["max_steps"], tune["steps_note"]],
         api_name="align_finetune",
     )
     compare_btn.click(bind(compare, studio), [project, after], [compared, per_row], api_name="align_compare")

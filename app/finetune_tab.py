@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 import yaml
 
-from app import plots, train_config
+from app import finetune_form, plots, train_config
 from app.messages import for_visitor, without_paths
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
@@ -305,6 +305,7 @@ def build(studio: Studio) -> dict[str, Any]:
                     elem_id="ft-dataset",
                 )
                 about = gr.Markdown(dataset_summary(studio, None), elem_id="ft-about")
+                steps_note = gr.Markdown("", elem_id="ft-steps")
                 run_name = gr.Textbox(studio.fresh_run_name(), label="Run name (a new folder)", elem_id="ft-run-name")
                 base_model = gr.Textbox(
                     "", label="Base model (empty: default model)", interactive=studio.settings.allow_any_model
@@ -353,6 +354,7 @@ def build(studio: Studio) -> dict[str, Any]:
         runs = gr.Dataframe(headers=RUNS_COLUMNS, label="Runs", interactive=False)
         timer = gr.Timer(2.0)
         shown_jobs = gr.State(None)
+        saved_form = gr.BrowserState(None, storage_key=finetune_form.STORAGE_KEY)
 
     form = [
         dataset,
@@ -379,6 +381,21 @@ def build(studio: Studio) -> dict[str, Any]:
     polled = {"show_progress": "hidden"}  # reads of state on disk: no "processing" overlay, ever
     listing = bind(job_list, studio)
     dataset.change(bind(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
+    dataset.input(  # a dataset the visitor picks: steps for a few epochs over its rows
+        bind(finetune_form.propose, studio),
+        [dataset, batch_size, grad_accum],
+        [max_steps, steps_note],
+        api_name="train_propose_steps",
+        show_progress="hidden",
+    )
+    gr.on(  # what the visitor types or picks is kept in the browser; a reload restores it
+        [f.input for f in form],
+        finetune_form.save,
+        form,
+        saved_form,
+        api_name="train_form_save",
+        show_progress="hidden",
+    )
     started = start_btn.click(bind(start, studio), config_yaml, job, api_name="train_start")
     started.then(listing, job, job, api_name="train_jobs", **polled)
     started.success(studio.fresh_run_name, None, run_name, api_name="train_fresh_name")
@@ -402,4 +419,8 @@ def build(studio: Studio) -> dict[str, Any]:
         "command": command,
         "runs": runs,
         "run_name": run_name,
+        "max_steps": max_steps,
+        "steps_note": steps_note,
+        "saved_form": saved_form,
+        "restore": bind(finetune_form.restore, studio),
     }

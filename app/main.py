@@ -76,7 +76,9 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             tune["dataset"],
             api_name="datasets_refresh",
         )
-        demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices")
+        demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices").then(
+            tune["restore"], tune["saved_form"], tune["form"], api_name="train_form_restore", show_progress="hidden"
+        )
         demo.load(align["list"], None, align["project"], api_name="align_projects")
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
