@@ -43,7 +43,7 @@ def shown(found: dict[str, Any] | None) -> tuple[str, pd.DataFrame]:
     """(Markdown, per-row table) of a comparison's findings."""
     if not found:
         return "No comparison yet: calibrate, or fine-tune and compare, to see before / after here.", row_table(None)
-    return findings_markdown(found, f"`{text(found['judge'])}`"), row_table(found)
+    return findings_markdown(found, f"**{text(found['judge'])}**"), row_table(found)
 
 
 def last_comparison(project: LabelProject | None) -> tuple[str, pd.DataFrame]:

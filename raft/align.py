@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from raft.align_findings import MIN_DECIDE
 from raft.data import BuiltDataset, build_example, dataset_manifest, write_dataset
 from raft.files import DataError
 from raft.labels import LabelProject, judge_fields
@@ -67,6 +68,19 @@ def agreement_markdown(result: dict[str, Any]) -> str:
     if result["n"] < 2:
         return "\n".join(lines + [f"Agreement needs at least 2 held-out labels (n = {result['n']})."]) + "\n"
     m, k = result["metrics"], result["kappa"]
+    if result["n"] < MIN_DECIDE:  # intervals on a handful of rows mislead more than they tell
+        return "\n".join(
+            lines
+            + [
+                f"Judge vs your labels on the held-out rows (n = {result['n']}): **too few to decide** (intervals "
+                f"from {MIN_DECIDE} held-out labels on).",
+                "",
+                "| metric | value |",
+                "|---|---|",
+                f"| weighted kappa | {_fmt(k['value'])} |",
+                *(f"| {name} | {_fmt(m[name]['value'])} |" for name in ("pearson", "spearman", "mae", "exact")),
+            ]
+        ) + "\n"
     lines += [
         f"Judge vs your labels on the held-out rows (n = {result['n']}), 95% bootstrap intervals:",
         "",

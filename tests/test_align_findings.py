@@ -183,3 +183,15 @@ def test_a_judge_that_matches_the_labels_is_named_better(tmp_path):
     assert found["verdicts"]["mae"]["verdict"] == "after better"
     assert found["verdicts"]["pearson"]["verdict"] == "after better"
     assert found["collapse"]["after"] is None
+
+
+def test_the_agreement_panel_says_too_few_to_decide_instead_of_intervals_on_a_few_rows(tmp_path):
+    from raft.align import agreement, agreement_markdown
+
+    project = LabelProject.create(tmp_path / "p", _rows(20), heldout=0.3, seed=0)
+    for key in sorted(project.heldout)[:3]:
+        project.label(key, 3)
+    text = agreement_markdown(agreement(project))
+    assert "(n = 3): **too few to decide**" in text and "[" not in text.split("| metric |")[1]
+    many = _project(tmp_path / "q", n=60)
+    assert "95% bootstrap intervals" in agreement_markdown(agreement(many))

@@ -1,6 +1,8 @@
 """The Align tab in a real browser: a project from a batch result, 12 rows labelled by keyboard,
 a reload that keeps them, the agreement panel's n, *Fine-tune on my labels* starting a job on the
-tiny model, and *Compare* showing the before/after card. Saves the README's screenshot."""
+tiny model (the page saying what was written, steps proposed from the rows), *Compare* showing
+the before/after card with its findings, kept after a reload, and *Calibrate to my labels*
+writing a judge the pickers offer. Saves the README's screenshots."""
 
 import json
 import re
@@ -63,6 +65,9 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
     page.locator("#align-finetune").click()
     expect(page.get_by_role("tab", name="Fine-tune")).to_have_attribute("aria-selected", "true", timeout=30_000)
     expect(page.locator("#ft-dataset input")).to_have_value(re.compile(r"^labels-team-scored"), timeout=30_000)
+    trained = 12 - held  # the page says what was written, and proposes steps from those rows
+    expect(page.locator("#ft-steps")).to_contain_text(f"from your labels: {trained} training rows", timeout=30_000)
+    expect(page.get_by_label("Max steps (-1: by epochs)")).not_to_have_value("100")
     page.get_by_label("Max steps (-1: by epochs)").fill("3")
     page.get_by_label("Max steps (-1: by epochs)").press("Tab")
     page.locator("#ft-start").click()
@@ -77,3 +82,15 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
     expect(compared).to_contain_text(f"Before / after on {held} held-out labels", timeout=120_000)
     expect(compared).to_contain_text("weighted kappa")
     expect(compared).to_contain_text("pearson")
+    expect(compared).to_contain_text("too few to decide")  # fewer than 10 held-out labels: no verdict
+    expect(compared).to_contain_text("What to do next")
+    expect(page.locator("#align-rows")).to_contain_text("instruction")
+
+    page.reload()  # the comparison is kept with the project
+    page.get_by_role("tab", name="Align").click()
+    expect(compared).to_contain_text(f"Before / after on {held} held-out labels", timeout=60_000)
+    page.locator("#align-calibrate").click()
+    expect(compared).to_contain_text("A calibrated judge", timeout=60_000)
+    expect(page.locator("#align-after input")).to_have_value(re.compile(r"^run: calibrated-"), timeout=30_000)
+    compared.scroll_into_view_if_needed()
+    page.screenshot(path=str(DOCS / "align-calibrate.png"), full_page=True)
