@@ -128,3 +128,16 @@ def test_a_calibrated_judge_folder_serves_with_its_map(tmp_path, tiny_model):
     assert b.interval is not None
     with pytest.raises(FileExistsError):
         write_calibrated_judge(out, tiny_model, cal)
+
+
+def test_a_calibrated_judge_exports_with_its_map(tmp_path, tiny_model):
+    from raft.export import export_judge
+
+    cal = fit_level_map(ONE_HOT[[0, 1, 2, 3, 4]], [2, 2, 3, 4, 4], [1, 2, 3, 4, 5], (1, 5))
+    run = write_calibrated_judge(tmp_path / "cal-run", tiny_model, cal, name="tiny")
+    out = export_judge(run, tmp_path / "hub")
+    manifest = json.loads((out / "judge.json").read_text())
+    assert manifest["calibration"]["levels"] == pytest.approx(cal.levels) and manifest["plain_base"]
+    card = (out / "README.md").read_text()
+    assert "## Calibration" in card and "1 -> " in card
+    assert Judge.load(out, device="cpu").calibration.levels == pytest.approx(cal.levels)
