@@ -36,6 +36,10 @@ STARTUP_GRACE = 4
 machine) gets this many times the stop timeout: it honours the stop at its first check."""
 
 
+MAX_QUEUED = 8
+"""Jobs that may wait their turn at once: a queue, not a way to fill the disk with configs."""
+
+
 class JobManager:
     """Start, watch, stop and resume training jobs under `root` (the studio's data root)."""
 
@@ -117,6 +121,8 @@ class JobManager:
             except JobError:
                 if not queue:
                     raise
+        if len(queued) >= MAX_QUEUED:
+            raise JobError(f"{len(queued)} jobs already wait their turn; stop one of them, or start this one later")
         return max(queued, key=_turn) if queued else next(j for j in jobs if j.active)
 
     def promote(self) -> Job | None:
