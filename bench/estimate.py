@@ -220,3 +220,7 @@ def main() -> None:
     if args.plot_png:
         print(f"plot: {to_png(html_path, Path(args.plot_png))}")
     print(f"results and plot in {work}")
+
+
+if __name__ == "__main__":
+    main()
