@@ -8,11 +8,14 @@ Peak memory is the step's peak above the memory in use before it: CUDA's max_mem
 on a GPU, the process's peak RSS (VmHWM, reset through /proc/self/clear_refs) on the CPU.
 
     python bench/train_memory.py --whole [--data MT_BENCH] [--process-steps 2] [--max-length 2048]
+        [--checkpointing both|on|off] [--heap both|small|default]
 
-measures memory as users run it: whole `python -m raft train` processes on real MT Bench rows
-(prepared as shipped) at the default settings (LoRA, batch 4, max length 2048), without and with
-gradient checkpointing: each process's peak resident memory (ru_maxrss), CPU time and last
-step's time, beside the weights.
+measures the peak a run meets: whole `python -m raft train` processes on the LONGEST batch of the
+MT Bench rows (prepared as shipped; the training set cut to its `batch` longest rows that fit
+max length, so every step holds that batch) at the default settings (LoRA, batch 4, max length
+2048), with and without gradient checkpointing, with the heap kept small (the default) or glibc's
+adaptive heap (RAFT_GLIBC_HEAP=default): each process's peak resident memory (ru_maxrss), CPU
+time, and `raft train`'s own estimate of the peak with its parts.
 """
 
 from __future__ import annotations
@@ -123,10 +126,10 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
 MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json"
 
 
-def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path) -> dict:
+def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path, heap: str = "small") -> dict:
     """Peak RSS, CPU time and the last step's time of one `python -m raft train` process (default
-    settings but the step count)."""
-    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}"
+    settings but the step count), and the estimate it printed."""
+    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}-{heap}"
     cmd = [
         sys.executable,
         "-m",
@@ -154,13 +157,14 @@ def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path) 
         stderr=subprocess.STDOUT,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "RAFT_GLIBC_HEAP": heap},
     )
     log = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(log[-3000:])
     kept = next((line for line in log.splitlines() if line.startswith("left out")), "")
+    estimate = next((line for line in log.splitlines() if line.startswith("estimated peak")), "")
     records = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
     elapsed = [r["elapsed_s"] for r in records if "loss" in r and "elapsed_s" in r]
     return {
@@ -169,7 +173,27 @@ def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path) 
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "last_step_s": elapsed[-1] - elapsed[-2] if len(elapsed) > 1 else float("nan"),
         "left_out": kept,
+        "estimate": estimate,
     }
+
+
+def longest_rows(ds: Path, max_length: int, batch: int) -> list[int]:
+    """Keep in ds/train.jsonl only its `batch` longest rows that fit max_length (as `raft train`
+    tokenizes them), so every step of a run holds the longest batch; returns their lengths."""
+    from transformers import AutoTokenizer
+
+    from raft.data import read_dataset_manifest, read_jsonl
+    from raft.scores import find_score_tokens
+    from raft.train.trainer import tokenize
+
+    manifest = read_dataset_manifest(ds)
+    tokenizer = AutoTokenizer.from_pretrained(_default_model())
+    score_tokens = find_score_tokens(tokenizer, tuple(manifest["scale"]), manifest["score_cue"])
+    rows = read_jsonl(ds / "train.jsonl")
+    sized = [(len(tokenize(r, tokenizer, score_tokens, True)["input_ids"]), i) for i, r in enumerate(rows)]
+    chosen = sorted((s for s in sized if s[0] <= max_length), reverse=True)[:batch]
+    (ds / "train.jsonl").write_text("".join(json.dumps(rows[i]) + "\n" for _, i in chosen))
+    return [n for n, _ in chosen]
 
 
 def whole(args: argparse.Namespace) -> None:
@@ -179,19 +203,22 @@ def whole(args: argparse.Namespace) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="raft-mem-"))
     stats = prepare_dataset(args.data, work / "ds")
+    lengths = longest_rows(work / "ds", args.max_length, args.batch)
     weights = sum(p.stat().st_size for p in Path(_default_model()).glob("*.safetensors")) / 2**20
     print(
-        f"whole `python -m raft train` processes on {stats['rows_kept']} MT Bench rows: LoRA, batch 4, "
-        f"max length {args.max_length}, {args.process_steps} steps, CPU; weights on disk {weights:.0f} MiB (fp32)"
+        f"whole `python -m raft train` processes on the longest batch of {stats['rows_kept']} MT Bench rows "
+        f"({args.batch} rows of {', '.join(map(str, lengths))} tokens): LoRA, batch {args.batch}, max length "
+        f"{args.max_length}, {args.process_steps} steps, CPU; weights on disk {weights:.0f} MiB (fp32)"
     )
-    print(f"{'gradient checkpointing':<24}{'peak RSS MiB':>14}{'CPU s':>8}{'last step s':>13}")
-    for checkpointing in (False, True):
-        r = whole_process(args.process_steps, args.max_length, checkpointing, work)
-        print(
-            f"{str(checkpointing):<24}{r['peak_mib']:>14.0f}{r['cpu_s']:>8.0f}{r['last_step_s']:>13.1f}"
-            f"   {r['left_out']}",
-            flush=True,
-        )
+    print(f"{'checkpointing':<15}{'heap':<9}{'peak RSS MiB':>14}{'CPU s':>8}{'last step s':>13}")
+    for checkpointing in {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpointing]:
+        for heap in {"both": ("small", "default"), "small": ("small",), "default": ("default",)}[args.heap]:
+            r = whole_process(args.process_steps, args.max_length, checkpointing, work, heap)
+            print(
+                f"{str(checkpointing):<15}{heap:<9}{r['peak_mib']:>14.0f}{r['cpu_s']:>8.0f}{r['last_step_s']:>13.1f}"
+                f"\n    {r['estimate']}",
+                flush=True,
+            )
 
 
 def _default_model() -> Path:
@@ -211,6 +238,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--child", choices=["head", "full"])
+    parser.add_argument("--checkpointing", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--heap", choices=["both", "small", "default"], default="small")
     args = parser.parse_args()
     if args.whole:
         whole(args)

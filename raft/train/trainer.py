@@ -30,6 +30,7 @@ from raft.prompts import JudgePrompt, apply_chat
 from raft.runs import newest_checkpoint
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
+from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, keep_heap_small, memory_warning
 from raft.train.phase import write_phase
 
 STOP_FILE = "STOP"
@@ -498,6 +499,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     device = resolve_device(config.device)
     check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
     dtype, amp = _precision(config, device)
+    if device.type == "cpu":
+        keep_heap_small()  # freed activations go back to the system (see raft.train.memory)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -523,6 +526,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         )
     if not kept:
         raise ValueError(f"no training example fits max_length {config.max_length}")
+    if lead:
+        warn_memory(config, model.config, [len(t["input_ids"]) for t in kept], device, dtype)
 
     if adapter:
         from peft import PeftModel
@@ -603,6 +608,30 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": step, "note": note}))
         write_phase(run_dir, "ended", detail=note)
     return run_dir
+
+
+def warn_memory(
+    config: TrainConfig, model_config: Any, lengths: list[int], device: torch.device, dtype: torch.dtype
+) -> str | None:
+    """Print the estimated peak on the longest batch, and a warning when it exceeds the free memory."""
+    estimate = estimate_peak(
+        ModelShape.from_config(model_config),
+        lengths,
+        config.batch_size,
+        config.max_length,
+        config.gradient_checkpointing,
+        config.lora,
+        config.lora_r,
+        config.loss,
+        config.head_at_score,
+        torch.tensor([], dtype=dtype).element_size(),
+    )
+    print(describe(estimate), flush=True)
+    where = "the GPU" if device.type == "cuda" else "this machine"
+    warning = memory_warning(estimate, free_memory(device), config.gradient_checkpointing, where)
+    if warning:
+        print("WARNING: " + warning, flush=True)
+    return warning
 
 
 def save_judge(
