@@ -20,6 +20,7 @@ from raft.files import DataError
 from raft.jobs import QUEUED, Job, JobError, summarize
 from raft.paths import safe_child
 from raft.train.config import TrainConfig
+from raft.train.plan import memory_plan
 
 FORM = [
     "dataset",
@@ -144,6 +145,43 @@ def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = N
         f"with the dataset's templates `{prompt.with_reference.name}` / `{prompt.without_reference.name}` "
         "(their text travels with the run)."
     )
+
+
+def memory_note(
+    studio: Studio,
+    dataset: str,
+    run_name: str,
+    base_model: str,
+    loss: str,
+    lam: float,
+    lora: bool,
+    lora_r: int,
+    learning_rate: float,
+    max_steps: int,
+    epochs: float,
+    batch_size: int,
+    grad_accum: int,
+    max_length: int,
+    eval_steps: int,
+    gradient_checkpointing: bool,
+    request: gr.Request = None,
+) -> str:
+    """The dataset's summary, then the run's estimated peak memory on its longest batch and a
+    warning when it exceeds the free memory (raft.train.plan); the summary alone without an estimate."""
+    summary = dataset_summary(studio, dataset, request)
+    values = [dataset, run_name, base_model, loss, lam, lora, lora_r, learning_rate, max_steps, epochs]
+    values += [batch_size, grad_accum, max_length, eval_steps, gradient_checkpointing]
+    try:
+        config = train_config.resolve(studio, form_config(studio, *values), studio.workspace(request))
+        plan = memory_plan(config)
+    except (ValueError, TypeError, OSError, KeyError, DataError):
+        return summary
+    if plan is None:
+        return summary
+    note = f"Memory: {plan['text']}."
+    if plan["warning"]:
+        note = f"⚠️ **{for_visitor(plan['warning'])}**\n\n{note}"
+    return f"{summary}\n\n{note}"
 
 
 def job_choices(studio: Studio) -> list[tuple[str, str]]:
@@ -380,7 +418,12 @@ def build(studio: Studio) -> dict[str, Any]:
     watched = [status, loss_plot, eval_plot, log]
     polled = {"show_progress": "hidden"}  # reads of state on disk: no "processing" overlay, ever
     listing = bind(job_list, studio)
-    dataset.change(bind(dataset_summary, studio), dataset, about, api_name="train_dataset_summary")
+    note = bind(memory_note, studio)
+    dataset.change(bind(dataset_summary, studio), dataset, about, api_name="train_dataset_summary").then(
+        note, form, about, api_name="train_memory_note_for_dataset", show_progress="hidden"
+    )
+    others = [f.change for f in form if f is not dataset]
+    gr.on(others, note, form, about, api_name="train_memory_note", show_progress="hidden")
     dataset.input(  # a dataset the visitor picks: steps for a few epochs over its rows
         bind(finetune_form.propose, studio),
         [dataset, batch_size, grad_accum],
