@@ -5,10 +5,18 @@ A thin view over `raft.labels` (the project and its append-only labels, in the v
 workspace), `raft.selection` (which row next) and `raft.align` (agreement, dataset, comparison).
 Labels are on disk the moment a button is pressed: a reload shows the same project, labels and
 next row. Keys 1-9 score, s skips, u undoes (outside text boxes).
+
+A project knows the whole-file rubric its rows were scored with (a Batch result's, or a preset
+chosen at *Start project* for an upload), so rows without a rubric of their own can be shown and
+trained on. Every grader is their own labeller (a typed name, else the browser session): Undo takes
+back only your own label, a label is accepted only for the row on your card, and a row on one
+grader's card is not offered to another for `OFFER_SECONDS`. Every text from the rows is escaped,
+and the response is shown verbatim (whitespace and numbered lines as written).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -19,16 +27,21 @@ import pandas as pd
 
 from app import align_compare, finetune_form
 from app.estimate_panel import align_block
-from app.evaluate_tab import NONE, _scored_file, batch_results
+from app.evaluate_tab import NONE, _meta, _scored_file, batch_results
 from app.finetune_tab import FORM
 from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
 from app.workspace import Workspace
 from raft.align import agreement, agreement_markdown, write_label_dataset
 from raft.files import DataError
-from raft.labels import LabelProject
+from raft.labels import OFFER_SECONDS, LabelProject
 from raft.models import read_manifest
 from raft.report import load_scored
+from raft.rubrics import Rubric, presets
 from raft.selection import STRATEGIES, describe, next_rows
+from raft.text import md_text, verbatim_html
+
+FILE_RUBRIC = "(the batch result's, or the rows' own)"
+"""The rubric choice that adds none: a Batch result brings the rubric it was scored with."""
 
 MAX_LEVELS = 10
 """Score buttons made (those beyond a project's scale are hidden)."""
@@ -64,7 +77,8 @@ def projects_dir(workspace: Workspace) -> Path:
 def project_names(workspace: Workspace) -> list[str]:
     """The visitor's labelling projects, newest first (a visit makes no folder)."""
     folder = workspace.root / "labels"
-    found = [p for p in folder.iterdir() if (p / "project.json").is_file()] if folder.is_dir() else []
+    children = list(folder.iterdir()) if folder.is_dir() else []
+    found = [p for p in children if not p.name.startswith(".") and (p / "project.json").is_file()]
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -76,8 +90,14 @@ def open_project(studio: Studio, name: str | None, request: gr.Request | None) -
     return LabelProject.open(projects_dir(workspace) / name)
 
 
-def _labeller(request: gr.Request | None) -> str:
-    return str(getattr(request, "username", None) or "")
+def labeller_of(request: gr.Request | None, grader: str | None = "") -> str:
+    """Who labels: the typed name, else this browser session (a short digest of its hash), after
+    the signed-in account when there is one; two people on one login are two labellers."""
+    typed = " ".join(str(grader or "").split())[:40]
+    session = str(getattr(request, "session_hash", None) or "")
+    who = typed or ("session " + hashlib.sha256(session.encode()).hexdigest()[:8] if session else "")
+    user = str(getattr(request, "username", None) or "")
+    return f"{user} / {who}" if user and who else user or who
 
 
 def create(
@@ -86,14 +106,28 @@ def create(
     upload: str | None,
     judge_choice: str | None,
     heldout: float,
+    rubric_choice: str | None = None,
     request: gr.Request = None,
 ) -> Any:
-    """A new project from a Batch result or an uploaded scored file; the held-out rows are fixed now."""
+    """A new project from a Batch result or an uploaded scored file; the held-out rows are fixed now.
+
+    The rubric that rows without their own are shown and trained with: the preset chosen, else
+    the one the Batch result was scored with (its description beside it), with its column mapping.
+    A create that fails leaves no project behind, and the project chosen stays as it was."""
     workspace = studio.workspace(request)
     path = _scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
+    described = (_meta(path) or {}) if not upload else {}
     try:
+        rubric = None
+        if rubric_choice and rubric_choice != FILE_RUBRIC:
+            if rubric_choice not in presets():
+                raise DataError(f"'{str(rubric_choice)[:40]}' is not a rubric preset")
+            rubric = presets()[rubric_choice]
+        elif isinstance(described.get("rubric"), dict):
+            rubric = Rubric.from_dict(described["rubric"])
+        columns = described.get("columns") if isinstance(described.get("columns"), dict) else {}
         workspace.reserve(path.stat().st_size * 2)
         model = studio.resolve_model(judge_choice)
         manifest = (read_manifest(model) if model and Path(model).is_dir() else None) or {}
@@ -108,30 +142,47 @@ def create(
             judge=judge_choice or None,
             prompt=prompt,
             scale=tuple(manifest["scale"]) if "scale" in manifest else None,
+            columns={str(k): str(v) for k, v in columns.items()},
             heldout=float(heldout),
             seed=0,
             source=path.name,
+            rubric=rubric,
         )
     except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
     return gr.Dropdown(choices=project_names(workspace), value=name)
 
 
-def _card(project: LabelProject, key: int | None) -> str:
+def _card(project: LabelProject, key: int | None, waiting: int = 0) -> str:
+    """The row to label as Markdown: our own headings around the row's texts, every one escaped;
+    instruction, response and reference verbatim (whitespace, indentation and numbered lines kept)."""
     if key is None:
         c = project.counts()
+        if waiting:
+            return (
+                f"**The {waiting} rows left are on other graders' cards just now**; they come back here if not "
+                f"answered within {OFFER_SECONDS // 60} minutes."
+            )
         return (
             f"**Every row is labelled or skipped** ({c['train_labelled']} training, {c['heldout_labelled']} held-out)."
         )
-    item = project.item(key)
+    try:
+        item = project.item(key)
+    except DataError as exc:
+        return (
+            f"#### Row {key} cannot be shown\n\nfield '{md_text(exc.field)}': {md_text(exc.reason)}. The project was "
+            "made without the rubric its rows were scored with: start a new project from the same file and choose "
+            "the rubric preset."
+        )
     lo, hi = project.scale
     side = "held-out (measures the judge, never trains it)" if key in project.heldout else "training"
-    rubric = "\n".join(f"- **{k}**: {item[f'orig_score{k}_description']}" for k in range(lo, hi + 1))
-    reference = item["orig_reference_answer"] or "_(none)_"
+    rubric = "\n".join(f"- **{k}**: {md_text(item[f'orig_score{k}_description'])}" for k in range(lo, hi + 1))
+    reference = verbatim_html(item["orig_reference_answer"]) if item["orig_reference_answer"] else "_(none)_"
     return (
-        f"#### Row {key} · {side}\n\n**Rubric:** {item['orig_criteria']}\n\n{rubric}\n\n"
-        f"**Instruction**\n\n{item['orig_instruction']}\n\n**Response**\n\n{item['orig_response']}\n\n"
-        f"**Reference answer**\n\n{reference}"
+        f"#### Row {key} · {side}\n\n**Rubric:** {md_text(item['orig_criteria'])}\n\n{rubric}\n\n"
+        f"**Instruction**\n\n{verbatim_html(item['orig_instruction'])}\n\n"
+        f"**Response**\n\n{verbatim_html(item['orig_response'])}\n\n"
+        f"**Reference answer**\n\n{reference}\n"
     )
 
 
@@ -145,14 +196,24 @@ def _judge_text(project: LabelProject, key: int | None, blind: bool) -> str:
     return f"Judge: expected score **{float(row['expected_score']):.2f}** (distribution {probs})"
 
 
-def view(studio: Studio, name: str | None, strategy: str, blind: bool, request: gr.Request = None) -> tuple[Any, ...]:
-    """The card of the next row, the judge panel, the agreement panel, the buttons and the row shown."""
+def view(
+    studio: Studio, name: str | None, strategy: str, blind: bool, grader: str = "", request: gr.Request = None
+) -> tuple[Any, ...]:
+    """The card of the next row, the judge panel, the agreement panel, the buttons and the row shown.
+
+    The row is recorded as this grader's card (only it can be labelled from here), and rows on
+    other graders' cards are passed over for a while."""
     if not name:
         hidden = [gr.Button(visible=False)] * MAX_LEVELS
         return ("Start a project from a scored file, or choose one.", "", "", None, None, *hidden, None)
     project = open_project(studio, name, request)
-    keys = next_rows(project, strategy if strategy in STRATEGIES else "uncertain", 1)
+    labeller = labeller_of(request, grader)
+    busy = project.offered_to_others(labeller)
+    strategy = strategy if strategy in STRATEGIES else "uncertain"
+    keys = next_rows(project, strategy, 1, exclude=busy)
     key = keys[0] if keys else None
+    waiting = len(next_rows(project, strategy, len(project.rows))) if key is None and busy else 0
+    project.offer(labeller, key)
     lo, hi = project.scale
     buttons = [gr.Button(str(lo + i), visible=lo + i <= hi and key is not None) for i in range(MAX_LEVELS)]
     result = agreement(project)
@@ -160,9 +221,11 @@ def view(studio: Studio, name: str | None, strategy: str, blind: bool, request: 
     confusion.insert(0, "your label", list(range(lo, hi + 1)))
     worst = pd.DataFrame(result["disagreements"], columns=["key", "label", "expected_score", "gap", "instruction"])
     return (
-        _card(project, key),
+        _card(project, key, waiting),
         _judge_text(project, key, blind),
-        agreement_markdown(result) + f"\n\nNext row by **{strategy}**: {describe(strategy)}; held-out rows at random.",
+        agreement_markdown(result)
+        + f"\n\nNext row by **{strategy}**: {describe(strategy)}; held-out rows at random. "
+        + f"You label as **{md_text(labeller or 'this session')}**.",
         confusion,
         worst,
         *buttons,
@@ -176,33 +239,48 @@ def _revealed(project: LabelProject, key: int, verb: str) -> str:
 
 
 def submit(
-    studio: Studio, name: str | None, key: int | None, score: str, note: str, request: gr.Request = None
+    studio: Studio,
+    name: str | None,
+    key: int | None,
+    score: str,
+    note: str,
+    grader: str = "",
+    request: gr.Request = None,
 ) -> tuple[str, str]:
-    """Record the label of the row shown; reveals the judge's score for it and clears the note."""
+    """Record the label of the row on this grader's card (`key`, the row the card showed); a row the
+    card did not show, or a second answer to one card, is refused. Reveals the judge's score for
+    the row and clears the note."""
     if key is None:
         raise gr.Error("No row to label: choose a project.")
     project = open_project(studio, name, request)
+    labeller = labeller_of(request, grader)
     try:
-        project.label(key, score, note=note or "", labeller=_labeller(request))
+        value = project.label_value(score)
+        project.claim(labeller, key)
+        project.label(key, value, note=note or "", labeller=labeller)
     except DataError as exc:
         raise gr.Error(str(exc)) from None
-    return _revealed(project, int(key), f"labelled {score}"), ""
+    return _revealed(project, int(key), f"labelled {value}"), ""
 
 
-def skip(studio: Studio, name: str | None, key: int | None, request: gr.Request = None) -> str:
+def skip(studio: Studio, name: str | None, key: int | None, grader: str = "", request: gr.Request = None) -> str:
+    """Pass over the row on this grader's card (refused for a row the card did not show)."""
     if key is None:
         raise gr.Error("No row to skip: choose a project.")
     project = open_project(studio, name, request)
+    labeller = labeller_of(request, grader)
     try:
-        project.skip(key, labeller=_labeller(request))
+        project.claim(labeller, key)
+        project.skip(key, labeller=labeller)
     except DataError as exc:
         raise gr.Error(str(exc)) from None
-    return f"Row {key} skipped (Undo brings it back)."
+    return f"Row {int(key)} skipped (Undo brings it back)."
 
 
-def undo(studio: Studio, name: str | None, request: gr.Request = None) -> str:
+def undo(studio: Studio, name: str | None, grader: str = "", request: gr.Request = None) -> str:
+    """Take back this grader's own last label or skip (never another grader's)."""
     project = open_project(studio, name, request)
-    entry = project.undo(labeller=_labeller(request))
+    entry = project.undo(labeller=labeller_of(request, grader))
     if entry is None:
         return "Nothing to undo."
     what = f"label {entry['score']}" if entry["kind"] == "label" else "skip"
@@ -297,14 +375,29 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
                 upload = gr.File(label="...or a scored file", elem_id="align-file")
                 judge = model_dropdown(studio, label="The judge that scored it")
                 heldout = gr.Slider(0.1, 0.5, value=0.3, step=0.05, label="Held-out share (measures, never trains)")
+                rubric = gr.Dropdown(
+                    [FILE_RUBRIC, *presets()],
+                    value=FILE_RUBRIC,
+                    label="Rubric for rows without one",
+                    info="a Batch result brings the rubric it was scored with; an uploaded file needs one if its "
+                    "rows carry none",
+                    elem_id="align-rubric",
+                )
             start = gr.Button("Start project", elem_id="align-create")
         with gr.Row():
             project = gr.Dropdown([], label="Project", elem_id="align-project")
             strategy = gr.Radio(list(STRATEGIES), value="uncertain", label="Next row by")
             blind = gr.Checkbox(True, label="Blind (hide the judge's score until I submit)", elem_id="align-blind")
+            grader = gr.Textbox(
+                "",
+                label="Your name (optional)",
+                info="each grader is their own labeller: a name, else this browser session",
+                max_length=40,
+                elem_id="align-grader",
+            )
         with gr.Row():
             with gr.Column(scale=3):
-                card = gr.Markdown(elem_id="align-card")
+                card = gr.Markdown(elem_id="align-card", latex_delimiters=[])
                 judge_panel = gr.Markdown(elem_id="align-judge")
                 with gr.Row(elem_id="align-scores"):
                     scores = [gr.Button(str(k + 1), visible=False, min_width=40) for k in range(MAX_LEVELS)]
@@ -340,18 +433,20 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
 
     views = [card, judge_panel, panel, confusion, worst, *scores, shown]
     refresh = bind(view, studio)
-    start.click(bind(create, studio), [choice, upload, judge, heldout], project, api_name="align_create")
+    looking = [project, strategy, blind, grader]
+    start.click(bind(create, studio), [choice, upload, judge, heldout, rubric], project, api_name="align_create")
     for control in (project, strategy, blind):
-        control.change(refresh, [project, strategy, blind], views, api_name=False)
+        control.change(refresh, looking, views, api_name=False)
+    grader.blur(refresh, looking, views, api_name=False)
     for button in scores:
-        button.click(bind(submit, studio), [project, shown, button, note], [last, note], api_name=False).then(
-            refresh, [project, strategy, blind], views, api_name=False
+        button.click(bind(submit, studio), [project, shown, button, note, grader], [last, note], api_name=False).then(
+            refresh, looking, views, api_name=False
         )
-    skip_btn.click(bind(skip, studio), [project, shown], last, api_name="align_skip").then(
-        refresh, [project, strategy, blind], views, api_name=False
+    skip_btn.click(bind(skip, studio), [project, shown, grader], last, api_name="align_skip").then(
+        refresh, looking, views, api_name=False
     )
-    undo_btn.click(bind(undo, studio), project, last, api_name="align_undo").then(
-        refresh, [project, strategy, blind], views, api_name=False
+    undo_btn.click(bind(undo, studio), [project, grader], last, api_name="align_undo").then(
+        refresh, looking, views, api_name=False
     )
     base_model = tune["form"][FORM.index("base_model")]
     batch_size, grad_accum = tune["form"][FORM.index("batch_size")], tune["form"][FORM.index("grad_accum")]

@@ -26,7 +26,7 @@ from app.studio import (
     gpu,
     model_dropdown,
 )
-from raft.batch import check_source, score_file
+from raft.batch import check_source, meta_path, score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
 from raft.metrics import agreement, confusion
@@ -59,11 +59,6 @@ def output_path(folder: Path, file: Path, model: str, mode: str, settings: str) 
     digest = hashlib.sha256(file.read_bytes() + f"|{model}|{mode}|{settings}".encode()).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem)[:40].lstrip("._-") or "rows"
     return folder / f"{stem}-{digest}.jsonl"
-
-
-def meta_path(out: Path) -> Path:
-    """The description of a finished batch result (file, judge, time, mapping) beside it."""
-    return out.with_name(out.stem + ".meta.json")
 
 
 def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, int]) -> tuple[Any, ...]:

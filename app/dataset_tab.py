@@ -144,8 +144,14 @@ def preview(
         rejected,
         prompt,
         target,
-        gr.Slider(maximum=max(len(built.train) + len(built.validation) - 1, 0), value=0),
+        example_slider(len(built.train) + len(built.validation)),
     )
+
+
+def example_slider(n: int) -> Any:
+    """The example picker for n examples: 0..n-1, still (and 0..1) when there is only one, since a
+    slider needs its maximum above its minimum."""
+    return gr.Slider(maximum=max(n - 1, 1), value=0, interactive=n > 1)
 
 
 def warn_rejections(stats: dict[str, Any]) -> None:
@@ -170,7 +176,10 @@ def write(
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
-    stats = write_dataset(folder, built, tokenizer)
+    try:
+        stats = write_dataset(folder, built, tokenizer, exclusive=True)
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
     warn_rejections(stats)
     return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
 

@@ -107,7 +107,7 @@ def write_label_dataset(
     project: LabelProject, out_dir: str | Path, validation_ratio: float = 0.0, seed: int = 0, tokenizer: Any = None
 ) -> dict[str, Any]:
     """The labelled training rows as a dataset folder (train.jsonl, manifest with the project's
-    template text, scale and mode; each example's item holds its rubric). Held-out rows are left
+    template text, scale, mode and the whole-file rubric; each example's item holds its rubric). Held-out rows are left
     out by construction; `validation_ratio` keeps a share of the training labels for validation."""
     pairs = training_rows(project)
     if not pairs:
@@ -136,10 +136,10 @@ def write_label_dataset(
         "rejected_reasons": {},
         "heldout_left_out": len(project.heldout),
     }
-    manifest = dataset_manifest("score_only", prompt, scale, {}, info["source"])
+    manifest = dataset_manifest("score_only", prompt, scale, {}, info["source"], project.rubric)
     manifest["labels"] = {"judge": project.meta.get("judge"), "project_created": project.meta["created"]}
     built = BuiltDataset(examples[n_val:], examples[:n_val], [], info, manifest)
-    return write_dataset(out_dir, built, tokenizer)
+    return write_dataset(out_dir, built, tokenizer, exclusive=True)
 
 
 def write_heldout(project: LabelProject, path: str | Path) -> int:

@@ -201,6 +201,12 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
                 yield json.loads(line)[ROW_KEY], line
 
 
+def meta_path(out: Path) -> Path:
+    """The description of a finished batch result (file, judge, time, mapping, whole-file rubric)
+    beside it, as the studio's Batch writes it; everything derived from the result reads it."""
+    return out.with_name(out.stem + ".meta.json")
+
+
 def lock_path(out: Path) -> Path:
     """The lock file that one scoring run into `out` holds while it writes (a hidden file beside it)."""
     return out.with_name(f".{out.name}.lock")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from raft.atomic import creating
 from raft.columns import missing_fields, missing_message
 from raft.files import DataError, Record, read_records
 from raft.gold import is_fractional, nearest_score
@@ -451,12 +452,24 @@ def token_lengths(examples: list[dict[str, Any]], tokenizer: Any) -> list[int]:
 
 
 def write_dataset(
-    out_dir: str | Path, built: BuiltDataset, tokenizer: Any = None, name: str | None = None
+    out_dir: str | Path, built: BuiltDataset, tokenizer: Any = None, name: str | None = None, exclusive: bool = False
 ) -> dict[str, Any]:
-    """Write a dataset folder (train/validation/rejected jsonl, LLaMA-Factory export, stats.json)."""
+    """Write a dataset folder (train/validation/rejected jsonl, LLaMA-Factory export, stats.json).
+
+    `exclusive` (the studio, Align): the folder must not exist; it is written whole elsewhere and
+    renamed into place (`raft.atomic`), so of two writes of one name one wins and the other is
+    refused, and no reader sees a half-written dataset. Otherwise the files are (re)written in place."""
     out = Path(out_dir)
+    if exclusive:
+        taken = f"a dataset named '{out.name}' exists already (or another request just wrote it): choose another name"
+        with creating(out, taken) as tmp:
+            stats = _write_files(tmp, built, tokenizer, name or out.name)
+        return stats
     out.mkdir(parents=True, exist_ok=True)
-    name = name or out.name
+    return _write_files(out, built, tokenizer, name or out.name)
+
+
+def _write_files(out: Path, built: BuiltDataset, tokenizer: Any, name: str) -> dict[str, Any]:
     _write_jsonl(out / "train.jsonl", built.train)
     (out / "validation.jsonl").unlink(missing_ok=True)
     if built.validation:
@@ -502,8 +515,9 @@ def prepare_dataset(
 
 
 def list_datasets(root: str | Path) -> list[str]:
-    """Names of the dataset folders (holding train.jsonl) directly under root, newest first."""
-    folders = [p.parent for p in Path(root).glob("*/train.jsonl")]
+    """Names of the dataset folders (holding train.jsonl) directly under root, newest first (a
+    hidden folder is one still being written)."""
+    folders = [p.parent for p in Path(root).glob("*/train.jsonl") if not p.parent.name.startswith(".")]
     return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 

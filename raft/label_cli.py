@@ -30,23 +30,49 @@ def project_meta_from_judge(judge: str | None, template: str | None) -> dict[str
     return {"prompt": JudgePrompt.resolve(template, "score_only"), "scale": None, "mode": "score_only"}
 
 
+def result_meta(scored: str | Path) -> dict[str, Any]:
+    """What the studio's Batch wrote beside a result (`NAME.meta.json`: its rubric and mapping); {} without one."""
+    from raft.batch import meta_path
+
+    try:
+        meta = json.loads(meta_path(Path(scored)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def rows_scale(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """1..K for the K levels of the first score distribution in scored rows (1..5 without one)."""
+    width = next((len(r["probs"]) for r in rows if isinstance(r.get("probs"), list) and r["probs"]), 5)
+    return (1, width)
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     from raft.data import parse_columns
     from raft.labels import LabelProject
     from raft.report import load_scored
+    from raft.rubrics import Rubric, load_rubric
 
     made = project_meta_from_judge(args.judge, args.template)
     scale = args.scale or made["scale"]
+    rows = load_scored(args.scored)
+    beside = result_meta(args.scored)
+    if args.rubric:
+        rubric = load_rubric(args.rubric, tuple(scale or rows_scale(rows)))
+    else:
+        rubric = Rubric.from_dict(beside["rubric"]) if isinstance(beside.get("rubric"), dict) else None
+    columns = parse_columns(args.columns, scale or (1, 5)) if args.columns else dict(beside.get("columns") or {})
     project = LabelProject.create(
         args.project,
-        load_scored(args.scored),
+        rows,
         judge=args.judge,
         prompt=made["prompt"],
         scale=scale,
-        columns=parse_columns(args.columns, scale or (1, 5)),
+        columns=columns,
         heldout=args.heldout,
         seed=args.seed,
         source=Path(args.scored).name,
+        rubric=rubric,
     )
     print(json.dumps({"project": str(project.folder), **project.counts(), "scale": project.meta["scale"]}))
     return 0
@@ -174,6 +200,12 @@ def add_parser(sub: Any, scale_type: Any) -> None:
     p.add_argument("--template", default=None, help="the template it was scored with (not with a run folder)")
     p.add_argument("--scale", type=scale_type, default=None, help="LOW,HIGH (default: from the judge or the rows)")
     p.add_argument("--columns", default=None, help="field=column,... as given to `score`")
+    p.add_argument(
+        "--rubric",
+        default=None,
+        help="the whole-file rubric the file was scored with, for rows that carry none: a preset name "
+        "(Helpfulness, ...) or a .json/.yaml file (default: the one the studio's Batch recorded beside the file)",
+    )
     p.add_argument("--heldout", type=float, default=0.3, help="share of rows kept to measure, never to train")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_create)

@@ -30,11 +30,22 @@ def export_rows(project: LabelProject, keys: list[int], path: str | Path, show_j
     fields += [f"score{k}_description" for k in range(lo, hi + 1)]
     fields += (["judge_expected_score"] if show_judge else []) + ["label", "note"]
     out = Path(path)
-    with out.open("w", encoding="utf-8", newline="") as f:
+    items = {}
+    for key in keys:  # every row is checked before the file is opened: no header-only file is left
+        try:
+            items[key] = project.item(key)
+        except DataError as exc:
+            raise DataError(
+                f"row {key}, field '{exc.field}': {exc.reason}; the project cannot show its rows (made before the "
+                "whole-file rubric travelled with it?): create it again with --rubric PRESET_OR_FILE",
+                str(project.folder.name),
+            ) from None
+    tmp = out.with_name(out.name + ".writing")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for key in keys:
-            item = project.item(key)
+            item = items[key]
             row = {
                 "key": key,
                 "instruction": item["orig_instruction"],
@@ -48,6 +59,7 @@ def export_rows(project: LabelProject, keys: list[int], path: str | Path, show_j
             if show_judge:
                 row["judge_expected_score"] = round(float(project.rows[key]["expected_score"]), 2)
             writer.writerow({k: safe_cell(v) for k, v in row.items()})
+    tmp.replace(out)
     return out
 
 

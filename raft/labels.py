@@ -2,11 +2,17 @@
 labels of its rows, kept so that a judge can be aligned to those labels and measured honestly.
 
 A project is a folder: `project.json` (judge, template text, scale, mode, column mapping, the
-held-out rows fixed at creation), `rows.jsonl` (a copy of the scored rows, each with its `key`)
-and `labels.jsonl`, append-only: one line per label, skip or undo, written with one `write` under
-an exclusive lock, so concurrent writers lose nothing and a restart resumes from the file. The
-last label of a row wins; an undo retracts one earlier entry. Held-out rows (a seeded share) are
-only ever used to measure agreement, never to train.
+whole-file rubric for rows that carry none, the held-out rows fixed at creation), `rows.jsonl` (a
+copy of the scored rows, each with its `key`) and `labels.jsonl`, append-only: one line per
+label, skip or undo, written with one `write` under an exclusive lock, so concurrent writers lose
+nothing and a restart resumes from the file. The last label of a row wins; an undo retracts one
+earlier entry, and only the labeller's own. Held-out rows (a seeded share) are only ever used to
+measure agreement, never to train.
+
+A project is created whole or not at all: its files are written into a hidden temporary folder
+that is renamed into place, so two creates of one name give one project and a clear refusal.
+`offers.json` records which row each labeller's card shows: the studio accepts a label only for
+the row on the labeller's card, and does not offer that row to another labeller for a while.
 """
 
 from __future__ import annotations
@@ -14,17 +20,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from raft.atomic import creating
 from raft.data import apply_mapping, normalize_item
 from raft.files import DataError
 from raft.prompts import JudgePrompt
+from raft.rubrics import Rubric, with_rubric
 from raft.scores import check_scale
 
 PROJECT = "project.json"
@@ -32,8 +44,12 @@ ROWS = "rows.jsonl"
 LABELS = "labels.jsonl"
 JUDGMENT_FIELDS = ("expected_score", "mode_score", "probs", "score_mass", "feedback", "error", "samples", "flag")
 JUDGMENT_FIELDS += ("interval", "row", "key")
+OFFERS = "offers.json"
 MAX_NOTE = 2000
 MAX_LABELLER = 100
+OFFER_SECONDS = 600
+"""How long a row shown on one labeller's card is kept from the other labellers' cards."""
+_INTEGER = re.compile(r"-?[0-9]{1,6}")
 
 
 def _now() -> str:
@@ -54,6 +70,33 @@ def heldout_keys(keys: list[int], share: float, seed: int) -> list[int]:
 def judge_fields(row: dict[str, Any]) -> dict[str, Any]:
     """A scored row without the judgment: the row as it was before scoring."""
     return {k: v for k, v in row.items() if k not in JUDGMENT_FIELDS}
+
+
+def item_of(
+    row: dict[str, Any], columns: dict[str, str], scale: tuple[int, int], rubric: Rubric | None
+) -> dict[str, Any]:
+    """A scored row's judge fields (instruction, response, reference, rubric), mapped, with the
+    whole-file rubric where the row has none, validated (DataError names the field)."""
+    raw = with_rubric(apply_mapping(judge_fields(row), columns), rubric, scale[0])
+    return normalize_item(raw, scale)
+
+
+def parse_label(score: Any, scale: tuple[int, int]) -> int:
+    """A label value: an integer of the scale, as a number (not a bool, not a float) or as plain
+    ASCII digits ('3', '-1'); '3.0', '1e0', '+3', 'True' and other digits are refused."""
+    lo, hi = scale
+    if isinstance(score, Integral) and not isinstance(score, bool):
+        value = int(score)
+    elif isinstance(score, str) and _INTEGER.fullmatch(score.strip()):
+        value = int(score.strip())
+    else:
+        raise DataError(
+            f"score {str(score)[:20]!r} is not a label: type a whole number from {lo} to {hi} in plain digits",
+            field="score",
+        )
+    if not lo <= value <= hi:
+        raise DataError(f"score {str(score).strip()[:20]!r} must be an integer from {lo} to {hi}", field="score")
+    return value
 
 
 @dataclass
@@ -77,15 +120,22 @@ class LabelProject:
         heldout: float = 0.3,
         seed: int = 0,
         source: str = "",
+        rubric: Rubric | None = None,
     ) -> LabelProject:
         """A new project over the rows of a scored file that carry a score distribution.
 
-        Rows with an error or no `probs` are left out (counted in `meta['rows_left_out']`). A folder
-        that already holds a project is refused: the held-out rows are fixed once."""
+        Rows with an error or no `probs` are left out (counted in `meta['rows_left_out']`), and so
+        are rows that, mapped and with the whole-file `rubric` filled in where they have none, are
+        not a whole judge item; when fewer than 2 rows are left the create is refused with the
+        first row's reason (a missing rubric field names `--rubric` / the rubric preset as the fix).
+        The folder is written elsewhere and renamed into place: a folder that already holds a
+        project, or one made by a create that won the race, is refused; nothing half-made stays."""
         out = Path(folder)
-        if (out / PROJECT).exists():
-            raise DataError("a labelling project already exists here; open it instead", str(out))
-        usable, left_out = {}, 0
+        taken = f"a labelling project named '{out.name}' already exists (or another request just made it): open it instead"
+        if out.exists() and any(out.iterdir()):
+            raise DataError(taken)
+        usable, left_out, reasons = {}, 0, []
+        columns = dict(columns or {})
         for i, row in enumerate(scored):
             probs = row.get("probs")
             if row.get("error") or not isinstance(probs, list) or row.get("expected_score") is None:
@@ -103,6 +153,27 @@ class LabelProject:
         scale = check_scale(tuple(scale) if scale else (1, widths.pop()))
         if scale[1] - scale[0] + 1 != len(next(iter(usable.values()))["probs"]):
             raise DataError(f"the scale {scale[0]}..{scale[1]} does not match the rows' score distributions")
+        if rubric is not None:
+            rubric = rubric.check(scale)
+        for key in sorted(usable):
+            try:
+                item_of(usable[key], columns, scale, rubric)
+            except DataError as exc:
+                reasons.append((key, exc))
+                del usable[key]
+        if len(usable) < 2:
+            key, exc = reasons[0]
+            fix = ""
+            if exc.field and ("criteria" in exc.field or "description" in exc.field):
+                fix = (
+                    ": the rows carry no rubric of their own; give the whole file one (a rubric preset in the "
+                    "studio, `label create --rubric PRESET_OR_FILE` on the command line)"
+                )
+            raise DataError(
+                f"only {len(usable)} of {len(usable) + len(reasons)} scored rows are whole judge items; row {key}: "
+                f"field '{exc.field}': {exc.reason}{fix}",
+                source or None,
+            )
         prompt = prompt or JudgePrompt.resolve(None, "score_only")
         keys = sorted(usable)
         meta = {
@@ -113,21 +184,20 @@ class LabelProject:
             "mode": mode,
             "scale": list(scale),
             "prompt": prompt.to_dict(),
-            "columns": dict(columns or {}),
+            "columns": columns,
+            "rubric": rubric.to_dict() if rubric else None,
             "heldout_share": heldout,
             "seed": seed,
             "heldout": heldout_keys(keys, heldout, seed),
             "n_rows": len(keys),
-            "rows_left_out": left_out,
+            "rows_left_out": left_out + len(reasons),
         }
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / ROWS).open("w", encoding="utf-8") as f:
-            for key in keys:
-                f.write(json.dumps(usable[key], ensure_ascii=False) + "\n")
-        (out / LABELS).touch()
-        tmp = out / (PROJECT + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(out / PROJECT)  # the project exists once it is whole
+        with creating(out, taken) as tmp:
+            with (tmp / ROWS).open("w", encoding="utf-8") as f:
+                for key in keys:
+                    f.write(json.dumps(usable[key], ensure_ascii=False) + "\n")
+            (tmp / LABELS).touch()
+            (tmp / PROJECT).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         return cls(out, meta, usable)
 
     @classmethod
@@ -160,10 +230,15 @@ class LabelProject:
     def heldout(self) -> set[int]:
         return set(self.meta["heldout"])
 
+    @property
+    def rubric(self) -> Rubric | None:
+        """The whole-file rubric the rows were scored with (filled into rows that carry none)."""
+        data = self.meta.get("rubric")
+        return Rubric.from_dict(data, str(self.folder / PROJECT)) if data else None
+
     def item(self, key: int) -> dict[str, Any]:
         """The row's judge fields (instruction, response, reference, rubric), validated."""
-        raw = apply_mapping(judge_fields(self.rows[key]), self.meta.get("columns") or {})
-        return normalize_item(raw, self.scale)
+        return item_of(self.rows[key], self.meta.get("columns") or {}, self.scale, self.rubric)
 
     # the labels file
     @property
@@ -198,21 +273,18 @@ class LabelProject:
             raise DataError(f"row {key} is not in this project")
         return key
 
+    def label_value(self, score: Any) -> int:
+        """A label value checked against the project's scale (`parse_label`)."""
+        return parse_label(score, self.scale)
+
     def label(self, key: Any, score: Any, note: str = "", labeller: str = "") -> dict[str, Any]:
-        """Record a label (an integer on the project's scale); the last label of a row wins."""
+        """Record a label (an integer on the project's scale, see `parse_label`); the last label of a row wins."""
         key = self._check_key(key)
-        lo, hi = self.scale
-        try:
-            value = float(score)
-        except (TypeError, ValueError):
-            raise DataError(f"score {str(score)[:20]!r} is not a number", field="score") from None
-        if not value.is_integer() or not lo <= value <= hi:
-            raise DataError(f"score {score!r} must be an integer from {lo} to {hi}", field="score")
         entry = {
             "id": uuid.uuid4().hex[:12],
             "kind": "label",
             "key": key,
-            "score": int(value),
+            "score": parse_label(score, self.scale),
             "note": str(note or "")[:MAX_NOTE],
             "labeller": str(labeller or "")[:MAX_LABELLER],
             "time": _now(),
@@ -237,6 +309,68 @@ class LabelProject:
                     self._append({"id": uuid.uuid4().hex[:12], "kind": "undo", "target": entry["id"], "time": _now()})
                     return entry
         return None
+
+    # which row each labeller's card shows
+    @contextmanager
+    def _offers(self) -> Any:
+        """The offers ({labeller: {key, time, done}}) under an exclusive lock, written back whole on exit."""
+        lock = (self.folder / (OFFERS + ".lock")).open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = self.folder / OFFERS
+            try:
+                offers = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                offers = {}
+            offers = offers if isinstance(offers, dict) else {}
+            before = json.dumps(offers, sort_keys=True)
+            yield offers
+            now = time.time()
+            offers = {k: v for k, v in offers.items() if now - float(v.get("time", 0)) < OFFER_SECONDS}
+            if json.dumps(offers, sort_keys=True) != before:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(offers), encoding="utf-8")
+                tmp.replace(path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+    def offer(self, labeller: str, key: int | None) -> None:
+        """Record that `labeller`'s card now shows row `key` (None: no row)."""
+        labeller = str(labeller or "")[:MAX_LABELLER]
+        with self._offers() as offers:
+            if key is None:
+                offers.pop(labeller, None)
+            else:
+                offers[labeller] = {"key": int(key), "time": time.time(), "done": False}
+
+    def offered_to_others(self, labeller: str) -> set[int]:
+        """Rows on another labeller's card, shown in the last OFFER_SECONDS and not yet answered."""
+        labeller = str(labeller or "")[:MAX_LABELLER]
+        with self._offers() as offers:
+            now = time.time()
+            return {
+                int(o["key"])
+                for who, o in offers.items()
+                if who != labeller and not o.get("done") and now - float(o.get("time", 0)) < OFFER_SECONDS
+            }
+
+    def claim(self, labeller: str, key: Any) -> int:
+        """The row `key` when it is the one on `labeller`'s card and not yet answered from it (the
+        card is then answered); else DataError: a label for a row the card did not show, or a
+        second key press while the next card loads, is refused."""
+        key = self._check_key(key)
+        labeller = str(labeller or "")[:MAX_LABELLER]
+        with self._offers() as offers:
+            shown = offers.get(labeller)
+            if not shown or int(shown.get("key", -1)) != key:
+                raise DataError(
+                    f"row {key} is not the row on your card: nothing recorded; look at the card shown and answer again"
+                )
+            if shown.get("done"):
+                raise DataError(f"row {key} is answered already: nothing recorded; wait for the next card")
+            shown["done"] = True
+        return key
 
     def entries(self) -> list[dict[str, Any]]:
         """Every readable entry in file order (a torn line from a killed writer is passed over)."""

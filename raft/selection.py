@@ -97,13 +97,19 @@ def _stratified(
     return out
 
 
-def next_rows(project: LabelProject, strategy: str = "uncertain", k: int = 1, seed: int | None = None) -> list[int]:
+def next_rows(
+    project: LabelProject,
+    strategy: str = "uncertain",
+    k: int = 1,
+    seed: int | None = None,
+    exclude: set[int] | frozenset[int] = frozenset(),
+) -> list[int]:
     """The next k rows to label: training rows by `strategy`, held-out rows at random, interleaved
     so that the held-out share of the labels stays at the project's share. Labelled and skipped
-    rows are never offered."""
+    rows are never offered, nor the rows in `exclude` (on another grader's card just now)."""
     seed = project.meta["seed"] if seed is None else seed
     labels, skipped = project.state()
-    done = set(labels) | skipped
+    done = set(labels) | skipped | set(exclude)
     held = project.heldout
     all_keys = project.keys
     rank = _tiebreak(all_keys, seed)
