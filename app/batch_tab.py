@@ -30,6 +30,7 @@ from raft.batch import check_source, meta_path, score_file
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
 from raft.metrics import agreement, confusion
+from raft.text import md_text
 
 
 def check_upload(studio: Studio, path: str | None) -> Path:
@@ -83,7 +84,8 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
     pred = [r.get("expected_score") for r in rows]
     errors = sum(1 for r in rows if r.get("error"))
     if all(g in (None, "") for g in gold):
-        return table, f"Scored {len(rows)} rows, {errors} with errors. No gold column '{gold_field}'.", None, None
+        missing = f"No gold column '{md_text(gold_field, 60)}'."
+        return table, f"Scored {len(rows)} rows, {errors} with errors. {missing}", None, None
     m = agreement(gold, pred)
     fmt = {
         k: "n/a" if m[k] is None else f"{m[k]:.3g}" for k in ("pearson", "spearman", "kendall", "rmse", "mae", "exact")

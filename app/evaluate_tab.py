@@ -4,7 +4,6 @@ intervals, groups, calibration and a second judge, and the self-contained HTML r
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from raft.files import DataError
 from raft.report import build_report, load_scored, to_markdown
 from raft.report import fit_calibration as fit_on_rows
 from raft.report_html import figures, to_html
+from raft.text import md_text
 
 NONE = "(none)"
 
@@ -101,6 +101,9 @@ def evaluate(
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
+    rubric = (_meta(path) or {}).get("rubric")
+    if isinstance(rubric, dict):
+        report["rubric"] = rubric  # the whole-file rubric the rows were scored with travels into the report
     figs = figures(report)
     group = next((v for k, v in figs.items() if k.startswith("by ")), None)
     key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
@@ -129,11 +132,17 @@ def _name(path: Path) -> str:
 
 
 def header(path: Path, report: dict) -> str:
-    """The card's title: which judge, which file, how many rows."""
+    """The card's title: which judge, which file, how many rows; and the whole-file rubric the rows
+    were scored with, when the Batch result records one (every name escaped: it is user text)."""
     meta = _meta(path) or {}
-    judge = html.escape(str(meta.get("judge") or "the judge in the file"))
-    source = html.escape(str(meta.get("file") or path.name))
-    return f"### {judge} on {source} · n = {report['n']} rows with gold\n\n"
+    judge = md_text(meta.get("judge") or "the judge in the file", 80)
+    source = md_text(meta.get("file") or path.name, 80)
+    title = f"### {judge} on {source} · n = {report['n']} rows with gold\n\n"
+    rubric = meta.get("rubric")
+    if isinstance(rubric, dict) and rubric.get("criteria"):
+        name = f" (preset {md_text(rubric.get('name'), 40)})" if rubric.get("name") else ""
+        title += f"Scored with the whole-file rubric{name}: {md_text(rubric['criteria'], 300)}\n\n"
+    return title
 
 
 def fit_calibration(

@@ -28,6 +28,7 @@ from raft.repetition import find_repetition
 from raft.rubrics import presets as rubric_presets
 from raft.streaming import Cancelled, follow
 from raft.synthetic import generate_rows
+from raft.text import md_text
 
 MAX_LEVELS = 10
 """Description boxes in the rubric editor; a judge's scale shows as many as it has levels."""
@@ -92,12 +93,12 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
     repeated = find_repetition(j.feedback)
     if repeated:
         lines.append(
-            f"⚠️ The feedback repeats itself: {repeated.describe()}. The model has degenerated; the score "
+            f"⚠️ The feedback repeats itself: {md_text(repeated.describe())}. The model has degenerated; the score "
             "read after it is unreliable. A judge fine-tuned for feedback (loss cot_raft) avoids this; a "
             "lower max new tokens cuts it short."
         )
-    if j.feedback:
-        lines.append(f"> {j.feedback}")
+    if j.feedback:  # the model's text, often the row's own words: shown as text, its lines kept
+        lines.append("> " + md_text(j.feedback, newline="<br>"))
     return "\n\n".join(lines)
 
 
@@ -210,8 +211,8 @@ def writing_markdown(name: str, text: str, max_new_tokens: int, tokens: int) -> 
     lines = [f"**{name}** is writing feedback: {tokens} of at most {max_new_tokens} tokens (Cancel stops it)"]
     repeated = find_repetition(text)
     if repeated:
-        lines.append(f"⚠️ It is repeating itself: {repeated.describe()}. Cancel, or wait for the score.")
-    lines.append("> " + text.replace("\n", "\n> "))
+        lines.append(f"⚠️ It is repeating itself: {md_text(repeated.describe())}. Cancel, or wait for the score.")
+    lines.append("> " + md_text(text, newline="<br>"))
     return "\n\n".join(lines)
 
 

@@ -113,7 +113,7 @@ def report(scored: dict[str, Path], work: Path, seed: int, comparisons=COMPARISO
     for name, path in scored.items():
         card = build_report(load_scored(path), by=["category"], seed=seed)
         write_report(card, work / f"{name}.json")
-        print(f"\n## {name}\n\n{to_markdown(card).split(chr(10) + 'By `category`')[0]}")
+        print(f"\n## {name}\n\n{to_markdown(card).split(chr(10) + 'By **category**')[0]}")
         print("score mass:", _mean([r.get("score_mass") for r in load_scored(path)]))
     for a, b in comparisons:
         if a in scored and b in scored:

@@ -131,7 +131,7 @@ class LabelProject:
         The folder is written elsewhere and renamed into place: a folder that already holds a
         project, or one made by a create that won the race, is refused; nothing half-made stays."""
         out = Path(folder)
-        taken = f"a labelling project named '{out.name}' already exists (or another request just made it): open it instead"
+        taken = f"a labelling project named '{out.name}' already exists (or another request just made it): open it"
         if out.exists() and any(out.iterdir()):
             raise DataError(taken)
         usable, left_out, reasons = {}, 0, []

@@ -21,6 +21,7 @@ from raft.levels import binary_lines, level_agreement
 from raft.passfail import gold_levels, has_words
 from raft.prometheus import mean_gold
 from raft.stats import METRICS, bootstrap, compare
+from raft.text import md_text
 
 GOLD_CANDIDATES = ("orig_score", "gpt4_score", "score", "gold")
 """Columns tried, in order, when no gold column is named; a list (several raters) counts as its mean."""
@@ -187,6 +188,8 @@ def build_report(
     probs = [rows[i].get("probs") for i in idx]
     if all(isinstance(q, list) for q in probs) and len({len(q) for q in probs}) == 1:
         probs_arr = np.asarray(probs, dtype=np.float64)
+        if calibration is not None:
+            check_calibration_scale(calibration, probs_arr.shape[1])
         scale = scale or (tuple(calibration.scale) if calibration else scale_of_rows([rows[i] for i in idx]))
         report["scale"] = list(scale)
         report["calibration"] = calibration_section(probs_arr, g, scale)
@@ -230,7 +233,7 @@ def in_sample_section(
 
 def in_sample_markdown(section: dict[str, Any], n: int, level: int) -> list[str]:
     """The card's lines on training rows: a warning and the metrics on the other rows."""
-    k, rest, who = section["n_training"], section["n_rest"], section["judge"]
+    k, rest, who = section["n_training"], section["n_rest"], md_text(section["judge"], 80)
     if not k:
         return ["", f"None of the {n} rows with gold were {who}'s training rows: the card measures unseen rows."]
     lines = [
@@ -247,6 +250,16 @@ def in_sample_markdown(section: dict[str, Any], n: int, level: int) -> list[str]
         "|---|---|",
         *(f"| {m} | {_ci(section['metrics_rest'][m])} |" for m in METRICS),
     ]
+
+
+def check_calibration_scale(calibration: cal.Calibration, levels: int) -> None:
+    """Refuse a calibration fitted on another scale than the rows' score distributions, saying both."""
+    lo, hi = (int(v) for v in calibration.scale)
+    if hi - lo + 1 != levels:
+        raise DataError(
+            f"the calibration is for the scale {lo}..{hi} ({hi - lo + 1} levels), but the rows' score distributions "
+            f"have {levels} levels: fit a calibration on this judge's scored rows (Fit calibration, `raft calibrate`)"
+        )
 
 
 def compare_section(
@@ -280,10 +293,13 @@ def _ci(m: dict[str, Any]) -> str:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The card as Markdown tables (what the CLI prints and the README quotes)."""
+    """The card as Markdown tables (what the CLI prints and the README quotes). Every value from the
+    data (column names, group values, judge names) is escaped (`raft.text.md_text`): it shows as
+    text wherever the Markdown is rendered, and never breaks a table."""
     level = int(round(report["level"] * 100))
+    gold, pred = md_text(report["gold"], 80), md_text(report["pred"], 80)
     lines = [
-        f"Judge report: {report['n']} rows with gold `{report['gold']}` and prediction `{report['pred']}` "
+        f"Judge report: {report['n']} rows with gold **{gold}** and prediction **{pred}** "
         f"({report['n_rows']} rows read, {report['n_errors']} with errors); {level}% bootstrap intervals from "
         f"{report['n_boot']} resamples (seed {report['seed']}).",
         "",
@@ -300,11 +316,12 @@ def to_markdown(report: dict[str, Any]) -> str:
     if "in_sample" in report:
         lines += in_sample_markdown(report["in_sample"], report["n"], level)
     for column, groups in report["groups"].items():
-        lines += ["", f"By `{column}`:", "", "| " + column + " | n | " + " | ".join(METRICS) + " |"]
+        name = md_text(column, 80)
+        lines += ["", f"By **{name}**:", "", "| " + name + " | n | " + " | ".join(METRICS) + " |"]
         lines.append("|---|---|" + "---|" * len(METRICS))
         for value, group in groups.items():
             cells = " | ".join(_ci(group["metrics"][m]) for m in METRICS)
-            lines.append(f"| {value} | {group['n']} | {cells} |")
+            lines.append(f"| {md_text(value, 120)} | {group['n']} | {cells} |")
     if "calibration" in report:
         c = report["calibration"]
         lines += ["", f"Calibration against the rounded gold: ECE {_fmt(c['ece'])}, Brier {_fmt(c['brier'])}."]
@@ -319,7 +336,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     if "intervals" in report:
         lines.append(f"Intervals in the scored file cover the gold on {report['intervals']['coverage']:.1%} of rows.")
     if "compare" in report:
-        a, b = report["names"]
+        a, b = (md_text(name, 80) for name in report["names"])
         comp = report["compare"]
         lines += [
             "",

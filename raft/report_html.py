@@ -4,6 +4,7 @@ network, that a person can mail. The studio's Evaluate tab shows the same figure
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from raft.stats import METRICS
+from raft.text import md_plain
 
 BLUE, ORANGE, GREY = "#2563eb", "#f97316", "#6b7280"
 MIN_N = 5
@@ -192,26 +194,41 @@ def figures(report: dict[str, Any]) -> dict[str, go.Figure]:
     return out
 
 
+_OWN_MARKUP = re.compile(r"(?<!\\)(\*\*|`)")
+"""Our own emphasis and code marks in the card's Markdown (a value's own are backslash-escaped)."""
+_CELL = re.compile(r"(?<!\\)\|")
+
+
+def _text(markdown: str) -> str:
+    """One line of the card's Markdown as escaped HTML text: our marks dropped, the values that
+    `raft.text.md_text` escaped shown as they were written, escaped once for HTML."""
+    return html.escape(md_plain(_OWN_MARKUP.sub("", markdown)))
+
+
 def _table(markdown: str) -> str:
-    """Markdown text with tables as HTML (enough for the report's own Markdown)."""
+    """Markdown text with tables as HTML (enough for the report's own Markdown): headings, tables
+    (a cell's escaped `\\|` stays in its cell), paragraphs; every value shown as text."""
     parts, rows = [], []
 
     def flush() -> None:
         if rows:
             head, *body = rows
-            cells = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-            trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+            cells = "".join(f"<th>{_text(c)}</th>" for c in head)
+            trs = "".join("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in r) + "</tr>" for r in body)
             parts.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
             rows.clear()
 
     for line in markdown.splitlines():
         if line.startswith("|"):
             if not set(line) <= set("|-: "):
-                rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+                rows.append([c.strip() for c in _CELL.split(line.strip().strip("|"))])
             continue
         flush()
-        if line.strip():
-            parts.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+        heading = re.match(r"^(#{1,6})\s+(.*)$", line)
+        if heading:
+            parts.append(f"<h2>{_text(heading.group(2))}</h2>")
+        elif line.strip():
+            parts.append(f"<p>{_text(line)}</p>")
     flush()
     return "\n".join(parts)
 

@@ -1,8 +1,10 @@
 """A training run folder as a judge: its final weights, else its newest checkpoint.
 
 `judge.json` is written when training starts, so a run is servable from its first checkpoint: a
-run that is still training, was stopped or failed serves the newest `checkpoints/checkpoint-N`
-(a LoRA adapter, or full weights with the tokenizer) and says so.
+run that is still training, was stopped or failed serves the newest complete
+`checkpoints/checkpoint-N` (a LoRA adapter, or full weights with the tokenizer) and says so; a
+checkpoint still being written is passed over, and the final folder appears whole (renamed into
+place once written).
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from typing import Any
 
 CHECKPOINTS = "checkpoints"
 RESULT_FILE = "result.json"
+WRITTEN_LAST = "trainer_state.json"
+"""The file transformers' Trainer writes last into a checkpoint (after the weights, optimizer and
+RNG states): a checkpoint without it is still being written, or was cut off, and is not served."""
 _CHECKPOINT = re.compile(r"^checkpoint-(\d{1,9})$")
 
 
 def newest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
-    """(step, folder) of a run's newest checkpoint, None when it has none yet."""
+    """(step, folder) of a run's newest complete checkpoint (see WRITTEN_LAST), None when it has none yet."""
     folder = Path(run_dir) / CHECKPOINTS
     found = [
-        (int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := _CHECKPOINT.match(p.name)) and p.is_dir()
+        (int(m.group(1)), p)
+        for p in folder.glob("checkpoint-*")
+        if (m := _CHECKPOINT.match(p.name)) and (p / WRITTEN_LAST).is_file()
     ]
     return max(found, default=None, key=lambda sp: sp[0])
 

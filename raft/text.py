@@ -15,8 +15,10 @@ import html
 import re
 from typing import Any
 
-MD_PUNCTUATION = "\\`*_{}[]()#+-.!|~$:"
-"""Markdown's ASCII punctuation that can start or end markup; each gets a backslash."""
+MD_PUNCTUATION = "\\`*_{}[]()#!|~$:"
+"""Markdown's ASCII punctuation that can start or end inline markup anywhere; each gets a backslash."""
+_BLOCK_START = re.compile(r"^(\s*)([0-9]{1,9})([.)])|^(\s*)([-+=])")
+"""A list item or a setext underline at the start of a value: its mark gets a backslash."""
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -29,6 +31,7 @@ def md_text(value: Any, limit: int | None = None, newline: str = " ") -> str:
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
     out = "".join("\\" + c if c in MD_PUNCTUATION else c for c in text)
+    out = _BLOCK_START.sub(lambda m: f"{m[1]}{m[2]}\\{m[3]}" if m[2] else f"{m[4]}\\{m[5]}", out)
     out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"\r\n|\r|\n", lambda _: newline, out)
 

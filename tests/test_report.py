@@ -43,7 +43,7 @@ def test_the_card_has_every_metric_with_an_interval_groups_and_calibration():
     assert 0 <= report["calibration"]["ece"] <= 1 and report["calibration"]["reliability"]
     assert report["calibration"]["expected_vs_gold"]
     text = to_markdown(report)
-    assert "| pearson |" in text and "By `category`" in text and "ECE" in text
+    assert "| pearson |" in text and "By **category**" in text and "ECE" in text
 
 
 def test_gold_lists_count_as_their_mean_and_errors_are_left_out():

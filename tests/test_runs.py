@@ -61,6 +61,7 @@ def test_run_weights_prefer_the_final_folder_then_the_newest_checkpoint(tmp_path
     assert run_weights(tmp_path, manifest) is None and newest_checkpoint(tmp_path) is None
     for step in (5, 40, 10):
         (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoints" / "checkpoint-x").mkdir()
     (tmp_path / "result.json").write_text('{"status": "failed"}')
     found = run_weights(tmp_path, manifest)
@@ -83,6 +84,7 @@ def test_export_of_a_run_without_a_final_judge_says_how_to_finish_it(tmp_path):
 
     run = tmp_path / "run"
     (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
     (run / "judge.json").write_text(json.dumps({"weights": "adapter", "adapter": "adapter", "base_model": None}))
     (run / "result.json").write_text('{"status": "stopped", "step": 3}')
     with pytest.raises(

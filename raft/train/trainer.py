@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -647,8 +648,12 @@ def save_judge(
     the template text, scale, score cue and mode it was trained with travel in the run folder.
     A run continued from another run's adapter names that run's base model as its own."""
     folder = "adapter" if config.lora else "model"
-    model.save_pretrained(run_dir / folder)
-    tokenizer.save_pretrained(run_dir / folder)
+    saving = run_dir / f".{folder}.saving"  # written whole, then renamed: a reader never loads half a judge
+    shutil.rmtree(saving, ignore_errors=True)
+    model.save_pretrained(saving)
+    tokenizer.save_pretrained(saving)
+    shutil.rmtree(run_dir / folder, ignore_errors=True)
+    os.rename(saving, run_dir / folder)
     write_manifest(run_dir, config, score_tokens, dataset, continued_base)
 
 

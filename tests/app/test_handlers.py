@@ -238,7 +238,7 @@ def test_evaluate_a_batch_result_fit_a_calibration_and_score_with_it(studio, tmp
     card, metrics, group, reliability, scatter, comparison, files = evaluate_tab.evaluate(
         studio, result, None, result, None, "", "expected_score", "category", None
     )
-    assert "| pearson |" in card and "By `category`" in card and "rows both scored" in card
+    assert "| pearson |" in card and "By **category**" in card and "rows both scored" in card
     assert metrics is not None and group is not None and reliability is not None and comparison is not None
     assert files[0].endswith(".html") and "Plotly.newPlot" in open(files[0]).read()
     with pytest.raises(gr.Error, match="not one of your batch results"):
