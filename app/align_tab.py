@@ -435,13 +435,14 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
     refresh = bind(view, studio)
     looking = [project, strategy, blind, grader]
     start.click(bind(create, studio), [choice, upload, judge, heldout, rubric], project, api_name="align_create")
-    for control in (project, strategy, blind):
+    project.change(refresh, looking, views, api_name="align_view")
+    for control in (strategy, blind):
         control.change(refresh, looking, views, api_name=False)
     grader.blur(refresh, looking, views, api_name=False)
-    for button in scores:
-        button.click(bind(submit, studio), [project, shown, button, note, grader], [last, note], api_name=False).then(
-            refresh, looking, views, api_name=False
-        )
+    for button in scores:  # align_label, align_label_1, ...: the button's own text is the score
+        button.click(
+            bind(submit, studio), [project, shown, button, note, grader], [last, note], api_name="align_label"
+        ).then(refresh, looking, views, api_name=False)
     skip_btn.click(bind(skip, studio), [project, shown, grader], last, api_name="align_skip").then(
         refresh, looking, views, api_name=False
     )
