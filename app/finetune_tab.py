@@ -19,6 +19,7 @@ from raft.data import read_dataset_manifest
 from raft.files import DataError
 from raft.jobs import QUEUED, Job, JobError, summarize
 from raft.paths import safe_child
+from raft.text import md_text
 from raft.train.config import TrainConfig
 from raft.train.plan import memory_plan
 
@@ -138,7 +139,7 @@ def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = N
     try:
         manifest = read_dataset_manifest(safe_child(studio.workspace(request).datasets, dataset))
     except (DataError, ValueError, KeyError) as exc:
-        return f"⚠️ {for_visitor(str(exc))}"
+        return f"⚠️ {md_text(without_paths(str(exc)), 300)}"  # the name sent is user text: no markup, no image
     prompt = manifest["prompt"]
     return (
         f"Trains in mode **{manifest['mode']}** on the scale {manifest['scale'][0]}..{manifest['scale'][1]} "
