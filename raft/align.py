@@ -204,6 +204,7 @@ def rescore_heldout(
         out,
         mode="score_only",
         columns=project.meta.get("columns") or {},
+        rubric=project.rubric,  # rows without their own rubric are scored with the one they were scored with before
         batch_size=batch_size,
         **kwargs,
     )

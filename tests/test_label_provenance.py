@@ -158,3 +158,15 @@ def test_a_project_folder_being_written_is_not_listed(tmp_path):
     (tmp_path / ".ds.abc.creating" / "train.jsonl").write_text("")
     assert list_datasets(tmp_path) == []
     assert not Path(tmp_path / "ds").exists()
+
+
+def test_held_out_rows_of_a_plain_file_are_scored_again_with_its_rubric(tmp_path, plain_scored, tiny_judge):
+    from raft.align import compare_judges, rescore_heldout
+
+    project = LabelProject.create(tmp_path / "p", read_jsonl(plain_scored), rubric=presets()["Helpfulness"])
+    for key in sorted(project.heldout):
+        project.label(key, 3)
+    after = rescore_heldout(project, tiny_judge, tmp_path / "after.jsonl")
+    assert len(after) == len(project.heldout) and all(r.get("expected_score") is not None for r in after)
+    assert all(not r.get("error") for r in after)
+    assert compare_judges(project, after)["compare"]["n"] == len(project.heldout)
