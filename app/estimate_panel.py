@@ -5,7 +5,6 @@ updated as labels come in). Each tab wires it with a few lines; this module owns
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,15 @@ from raft.estimate import estimate, project_estimate, summary
 from raft.files import DataError
 from raft.report import find_gold, load_scored
 from raft.report_html import BLUE, GREY, ORANGE, layout
+from raft.text import md_text
 
 NAMES = (("ppi", "labels + judge (PPI++)", BLUE), ("labels_only", "labels alone", ORANGE))
 
 
 def _cell(value: Any) -> str:
-    """A value from the visitor's file as a Markdown table cell: escaped, no pipes, bounded."""
-    return html.escape(str(value), quote=False).replace("|", "/")[:60]
+    """A value from the visitor's file as a Markdown table cell: shown as text (no markup, no image
+    from another host: `raft.text.md_text`), its pipes escaped, bounded."""
+    return md_text(value, 60)
 
 
 def figure(result: dict[str, Any]) -> go.Figure:
@@ -70,8 +71,8 @@ def markdown(result: dict[str, Any]) -> str:
     """The summary, then a table per group and the paired difference where asked."""
     text = summary(result)
     for column, groups in result.get("groups", {}).items():
-        text += f"\nBy `{_cell(column)}`:\n\n| {_cell(column)} | labelled | judged only | PPI++ [95%] | labels alone |"
-        text += " effective labels |\n|---|---|---|---|---|---|\n"
+        text += f"\nBy **{_cell(column)}**:\n\n| {_cell(column)} | labelled | judged only | PPI++ [95%] |"
+        text += " labels alone | effective labels |\n|---|---|---|---|---|---|\n"
         for value, g in groups.items():
             p, lab, eff = g["ppi"], g["labels_only"], g["effective_labels"]
             ppi = f"{p['estimate']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]" if p else "n/a (under 2 labels)"
@@ -81,7 +82,7 @@ def markdown(result: dict[str, Any]) -> str:
     pair = result.get("pair")
     if pair:
         a, b = _cell(pair["a"]), _cell(pair["b"])
-        text += f"\n**{a} minus {b}** on {pair['n_prompts']} shared prompts (matched on `{_cell(pair['key'])}`):\n\n"
+        text += f"\n**{a} minus {b}** on {pair['n_prompts']} shared prompts (matched on **{_cell(pair['key'])}**):\n\n"
         text += summary(pair).replace("Mean human score", "Difference in mean human score")
     return text
 

@@ -70,8 +70,13 @@ def test_evaluate_panel_refusals_name_the_fix(public):
 
 
 def test_align_panel_uses_heldout_labels_and_says_how_many_more(tmp_path):
-    rows = [{**r, "orig_score": None} for r in _scored_rows(80)]
-    project = LabelProject.create(tmp_path / "p", rows, heldout=0.5, seed=0)
+    from raft.rubrics import presets
+
+    rows = [  # whole judge items: an Align project refuses rows it could not show
+        {**r, "orig_score": None, "orig_instruction": f"q{i}", "orig_response": f"a{i}"}
+        for i, r in enumerate(_scored_rows(80))
+    ]
+    project = LabelProject.create(tmp_path / "p", rows, heldout=0.5, seed=0, rubric=presets()["Helpfulness"])
     assert estimate_panel.align_estimate(None) == ""
     assert "Label at least 2 rows" in estimate_panel.align_estimate(project)
     held = sorted(project.heldout)

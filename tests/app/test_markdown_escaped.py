@@ -27,3 +27,10 @@ def test_feedback_in_the_score_result_is_text_with_its_lines():
     )  # fmt: skip
     text = score_tab._verdict_markdown("judge", judged)
     assert "![" not in text and "<img" not in text and "Line one<br>1. a point<br>" in text
+
+
+def test_a_group_value_in_the_estimate_panel_is_text():
+    from app.estimate_panel import _cell
+
+    cell = _cell(IMAGE + " | next")
+    assert "![" not in cell and "<img" not in cell and "](" not in cell and " | " not in cell
