@@ -97,7 +97,7 @@ def evaluate(
             names=(_name(path), _name(other_path) if other_path else "B"),
             calibration=cal,
             trained=trained,
-            trained_name=html.escape(trained_name, quote=False),
+            trained_name=trained_name,  # escaped where the card is written (raft.report)
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
