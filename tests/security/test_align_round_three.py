@@ -7,6 +7,7 @@ row on one's card), label values that are not the scale's integers (item 14), an
 
 import json
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,6 +138,7 @@ def test_two_starts_of_one_project_at_once_give_one_whole_project(studios, tmp_p
     scored = tmp_path / "big-scored.jsonl"
     score_file(tiny_judge, write_rows(tmp_path / "big.jsonl", generate_rows(400, seed=9)), scored, batch_size=64)
     for _ in range(3):
+        time.sleep(1.1)  # a project is named by its second: each attempt races for a new name
         labels = studio.root / "labels"
         before = set(labels.iterdir()) if labels.is_dir() else set()
         tabs = [_session() for _ in range(4)]  # a double click in two tabs: four requests, one name
