@@ -162,26 +162,83 @@ def _score_file(
                     except DataError as exc:
                         rec.error = DataError(exc.reason, label or str(input_path), rec.row, exc.field)
             good = [rec for rec in chunk if rec.error is None]
-            start = summary["scored"] + len(chunk) - len(good)  # bad rows count as handled
-            within = (lambda done, total, start=start: progress(start + done)) if progress else None  # noqa: E731
+            write = _Writer(f, summary, columns, label or str(input_path), progress)
+            write([rec for rec in chunk if rec.error is not None], {})
+
+            def done(indices: list[int], judged: list[Any], good: list[Record] = good, write: _Writer = write) -> None:
+                write([good[i] for i in indices], {good[i].row: judged[i].to_dict() for i in indices})
+
             judged = judge.score(
-                [mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, progress=within, **score_kwargs
+                [mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, on_done=done, **score_kwargs
             )
-            verdicts = {rec.row: j.to_dict() for rec, j in zip(good, judged)}
-            for rec in chunk:
-                verdict = verdicts.get(rec.row) or {"error": str(rec.error)}
-                if verdict.get("error") and rec.error is None:
-                    verdict["error"] = f"{label or input_path}: row {rec.row}: {verdict['error']}"
-                summary["errors"] += bool(verdict.get("error"))
-                summary["scored"] += 1
-                named = {f: rec.data[c] for f, c in columns.items() if c in rec.data}
-                line = {**rec.data, **named, **verdict, ROW_KEY: rec.row}
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-            if progress:
-                progress(summary["scored"])
+            late = [i for i, rec in enumerate(good) if rec.row not in write.written]  # a judge that never said
+            if late:
+                done(late, judged)
+    _sort_by_row(out)
     return summary
+
+
+class _Writer:
+    """Appends finished rows to the output and flushes them to disk at once, so that a crash or a
+    kill loses at most the batch being scored (a rerun resumes row by row)."""
+
+    def __init__(
+        self,
+        f: Any,
+        summary: dict[str, int],
+        columns: dict[str, str],
+        source: str,
+        progress: Callable[[int], None] | None,
+    ):
+        self.f, self.summary, self.columns, self.source, self.progress = f, summary, columns, source, progress
+        self.written: set[int] = set()
+
+    def __call__(self, recs: list[Record], verdicts: dict[int, dict[str, Any]]) -> None:
+        if not recs:
+            return
+        for rec in recs:
+            verdict = verdicts.get(rec.row) or {"error": str(rec.error)}
+            if verdict.get("error") and rec.error is None:
+                verdict["error"] = f"{self.source}: row {rec.row}: {verdict['error']}"
+            self.summary["errors"] += bool(verdict.get("error"))
+            self.summary["scored"] += 1
+            named = {f: rec.data[c] for f, c in self.columns.items() if c in rec.data}
+            line = {**rec.data, **named, **verdict, ROW_KEY: rec.row}
+            self.f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.written.add(rec.row)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        if self.progress:
+            self.progress(self.summary["scored"])
+
+
+def _sort_by_row(out: Path) -> None:
+    """Rewrite `out` in input order when it is not (rows are written as each batch finishes, and a
+    batch is sorted by length): the finished file reads as one made in one pass, in input order."""
+    last = -1
+    with out.open("rb") as f:
+        for line in f:
+            row = int(json.loads(line)[ROW_KEY])
+            if row <= last:
+                break
+            last = row
+        else:
+            return  # in order already: nothing held, nothing rewritten
+    index: list[tuple[int, int, int]] = []
+    offset = 0
+    with out.open("rb") as f:
+        for line in f:
+            index.append((int(json.loads(line)[ROW_KEY]), offset, len(line)))
+            offset += len(line)
+    index.sort()
+    tmp = out.with_name(out.name + ".sorting")
+    with out.open("rb") as src, tmp.open("wb") as dst:
+        for _, start, size in index:
+            src.seek(start)
+            dst.write(src.read(size))
+        dst.flush()
+        os.fsync(dst.fileno())
+    tmp.replace(out)
 
 
 def check_source(

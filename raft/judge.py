@@ -270,6 +270,7 @@ class Judge:
         single_pass: bool = True,
         overflow: str = "truncate",
         on_tokens: OnTokens | None = None,
+        on_done: Callable[[list[int], list[Judgment]], None] | None = None,
     ) -> list[Judgment]:
         """Judge every item; an invalid item gets a Judgment with `error` set, the rest are scored.
 
@@ -280,6 +281,8 @@ class Judge:
         A prompt longer than the model's context is cut in the middle of the response and flagged
         (`overflow="truncate"`) or refused with an error (`overflow="refuse"`).
         `on_tokens(item * n_samples + sample, new ids)` streams generated tokens (feedback, decode).
+        `on_done(indices, judgments)` is called as soon as those items' judgments are final (the refused items
+        first, then each batch), so a caller can write them to disk before the next batch runs.
         """
         mode = check_judge_mode(mode or self.mode)
         if overflow not in OVERFLOW:
@@ -293,8 +296,24 @@ class Judge:
             except (DataError, KeyError) as exc:
                 results[i].error = str(exc)
         idx = sorted(prompts, key=lambda i: len(prompts[i]))
+        refused = [i for i in range(len(items)) if i not in prompts]
+        if on_done and refused:
+            on_done(refused, results)
         if mode == "score_only":
-            self._score_only(idx, prompts, results, batch_size, progress)
+            if not on_done or getattr(self.engine, "whole_calls", False):  # one call: the engine batches
+                self._score_only(idx, prompts, results, batch_size, progress)
+                if on_done:
+                    on_done(idx, results)
+                return results
+            padding: dict[str, int] = {}
+            for start in range(0, len(idx), batch_size):  # the same batches one call would make
+                part = idx[start : start + batch_size]
+                self._score_only(part, prompts, results, batch_size)
+                padding = {k: padding.get(k, 0) + v for k, v in self.engine.padding.items()}
+                if progress:
+                    progress(min(start + batch_size, len(idx)), len(idx))
+                on_done(part, results)
+            self.engine.padding = padding
             return results
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
@@ -313,6 +332,8 @@ class Judge:
             )
             if progress:
                 progress(min(start + batch_size, len(idx)), len(idx))
+            if on_done:
+                on_done(part, results)
         return results
 
     def _fit(self, item: dict[str, Any], mode: str, reserve: int, overflow: str) -> tuple[list[int], str | None]:

@@ -53,6 +53,9 @@ def parse_cpus(spec: str) -> list[int]:
 class VllmEngine:
     """A `vllm.LLM`, its tokenizer and, for a LoRA run, its LoRARequest."""
 
+    whole_calls = True
+    """vLLM schedules its own batches: the judge hands it every row of a chunk in one call."""
+
     def __init__(self, llm: Any, tokenizer: Any, lora_request: Any = None):
         self.llm, self.tokenizer, self.lora_request = llm, tokenizer, lora_request
         self.padding: dict[str, int] = {}
