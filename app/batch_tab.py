@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from app import honest, mapping, plots
-from app.messages import guarded
+from app.messages import for_visitor, guarded
 from app.studio import (
     DEFAULT_CHOICE,
     ENGINE_CHOICES,
@@ -26,9 +28,11 @@ from app.studio import (
     gpu,
     model_dropdown,
 )
-from raft.batch import check_source, meta_path, score_file
+from app.workspace import Workspace
+from raft.batch import check_source, meta_path
 from raft.data import parse_columns, read_jsonl
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
+from raft.jobs import Job, JobError
 from raft.metrics import agreement, confusion
 from raft.text import md_text
 
@@ -161,53 +165,200 @@ def score_batch(
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
-    """Score every row of the upload into the visitor's workspace (resumable; an identical run
-    going on waits for it), then return the views and the two downloads.
+    """Score every row of the upload into the visitor's workspace as a batch job (raft.jobs: a
+    subprocess with its state on disk, so a reloaded page finds it again and a rerun resumes row by
+    row; an identical run going on is joined, not repeated), follow it on the bar, then return the
+    views and the two downloads.
 
     A file whose columns (mapped, with the whole-file rubric) lack a field the judge reads is
-    refused before the judge loads, naming every missing field. The gold column is the one the
+    refused before the job starts, naming every missing field. The gold column is the one the
     mapping gave `orig_score`."""
+    job = start_batch(
+        studio, path, columns, model, mode, batch_size, gold_field, calibration_file, engine,
+        rubric, criterion, level1, level2, level3, level4, level5, request,
+    )  # fmt: skip
+    shown = None
+    while True:
+        job = studio.jobs.get(job.id)
+        now = batch_progress(studio, job)
+        if now != shown:
+            shown = now
+            progress(now[0], desc=now[1])
+        if not job.active:
+            break
+        time.sleep(POLL_S)
+    return finish(studio, job, studio.workspace(request))
+
+
+POLL_S = 0.25
+"""How often a waiting Score click reads its job's status file."""
+
+
+def start_batch(
+    studio: Studio,
+    path: str | None,
+    columns: str,
+    model: str,
+    mode: str,
+    batch_size: int,
+    gold_field: str,
+    calibration_file: str | None = None,
+    engine: str = "hf",
+    rubric: str | None = None,
+    criterion: str = "",
+    level1: str = "",
+    level2: str = "",
+    level3: str = "",
+    level4: str = "",
+    level5: str = "",
+    request: gr.Request = None,
+) -> Job:
+    """Check the upload and the mapping, keep a copy of the file beside its output in the
+    visitor's workspace, and start (or join) the batch job that scores it."""
     file = check_upload(studio, path)
     cal = studio.calibration(calibration_file)
     workspace = studio.workspace(request)
     whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
+    if engine not in ("hf", "vllm") or (engine == "vllm" and not VLLM):
+        raise gr.Error(f"the engine '{str(engine)[:20]}' is not available here")
     try:
         total = count_rows(file) or 1
         workspace.reserve(scored_bytes(file, total))
         columns_used = parse_columns(columns)
         scale = studio.model_scale(model)
         check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
-        progress(0, desc=studio.loading_note(model, engine) or "judge loaded")
-        judge = studio.judge(model, engine).with_calibration(cal)
-        key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
-        out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
-        progress(0, desc=f"scoring: 0 of {total} rows")
-        score_file(
-            judge,
-            file,
-            out,
-            mode=mode,
-            columns=columns_used,
-            rubric=whole_file,
-            batch_size=int(batch_size),
-            chunk_rows=32,
-            label=file.name,
-            **row_progress(progress, total, generated=mode != "score_only"),
-        )
+        resolved = studio.resolve_model(model)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
+    key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
+    out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
+    source = sidecar(out, ".input" + file.suffix.lower())
+    if not source.is_file():
+        shutil.copyfile(file, source)
+    command = [sys.executable, "-m", "raft", "score", "--input", str(source), "--out", str(out)]
+    command += ["--mode", mode, "--batch-size", str(int(batch_size)), "--chunk-rows", "32", "--engine", engine]
+    command += ["--exact-columns", "--input-name", file.name, "--scale", f"{scale[0]},{scale[1]}"]
+    if columns_used:
+        command += ["--columns", ",".join(f"{f}={c}" for f, c in columns_used.items())]
+    if resolved:
+        command += ["--model", str(resolved)]
+    if studio.settings.device:
+        command += ["--device", str(studio.settings.device)]
+    for suffix, value in ((".rubric.json", whole_file.to_dict() if whole_file else None), (".cal.json", cal)):
+        if value is not None:
+            side = sidecar(out, suffix)
+            if suffix == ".cal.json":
+                shutil.copyfile(calibration_file, side)
+            else:
+                side.write_text(json.dumps(value, ensure_ascii=False))
+            command += ["--rubric" if suffix == ".rubric.json" else "--calibration", str(side)]
+    info = {
+        "out": str(out),
+        "file": file.name,
+        "judge": model or DEFAULT_CHOICE,
+        "mode": mode,
+        "total": total,
+        "gold_field": gold_field or "orig_score",
+        "scale": list(scale),
+        "columns": columns_used,
+        "rubric": whole_file.to_dict() if whole_file else None,
+    }
+    try:
+        return studio.jobs.start_batch(command, info)
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def batch_progress(studio: Studio, job: Job) -> tuple[float, str]:
+    """(fraction, words) of a batch job: preparing the default model, loading the judge, or rows
+    scored of the total (with feedback tokens while a batch generates)."""
+    info = studio.jobs.batch_info(job)
+    state = info.get("status") or {}
+    name = info.get("judge", DEFAULT_CHOICE)
+    total = int(state.get("total") or info.get("total") or 1)
+    rows = int(state.get("rows") or 0)
+    phase = state.get("phase", "loading")
+    if phase == "preparing":
+        return 0, f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
+    if phase == "loading" and job.active:
+        return 0, f"loading the judge {name}"
+    words = f"scoring: {rows} of {total} rows"
+    if state.get("tokens") and job.active:
+        words += f", {state['tokens']} feedback tokens"
+    return min(rows / total, 1.0), words
+
+
+def sidecar(out: Path, suffix: str) -> Path:
+    """A file a batch job reads (the upload's copy, the rubric, the calibration), in a hidden folder
+    beside the results so that no list of results shows it."""
+    folder = out.parent / ".sources"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (out.stem + suffix)
+
+
+def own_batch(studio: Studio, job_id: str | None, workspace: Workspace) -> Job | None:
+    """A batch job by id if it scores into this visitor's workspace, else None (ids are looked up)."""
+    try:
+        job = studio.jobs.get(str(job_id or ""))
+    except JobError:
+        return None
+    out = studio.jobs.batch_info(job).get("out")
+    return job if job.kind == "batch" and out and Path(out).parent == workspace.batch else None
+
+
+def latest_batch(studio: Studio, request: gr.Request = None) -> str:
+    """The visitor's batch job still being scored (the newest), or "": what a reloaded page follows."""
+    workspace = studio.workspace(request)
+    for job in studio.jobs.list("batch"):
+        if job.active and own_batch(studio, job.id, workspace):
+            return job.id
+    return ""
+
+
+def watch_batch(studio: Studio, job_id: str | None, shown: str | None, request: gr.Request = None) -> tuple[Any, ...]:
+    """Called by the tab's timer: the followed job's progress while it runs, and its results once
+    when it has ended (a reloaded page gets both); nothing changes when no job is followed."""
+    skip = (gr.skip(),) * 5
+    job = own_batch(studio, job_id, studio.workspace(request)) if job_id else None
+    if job is None:
+        return "", *skip, shown
+    fraction, words = batch_progress(studio, job)
+    if job.active:
+        return f"**{job.status}** · {words} ({100 * fraction:.0f}%)", *skip, shown
+    if shown == job.id:
+        return gr.skip(), *skip, shown
+    try:
+        views = finish(studio, job, studio.workspace(request))
+    except gr.Error as exc:
+        return f"⚠️ {exc.message}", *skip, job.id
+    return f"**{job.status}** · {words}", *views, job.id
+
+
+def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
+    """The views and downloads of a finished batch job; a failed one is said with its reason."""
+    info = studio.jobs.batch_info(job)
+    if job.status != "completed":
+        why = for_visitor(job.error or job.status).strip().splitlines()
+        raise gr.Error(f"the batch {job.status}: {why[0] if why else job.status}")
+    out = Path(info["out"])
+    name = str(info.get("file") or "rows")
     rows = sorted(read_jsonl(out), key=lambda r: r["row"])
     for r in rows:
         if r.get("error"):
-            r["error"] = str(r["error"]).replace(str(file), file.name)
+            r["error"] = str(r["error"]).replace(str(out), name)
     good = sum(1 for r in rows if r.get("expected_score") is not None)
-    if good:
-        meta = {"file": file.name, "judge": model or DEFAULT_CHOICE, "time": time.time(), "rows": len(rows)}
-        meta.update(scored=good, columns=columns_used, rubric=whole_file.to_dict() if whole_file else None)
+    if good and not meta_path(out).is_file():
+        meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
+        meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))
         meta_path(out).write_text(json.dumps(meta, ensure_ascii=False))
     csv_path = write_csv_download(out.with_suffix(".csv"), rows)
-    table, summary, scatter, matrix = results_view(rows, gold_field or "orig_score", judge.scale)
-    summary += honest.batch_note(rows, *honest.judge_training_rows(studio, model), gold_field or "orig_score")
+    scale = tuple(info.get("scale") or (1, 5))
+    table, summary, scatter, matrix = results_view(rows, info.get("gold_field", "orig_score"), scale)
+    reused = int((info.get("result") or {}).get("skipped") or 0)
+    if reused:
+        summary += f"\n\nReused {reused} of {len(rows)} rows scored before (the same file, judge and settings)."
+    gold = info.get("gold_field", "orig_score")
+    summary += honest.batch_note(rows, *honest.judge_training_rows(studio, info.get("judge")), gold)
     return table, summary, scatter, matrix, workspace.offer([csv_path, out])
 
 
@@ -254,6 +405,10 @@ def build(studio: Studio) -> dict[str, Any]:
             scatter = gr.Plot(label="Expected vs gold")
             matrix = gr.Dataframe(headers=["gold"], label="Confusion (rounded scores)", interactive=False)
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
+        job = gr.Textbox("", visible=False, elem_id="batch-job")
+        status = gr.Markdown(elem_id="batch-status")
+        shown = gr.State(None)
+        timer = gr.Timer(2.0)
 
     form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
     upload.upload(
@@ -266,4 +421,9 @@ def build(studio: Studio) -> dict[str, Any]:
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",
     )
-    return {"models": [model], "scored": scored}
+    polled = {"show_progress": "hidden"}  # reads of state on disk: no "processing" overlay
+    timer.tick(
+        bind(watch_batch, studio), [job, shown], [status, table, summary, scatter, matrix, downloads, shown],
+        api_name="batch_watch", **polled,
+    )  # fmt: skip
+    return {"models": [model], "scored": scored, "job": job, "latest": bind(latest_batch, studio)}

@@ -186,7 +186,7 @@ def memory_note(
 
 
 def job_choices(studio: Studio) -> list[tuple[str, str]]:
-    return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list()]
+    return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list("train")]
 
 
 def start(studio: Studio, text: str, request: gr.Request = None) -> str:
@@ -302,7 +302,7 @@ RUNS_COLUMNS = ["job", "run", "status", "started", "step", "loss", "val_pearson"
 
 def runs_table(studio: Studio) -> pd.DataFrame:
     rows = []
-    for job in studio.jobs.list():
+    for job in studio.jobs.list("train"):
         s = summarize(studio.jobs.progress(job))
         rows.append(
             {

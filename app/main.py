@@ -82,6 +82,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         demo.load(align["list"], None, align["project"], api_name="align_projects")
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
+        demo.load(batch["latest"], None, batch["job"], api_name="batch_latest")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
         fill, columns, form_outputs = data["load"]

@@ -165,15 +165,17 @@ def _score_file(
             write = _Writer(f, summary, columns, label or str(input_path), progress)
             write([rec for rec in chunk if rec.error is not None], {})
 
-            def done(indices: list[int], judged: list[Any], good: list[Record] = good, write: _Writer = write) -> None:
+            def finished(
+                indices: list[int], judged: list[Any], good: list[Record] = good, write: _Writer = write
+            ) -> None:
                 write([good[i] for i in indices], {good[i].row: judged[i].to_dict() for i in indices})
 
             judged = judge.score(
-                [mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, on_done=done, **score_kwargs
+                [mapped[rec.row] for rec in good], mode=mode, batch_size=batch_size, on_done=finished, **score_kwargs
             )
             late = [i for i, rec in enumerate(good) if rec.row not in write.written]  # a judge that never said
             if late:
-                done(late, judged)
+                finished(late, judged)
     _sort_by_row(out)
     return summary
 

@@ -106,8 +106,48 @@ def parse_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """Score a file; under torchrun/accelerate each process takes every WORLD_SIZE-th row on its
-    own device and rank 0 merges the shards into OUT in input order."""
+    """Score a file; with --result, how it ended is also written there as JSON (for a studio job)."""
+    status = StatusFile(args.status)
+    try:
+        summary = _score(args, status)
+    except EXPECTED as exc:
+        status.result({"status": "failed", "error": str(exc)}, args.result)
+        raise
+    status.result({"status": "completed", **summary}, args.result)
+    return 0
+
+
+class StatusFile:
+    """What a scoring run is doing, rewritten as JSON (atomically) where --status asks: the phase
+    (loading, scoring), rows done of the total and feedback tokens; a studio job polls it."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+        self.state: dict = {"phase": "loading", "rows": 0, "total": None, "tokens": 0}
+
+    def update(self, **values) -> None:
+        self.state.update(values)
+        if self.path is not None:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self.state))
+            tmp.replace(self.path)
+
+    def tokens(self, row: int, ids: list) -> None:
+        before = self.state["tokens"]
+        self.state["tokens"] = before + len(ids)
+        if self.state["tokens"] // 32 > before // 32:
+            self.update()
+
+    def result(self, result: dict, path: str | None) -> None:
+        if path:
+            tmp = Path(path).with_name(Path(path).name + ".tmp")
+            tmp.write_text(json.dumps(result))
+            tmp.replace(path)
+
+
+def _score(args: argparse.Namespace, status: StatusFile) -> dict:
+    """Under torchrun/accelerate each process takes every WORLD_SIZE-th row on its own device and
+    rank 0 merges the shards into OUT in input order."""
     import os
 
     from raft.batch import done_rows, merge_shards, score_file, shard_path
@@ -116,7 +156,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
-    columns = recognised_columns(args.input, args.columns, args.scale or (1, 5))
+    if args.exact_columns:
+        from raft.data import parse_columns
+
+        columns = parse_columns(args.columns, args.scale or (1, 5))
+    else:
+        columns = recognised_columns(args.input, args.columns, args.scale or (1, 5))
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     device = args.device
     if world > 1:
@@ -126,6 +171,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         dist.init_process_group("gloo")
         if device is None and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    from raft.models import default_ready, needs_default
+
+    status.update(phase="preparing" if needs_default(args.model) and not default_ready() else "loading")
     print(f"loading the judge {args.model or '(the default model)'} ({args.engine} engine)...", file=sys.stderr)
     judge = Judge.load(
         args.model,
@@ -142,6 +190,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     target = shard_path(out, rank, world) if world > 1 else out
     bar = ProgressBar(args.input, world, rank, done_rows(out) if out.is_file() and world == 1 else ())
+    if args.status:
+        from raft.files import count_rows
+
+        status.update(phase="scoring", total=count_rows(args.input), rows=len(done_rows(out)) if out.is_file() else 0)
+        first = status.state["rows"]
+
+        def show(rows: int) -> None:
+            bar.show(rows)
+            status.update(rows=first + rows)
+
+        streamed = {"on_tokens": status.tokens} if (args.mode or judge.mode) != "score_only" else {}
+    else:
+        show, streamed = bar.show, {}
     summary = score_file(
         judge,
         args.input,
@@ -156,8 +217,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         overflow=args.overflow,
-        progress=bar.show,
+        progress=show,
         rubric=load_rubric(args.rubric, judge.scale),
+        label=args.input_name,
+        **streamed,
     )
     bar.close()
     if world > 1:
@@ -172,7 +235,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         dist.destroy_process_group()
     if rank == 0:
         print(json.dumps(summary))
-    return 0
+    return summary
 
 
 def parse_score(sub: argparse._SubParsersAction) -> None:
@@ -211,6 +274,10 @@ def parse_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensor-parallel-size", type=int, help="vLLM: GPUs one model is split over")
     p.add_argument("--data-parallel-size", type=int, help="vLLM: model replicas scoring side by side")
     p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')
+    p.add_argument("--exact-columns", action="store_true", help="use --columns as given; recognise no column by name")
+    p.add_argument("--input-name", help="the name errors give the input (default: its path)")
+    p.add_argument("--status", metavar="STATUS.json", help="keep the phase and rows done of total in this file")
+    p.add_argument("--result", metavar="RESULT.json", help="write how the run ended (completed or failed) here")
     p.set_defaults(func=cmd_score)
 
 

@@ -36,12 +36,12 @@ def alive(pid: int, ticks: int | None) -> bool:
 
 
 def is_trainer(pid: int) -> bool:
-    """Whether pid runs `python -m raft train` (so that a stop never signals another program)."""
+    """Whether pid runs `python -m raft train` or `score` (so that a stop never signals another program)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"raft" in argv and b"train" in argv
+    return b"raft" in argv and (b"train" in argv or b"score" in argv)
 
 
 def launch(command: list[str], log: Path) -> subprocess.Popen:
@@ -72,10 +72,10 @@ def kill_trainer(pid: int | None, ticks: int | None) -> None:
             pass
 
 
-def why_ended(code: int | None) -> str:
-    """A sentence for a process that ended without a result."""
+def why_ended(code: int | None, what: str = "training") -> str:
+    """A sentence for a process that ended without a result (`what`: training or scoring)."""
     if code is None:
-        return "the training process ended without a result (killed, or the machine restarted)"
+        return f"the {what} process ended without a result (killed, or the machine restarted)"
     if code < 0:
-        return f"the training process was killed by signal {signal.Signals(-code).name}"
-    return f"the training process exited with code {code}"
+        return f"the {what} process was killed by signal {signal.Signals(-code).name}"
+    return f"the {what} process exited with code {code}"

@@ -59,6 +59,8 @@ class Job:
     """When the current attempt's process started (`started` is the first attempt's)."""
     queued_at: float | None = None
     """When it joined the queue (seconds since the epoch, finer than ids made in one second): its turn."""
+    kind: str = "train"
+    """"train" (`python -m raft train`) or "batch" (`python -m raft score` of a file)."""
 
     @property
     def active(self) -> bool:

@@ -1,5 +1,5 @@
-"""Training jobs: subprocesses with a registry on disk, so that a reloaded page or a restarted
-studio finds them again.
+"""Training and batch-scoring jobs: subprocesses with a registry on disk, so that a reloaded page or
+a restarted studio finds them again.
 
 `JobManager` ties three parts together: the signed registry (`raft.job_registry`), process
 control (`raft.job_process`) and reading a job's log and progress (`raft.job_logs`). Status comes
@@ -8,6 +8,11 @@ without a result is marked failed with the tail of its log; the run's phase.json
 doing now. Stop is cooperative first (a STOP file: before any step the trainer ends at once, later
 it saves a checkpoint after the current step; a validation pass is abandoned between batches),
 then a hard kill of the process group. Resume relaunches the same job in the same run folder.
+
+A batch job (`kind="batch"`) is `python -m raft score` of one file into one output; its folder is
+the job's own, where the scorer writes `status.json` (phase, rows done of total) as it goes and
+`result.json` at the end. It resumes row by row: starting the same output again continues it.
+Batch jobs neither wait in nor hold up the training queue; at most `max_batches` run at once.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from raft.train.config import TrainConfig
 from raft.train.phase import PHASE_FILE, describe_phase, read_phase, waiting_for
 from raft.train.trainer import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step
 
-__all__ = ["JOB_ID", "QUEUED", "Job", "JobError", "JobManager", "summarize"]
+__all__ = ["BATCH_INFO", "JOB_ID", "QUEUED", "Job", "JobError", "JobManager", "summarize"]
+
+BATCH_INFO = "batch.json"
+"""What a batch job scores (the caller's description: file, judge, output), in the job's folder."""
+BATCH_STATUS = "status.json"
 
 STARTUP_GRACE = 4
 """A trainer that has not named its first phase (it is importing its libraries, slow on a busy
@@ -43,11 +52,12 @@ MAX_QUEUED = 8
 class JobManager:
     """Start, watch, stop and resume training jobs under `root` (the studio's data root)."""
 
-    def __init__(self, root: str | Path, max_active: int = 1):
+    def __init__(self, root: str | Path, max_active: int = 1, max_batches: int = 2):
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
         self.registry = JobRegistry(self.jobs_dir)
         self.max_active = max_active
+        self.max_batches = max_batches
         self._procs: dict[str, subprocess.Popen] = {}
         self._thread_lock = threading.Lock()
         self._record_locks: dict[str, threading.Lock] = {}
@@ -82,7 +92,7 @@ class JobManager:
         run_dir = Path(config.output_dir)
         if not resume_of and run_dir.is_dir() and any(run_dir.iterdir()):
             raise JobError(f"run folder '{run_dir.name}' already holds a run; choose a new run name, or resume its job")
-        taken = [j for j in self.list() if (j.active or j.status == QUEUED) and Path(j.run_dir) == run_dir]
+        taken = [j for j in self.list("train") if (j.active or j.status == QUEUED) and Path(j.run_dir) == run_dir]
         if taken and not resume_of:
             raise JobError(f"job {taken[0].id} ({taken[0].status}) writes run '{run_dir.name}'; choose a new run name")
         folder = self.registry.folder(job_id)
@@ -101,8 +111,46 @@ class JobManager:
             return job
         return self._launch(job)
 
+    def start_batch(self, command: list[str], info: dict[str, Any]) -> Job:
+        """Launch `python -m raft score ...` (`command`, without its status and result files, which
+        the job's own folder holds) as a batch job; `info` (JSON) describes it for `batch_info`.
+
+        The same output already being scored by an active job gives that job (an identical run
+        resumes rather than writing twice); more than `max_batches` at once are refused."""
+        with self._starting():
+            for job in self.list("batch"):
+                if job.active and self.batch_info(job).get("out") == info.get("out"):
+                    return job
+            running = [j for j in self.list("batch") if j.active]
+            if len(running) >= self.max_batches:
+                raise JobError(f"{len(running)} batches are being scored on this machine; try again when one ends")
+            job_id = new_job_id()
+            folder = self.registry.folder(job_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / BATCH_INFO).write_text(json.dumps(info, ensure_ascii=False))
+            full = [*command, "--status", str(folder / BATCH_STATUS), "--result", str(folder / RESULT_FILE)]
+            job = Job(id=job_id, run_dir=str(folder), log=str(folder / "score.log"), command=full, kind="batch")
+            return self._launch(job)
+
+    def batch_info(self, job: Job) -> dict[str, Any]:
+        """A batch job's description (as given to `start_batch`) and its scorer's latest status
+        (`phase`, `rows`, `total`, `tokens`) under "status", and how it ended (`scored`, `skipped`,
+        `errors`) under "result"; empty for a training job."""
+        if job.kind != "batch":
+            return {}
+        folder = self.registry.folder(job.id)
+        info: dict[str, Any] = {}
+        for name, key in ((BATCH_INFO, None), (BATCH_STATUS, "status"), (RESULT_FILE, "result")):
+            try:
+                found = json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                found = {}
+            if isinstance(found, dict):
+                info.update({key: found} if key else found)
+        return info
+
     def _check_capacity(self) -> None:
-        running = [j for j in self.list() if j.active]
+        running = [j for j in self.list("train") if j.active]
         if len(running) >= self.max_active:
             raise JobError(
                 f"job {running[0].id} is still {running[0].status}; stop it first "
@@ -112,7 +160,7 @@ class JobManager:
     def _waiting_on(self, queue: bool) -> Job | None:
         """None when a job may launch now; else (with `queue`) the job it waits for: a running one,
         or the last already queued (first come, first served). Without `queue` a full machine refuses."""
-        jobs = self.list()
+        jobs = self.list("train")
         queued = [j for j in jobs if j.status == QUEUED]
         if not queue or not queued:
             try:
@@ -129,7 +177,7 @@ class JobManager:
         """Launch the oldest queued job when fewer than max_active jobs run (the studio's timer calls
         this every few seconds); returns the job launched, if any."""
         with self._starting():
-            jobs = self.list()
+            jobs = self.list("train")
             if sum(1 for j in jobs if j.active) >= self.max_active:
                 return None
             queued = [j for j in jobs if j.status == QUEUED]
@@ -188,7 +236,8 @@ class JobManager:
                 job.status, job.note = result["status"], result.get("note") or job.note
             else:
                 job.status = "failed"
-                job.error = result.get("error") or job_process.why_ended(code) + "\n" + self.log_tail(job, 20)
+                what = "scoring" if job.kind == "batch" else "training"
+                job.error = result.get("error") or job_process.why_ended(code, what) + "\n" + self.log_tail(job, 20)
             if not alive:
                 self._procs.pop(job.id, None)
             self._save(job)
@@ -205,14 +254,17 @@ class JobManager:
     def get(self, job_id: str) -> Job:
         return self.refresh(self._load(job_id))
 
-    def list(self) -> list[Job]:
-        """All jobs, newest first, with fresh statuses (records this server did not sign are left out)."""
+    def list(self, kind: str | None = None) -> list[Job]:
+        """All jobs (of one `kind`, "train" or "batch", when given), newest first, with fresh
+        statuses (records this server did not sign are left out)."""
         jobs = []
         for name in self.registry.ids():
             try:
-                jobs.append(self.refresh(self._load(name)))
+                job = self._load(name)
             except JobError:
                 continue
+            if kind is None or job.kind == kind:
+                jobs.append(self.refresh(job))
         return jobs
 
     def stop(self, job_id: str, timeout: float = 60.0, wait: bool = True) -> Job:
@@ -290,6 +342,8 @@ class JobManager:
             job = self.get(job_id)
             if job.active:
                 raise JobError(f"job {job_id} is still {job.status}")
+            if job.kind != "train":
+                raise JobError(f"job {job_id} scores a batch; score the same file again and it resumes")
             self._check_capacity()
             run_dir = Path(job.run_dir)
             if not (run_dir / CONFIG_FILE).is_file():  # it never claimed its folder: begin it again
@@ -332,7 +386,7 @@ class JobManager:
 
     def log_path(self, job: Job) -> Path:
         """The job's log, where the server put it (never a path read from a record)."""
-        return self.registry.folder(job.id) / "train.log"
+        return self.registry.folder(job.id) / ("score.log" if job.kind == "batch" else "train.log")
 
     def progress(self, job: Job | str) -> list[dict[str, Any]]:
         job = self._load(job) if isinstance(job, str) else job
