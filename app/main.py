@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import align_tab, batch_tab, dataset_tab, evaluate_tab, finetune_tab, score_tab  # noqa: E402
+from app import align_tab, batch_tab, dataset_tab, evaluate_tab, export_tab, finetune_tab, score_tab  # noqa: E402
 from app.messages import guarded  # noqa: E402
 from app.studio import Settings, Studio, bind  # noqa: E402
 
@@ -24,7 +24,7 @@ CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 
 
 def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
-    """The Blocks with its six tabs, wired to one Studio (data root, jobs, judges)."""
+    """The Blocks with its seven tabs, wired to one Studio (data root, jobs, judges)."""
     studio = Studio(settings)
     # Gradio's own copies (uploads, downloads) go after an hour on a public studio: disk stays bounded
     delete_cache = (600, 3600) if settings.public else None
@@ -40,6 +40,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
             align = align_tab.build(studio, tabs, tune)
+            export = export_tab.build(studio)
 
         def scored_choices(request: gr.Request):
             """Batch results for Evaluate, the newest chosen (the comparison left empty), and for Align."""
@@ -83,6 +84,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(batch["latest"], None, batch["job"], api_name="batch_latest")
+        demo.load(export["list"], None, export["run"], api_name="export_runs")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
         fill, columns, form_outputs = data["load"]

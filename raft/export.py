@@ -290,3 +290,65 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
     if report:
         parts.append("## Report card\n\n" + report)
     return "\n\n".join(parts) + "\n"
+
+
+class HubError(RuntimeError):
+    """A push to the Hub that did not happen, with the reason and what to do instead."""
+
+
+def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
+    """The exported folder as one .zip (its files at the top level, as the Hub repository holds them)."""
+    import zipfile
+
+    folder, zip_path = Path(folder), Path(zip_path)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+    return zip_path
+
+
+def push_judge(folder: str | Path, repo_id: str, token: str | None, private: bool = True) -> str:
+    """Create (or reuse) the model repository `repo_id` and upload the exported folder; its URL.
+
+    Every failure is a HubError that says why in a sentence: the hub cannot be reached (offline, or
+    no network from this machine), the token was refused or lacks write access, or the id is not
+    `user/name`. No traceback and no local path is in the message."""
+    if not isinstance(repo_id, str) or not HUB_ID.match(repo_id.strip()):
+        raise HubError(f"'{str(repo_id)[:80]}' is not a repository id; write it as user/name")
+    repo_id = repo_id.strip()
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        raise HubError("huggingface_hub is not installed here; download the zip and push it elsewhere") from None
+    api = HfApi(token=token or None)
+    unreachable: tuple[type[BaseException], ...] = (OSError, ConnectionError)
+    try:
+        import httpx
+
+        unreachable += (httpx.TransportError,)
+    except ImportError:
+        pass
+    try:
+        api.create_repo(repo_id, private=bool(private), exist_ok=True, repo_type="model")
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model")
+    except OfflineModeIsEnabled:
+        raise HubError(
+            "the Hugging Face Hub cannot be reached from here (offline mode); download the zip and push it "
+            "from a machine that can reach the Hub"
+        ) from None
+    except HfHubHTTPError as exc:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+        if code in (401, 403):
+            raise HubError(
+                f"the Hub refused the token ({code}); use a token with write access to {repo_id} "
+                "(huggingface.co/settings/tokens)"
+            ) from None
+        raise HubError(f"the Hub answered {code or 'an error'}: {str(exc).splitlines()[0][:200]}") from None
+    except unreachable as exc:
+        raise HubError(
+            f"the Hugging Face Hub cannot be reached from here ({type(exc).__name__}); download the zip and "
+            "push it from a machine that can reach the Hub"
+        ) from None
+    return str(getattr(info, "repo_url", None) or f"https://huggingface.co/{repo_id}")

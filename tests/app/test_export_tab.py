@@ -1,0 +1,72 @@
+"""The Export tab: a finished judge written as the Hub-ready folder (a zip named after the run) that
+names no server folder, and a push that says why it cannot happen instead of raising a traceback
+(offline here), asking for the visitor's own token on a public studio."""
+
+import json
+import zipfile
+
+import gradio as gr
+import pytest
+
+from app import export_tab
+from app.studio import Settings, Studio
+from raft.data import prepare_dataset
+from raft.files import write_rows
+from raft.rubrics import presets
+from raft.synthetic import generate_rows
+from raft.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model):
+    root = tmp_path_factory.mktemp("studio-root")
+    studio = Studio(Settings(data_root=root, default_model=str(tiny_model)))
+    data = studio.workspace().datasets / "mine"
+    prepare_dataset(write_rows(root / "rows.jsonl", generate_rows(16, seed=9)), data, validation_ratio=0.25,
+                    rubric=presets()["Helpfulness"])  # fmt: skip
+    config = TrainConfig(
+        data=str(data), output_dir=str(studio.runs_dir / "run-1"), base_model=str(tiny_model), max_steps=1,
+        eval_steps=1, eval_rows=2, batch_size=4, lora_r=4, save_steps=1000, device="cpu",
+    )  # fmt: skip
+    train(config)
+    return studio, root
+
+
+def test_the_export_tab_offers_the_judge_as_a_zip_that_names_no_server_folder(trained):
+    studio, root = trained
+    assert export_tab.finished_runs(studio) == ["run-1"]
+    [download], said = export_tab.export_run(studio, "run-1")
+    assert download.endswith("run-1-judge.zip") and "run-1-judge.zip" in said
+    with zipfile.ZipFile(download) as z:
+        names = set(z.namelist())
+        assert {"judge.json", "README.md", "adapter_config.json"} <= names
+        for name in names:
+            if name.endswith((".json", ".md")):
+                assert str(root) not in z.read(name).decode(), f"{name} names the data root"
+        assert json.loads(z.read("judge.json"))["rubric"]["criteria"] == presets()["Helpfulness"].criteria
+    assert str(root) not in said
+
+
+def test_a_run_name_is_looked_up_never_joined_into_a_path(trained):
+    studio, _ = trained
+    for name in ("../run-1", "run-1/../../x", "/etc", "nope"):
+        with pytest.raises(gr.Error, match="not a finished run"):
+            export_tab.export_run(studio, name)
+
+
+def test_pushing_offline_says_the_hub_cannot_be_reached(trained):
+    studio, root = trained
+    with pytest.raises(gr.Error) as caught:
+        export_tab.push_run(studio, "run-1", "me/demo-judge", "hf_not_a_real_token", True)
+    message = str(caught.value.message)
+    assert "cannot be reached" in message and "Traceback" not in message and str(root) not in message
+    with pytest.raises(gr.Error, match="not a repository id"):
+        export_tab.push_run(studio, "run-1", "no slash here", "", True)
+
+
+def test_a_public_studio_pushes_only_with_the_visitors_own_token(trained, tiny_model, monkeypatch):
+    studio, root = trained
+    public = Studio(Settings(data_root=root, default_model=str(tiny_model), public=True))
+    monkeypatch.setenv("HF_TOKEN", "hf_the_studios_own")
+    with pytest.raises(gr.Error, match="your own Hugging Face token"):
+        export_tab.push_run(public, "run-1", "me/demo-judge", "  ", True)
