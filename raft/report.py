@@ -16,15 +16,13 @@ import numpy as np
 
 from raft import calibration as cal
 from raft.files import DataError, read_records
+from raft.gold import GOLD_CANDIDATES
 from raft.insample import training_mask
 from raft.levels import binary_lines, level_agreement
 from raft.passfail import gold_levels, has_words
 from raft.prometheus import mean_gold
 from raft.stats import METRICS, bootstrap, compare
 from raft.text import md_text
-
-GOLD_CANDIDATES = ("orig_score", "gpt4_score", "score", "gold")
-"""Columns tried, in order, when no gold column is named; a list (several raters) counts as its mean."""
 
 
 def load_scored(path: str | Path) -> list[dict[str, Any]]:

@@ -9,9 +9,12 @@ unbiased. Every order is a function of the seed and the labels so far: determini
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from raft.labels import LabelProject
+if TYPE_CHECKING:  # annotations only: `label --help` lists the strategies without loading the data stack
+    from raft.labels import LabelProject
 
 STRATEGIES = ("random", "uncertain", "stratified", "disagree")
 

@@ -12,12 +12,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.engines.transformers import TransformersEngine
@@ -193,6 +194,53 @@ class Progress(TrainerCallback):
                     "elapsed_s": round(self.offset + time.time() - self.start, 2),
                 }
             )
+
+
+class TerminalProgress(TrainerCallback):
+    """What `python -m raft train` shows on stderr (rank 0), in place of transformers' dict lines:
+    a bar with step k/n, the loss, the rate and the time left on a terminal; on a log file (a studio
+    job) one plain line per logged step with the same figures."""
+
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stderr
+        self.bar: Any = None
+        self.start, self.first = time.time(), 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.start, self.first = time.time(), state.global_step
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps, initial=state.global_step, unit="step", desc="training",
+                file=self.stream, dynamic_ncols=True,
+            )  # fmt: skip
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if not state.is_world_process_zero or "loss" not in logs:
+            return
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+            self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=True)
+            return
+        done = state.global_step - self.first
+        spent = time.time() - self.start
+        rate = f"{spent / done:.2f} s/step" if done else "? s/step"
+        left = spent / done * (state.max_steps - state.global_step) if done else None
+        eta = "?" if left is None else f"{int(left // 60)}m {int(left % 60):02d}s"
+        print(
+            f"step {state.global_step}/{state.max_steps} · loss {logs['loss']:.4g} · {rate} · time left {eta}",
+            file=self.stream,
+            flush=True,
+        )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class Evaluate(TrainerCallback):
@@ -593,6 +641,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         ],
     )
     trainer.score_token_ids = list(score_tokens.ids)
+    trainer.remove_callback(PrinterCallback)  # its dict lines give way to a bar with k/n and the time left
+    trainer.add_callback(TerminalProgress())
     if rank == 0:  # servable from its first checkpoint: the manifest is there before any weights
         write_manifest(run_dir, config, score_tokens, dataset, base if adapter else None)
     checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
