@@ -83,7 +83,7 @@ def show_example(built: BuiltDataset | None, tokenizer_choice: str, index: int, 
     ex = examples[int(index) % len(examples)]
     prompt = ex["prompt"]
     if tokenizer_choice != NO_TOKENIZER:
-        prompt = apply_chat(studio.judge(tokenizer_choice).tokenizer, prompt)
+        prompt = apply_chat(studio.tokenizer(tokenizer_choice), prompt)
     return prompt, ex["target"]
 
 
@@ -130,7 +130,7 @@ def preview(
         raise gr.Error(str(exc)) from None
     for row in built.rejected:  # written to rejected.jsonl, which the visitor downloads
         row["error"] = without_paths(row["error"])
-    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
+    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.tokenizer(tokenizer_choice)
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
     warn_rejections(stats)
     lengths = token_lengths((built.train + built.validation)[:PREVIEW_LENGTHS], tokenizer) if tokenizer else []
@@ -175,7 +175,7 @@ def write(
         workspace.reserve(2 * dataset_bytes(built))  # the files and their staged copies
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.judge(tokenizer_choice).tokenizer
+    tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.tokenizer(tokenizer_choice)
     try:
         stats = write_dataset(folder, built, tokenizer, exclusive=True)
     except DataError as exc:

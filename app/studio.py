@@ -29,7 +29,17 @@ from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
-from raft.models import MANIFEST, ModelError, default_ready, needs_default, read_manifest
+from raft.models import (
+    MANIFEST,
+    ModelError,
+    default_ready,
+    load_tokenizer,
+    needs_default,
+    read_manifest,
+)
+from raft.models import (
+    resolve_model as resolve_weights,
+)
 from raft.paths import safe_child
 from raft.prompts import TemplateError, check_judge_mode
 from raft.runs import run_weights
@@ -135,6 +145,7 @@ class Studio:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(self.root)
         self._judges: dict[tuple[str, int], Judge] = {}
+        self._tokenizers: dict[str | None, object] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self._swept = 0.0
@@ -269,6 +280,27 @@ class Studio:
         if needs_default(model) and not default_ready():
             return f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
         return f"loading the judge {name}"
+
+    def tokenizer(self, choice: str | None) -> object:
+        """The tokenizer of a model choice, for counting tokens and showing the chat template: a
+        loaded judge's when there is one, else the tokenizer alone (no weights are loaded; the
+        default model is prepared first if need be, and a toast says so)."""
+        try:
+            model = self.resolve_model(choice)
+            with self._lock:
+                for key, judge in self._judges.items():
+                    if key[0] == self._cache_key(model)[0]:
+                        return judge.tokenizer
+                if model in self._tokenizers:
+                    return self._tokenizers[model]
+            if needs_default(model) and not default_ready():
+                gr.Info("Preparing the default model to count tokens (first use: a 517 MB download, a conversion).")
+            tokenizer = load_tokenizer(resolve_weights(model)[0])
+        except (ModelError, ValueError) as exc:
+            raise gr.Error(str(exc)) from None
+        with self._lock:
+            self._tokenizers[model] = tokenizer
+        return tokenizer
 
     def judge(self, choice: str | None, engine: str = "hf") -> Judge:
         """The judge for a model choice, loaded on first use and kept (two at most).
