@@ -22,6 +22,7 @@ from raft.paths import safe_child
 from raft.text import md_text
 from raft.train.config import TrainConfig
 from raft.train.plan import memory_plan
+from raft.train.trainer import PROGRESS_FILE
 
 FORM = [
     "dataset",
@@ -238,6 +239,29 @@ def _since(stamp: str | None) -> float | None:
     return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
 
 
+def elapsed_s(job: Job, s: dict[str, Any]) -> float | None:
+    """Seconds since this attempt's process started, read on every tick: it never freezes between
+    training steps, and never jumps back when training begins (the trainer's own clock starts after
+    loading). An ended job: its launch to its end, else the trainer's figure."""
+    start = job.launched or job.started
+    if job.active:
+        return _since(start)
+    if start and job.ended:
+        return (datetime.fromisoformat(job.ended) - datetime.fromisoformat(start)).total_seconds()
+    return s["elapsed_s"]
+
+
+def remaining_s(job: Job, s: dict[str, Any]) -> float | None:
+    """The trainer's last estimate of the time left, counted down since it was written."""
+    if not job.active or s["remaining_s"] is None:
+        return None
+    try:
+        written = (Path(job.run_dir) / PROGRESS_FILE).stat().st_mtime
+    except OSError:
+        return s["remaining_s"]
+    return max(0.0, s["remaining_s"] - (datetime.now(timezone.utc).timestamp() - written))
+
+
 def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str:
     """One job's state in words: status, what it is doing now (phase k/n, or what a stop waits
     for), elapsed and remaining time, last loss; the attempt when a Resume relaunched it."""
@@ -251,13 +275,11 @@ def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str
         activity = ", ".join(filter(None, [activity, f"step {s['step']} / {s['total_steps']}"]))
     if activity:
         parts.append(activity)
-    elapsed = s["elapsed_s"] if s["elapsed_s"] is not None and s["step"] else None
-    if elapsed is None and job.active:
-        elapsed = _since(job.launched or job.started)
     if job.status != QUEUED:
-        parts.append(f"elapsed {_duration(elapsed)}")
-    if job.active and s["remaining_s"] is not None:
-        parts.append(f"remaining {_duration(s['remaining_s'])}")
+        parts.append(f"elapsed {_duration(elapsed_s(job, s))}")
+    remaining = remaining_s(job, s)
+    if remaining is not None:
+        parts.append(f"remaining {_duration(remaining)}")
     if s["loss"] is not None:
         parts.append(f"loss {s['loss']:.3g}")
     line = " · ".join(parts)
