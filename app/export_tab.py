@@ -22,9 +22,10 @@ def finished_runs(studio: Studio) -> list[str]:
     return [name for name, step in studio.run_steps() if step is None]
 
 
-def run_list(studio: Studio) -> Any:
+def run_list(studio: Studio, selected: str | None = None) -> Any:
+    """The finished runs, keeping the selection (else the newest): filled on load and on opening the list."""
     runs = finished_runs(studio)
-    return gr.Dropdown(choices=runs, value=runs[0] if runs else None)
+    return gr.Dropdown(choices=runs, value=selected if selected in runs else (runs[0] if runs else None))
 
 
 def _run(studio: Studio, name: str | None) -> Path:
@@ -113,6 +114,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 private = gr.Checkbox(True, label="Private repository", elem_id="export-private")
             push = gr.Button("Push", elem_id="export-push")
             pushed = gr.Markdown(elem_id="export-pushed")
+    run.focus(bind(run_list, studio), run, run, api_name="export_runs_now", show_progress="hidden")
     write.click(bind(export_run, studio), run, [download, written], api_name="export_write")
     push.click(bind(push_run, studio), [run, repo, token, private], pushed, api_name="export_push")
     return {"run": run, "list": bind(run_list, studio)}

@@ -1,0 +1,34 @@
+"""In a real browser: a batch being scored survives a page reload (the Batch tab finds the running
+job, shows its rows as they are scored and then its results), and the Export tab is there after
+Align. Fails on the old studio, whose Batch tab showed an empty form until the batch ended."""
+
+import re
+
+import pytest
+
+from raft.files import write_rows
+from raft.synthetic import generate_rows
+from tests.app.test_browser import DOCS, _reload, page  # noqa: F401 - the browser fixture
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_running_batch_comes_back_after_a_reload(page, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    path = write_rows(tmp_path / "long.jsonl", generate_rows(600, seed=4))
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(path))
+    expect(page.locator("#batch-map-orig_response input")).to_have_value("orig_response", timeout=30_000)
+    page.locator("#batch-button").click()
+    expect(page.locator(".progress-text, .eta-bar, .progress-level").first).to_be_visible(timeout=60_000)
+    _reload(page)
+    page.get_by_role("tab", name="Batch").click()
+    status = page.locator("#batch-status")
+    expect(status).to_contain_text(re.compile(r"loading the judge|of 600 rows"), timeout=30_000)
+    expect(page.locator("#batch-summary")).to_contain_text("Scored 600 rows", timeout=300_000)
+    expect(status).to_contain_text("completed")
+    expect(page.locator("#batch-table")).to_contain_text("expected_score")
+    page.get_by_role("tab", name="Export").click()
+    expect(page.locator("#export-write")).to_be_visible()
+    page.screenshot(path=str(DOCS / "export-tab.png"), full_page=False)
