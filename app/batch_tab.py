@@ -359,7 +359,10 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
         summary += f"\n\nReused {reused} of {len(rows)} rows scored before (the same file, judge and settings)."
     gold = info.get("gold_field", "orig_score")
     summary += honest.batch_note(rows, *honest.judge_training_rows(studio, info.get("judge")), gold)
-    return table, summary, scatter, matrix, workspace.offer([csv_path, out])
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(name).stem}-{info.get('judge') or ''}".replace("run: ", ""))
+    stem = stem.strip("-._")[:80] or "rows"
+    names = [f"{stem}-scored.csv", f"{stem}-scored.jsonl"]  # what it is, not a hash
+    return table, summary, scatter, matrix, workspace.offer([csv_path, out], names)
 
 
 TABLE_COLUMNS = ["row", "expected_score", "mode_score", "score_mass", "gold", "response", "error"]

@@ -3,8 +3,8 @@ intervals, groups, calibration and a second judge, and the self-contained HTML r
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -106,9 +106,12 @@ def evaluate(
         report["rubric"] = rubric  # the whole-file rubric the rows were scored with travels into the report
     figs = figures(report)
     group = next((v for k, v in figs.items() if k.startswith("by ")), None)
-    key = hashlib.sha256(f"{path}|{other_path}|{gold}|{pred}|{by}|{cal_file}".encode()).hexdigest()[:12]
     card = header(path, report) + to_markdown(report)
-    texts = {f"report-{key}.html": to_html(report, card), f"report-{key}.json": json.dumps(report, indent=2)}
+    stem = download_stem(path, other_path)
+    texts = {
+        f"{stem}-report.html": to_html(report, card.split("\n\n", 1)[1], title=plain_title(path, report)),
+        f"{stem}-report.json": json.dumps(report, indent=2),
+    }
     sizes = sum(len(t.encode("utf-8")) for t in texts.values())
     workspace.reserve(2 * sizes)  # the reports and their staged copies
     for name, text in texts.items():
@@ -129,6 +132,24 @@ def _name(path: Path) -> str:
     """A scored file as the report names it: 'file · judge' for a Batch result, else the file's name."""
     meta = _meta(path)
     return f"{meta.get('file')} · {meta.get('judge')}"[:80] if meta else path.name[:60]
+
+
+def download_stem(path: Path, other: Path | None = None) -> str:
+    """A download's name from what it is about (file and judge, and the judge compared), not a hash:
+    'newcomer-run-1', 'newcomer-run-1-vs-default-model'."""
+
+    def words(p: Path) -> str:
+        meta = _meta(p) or {}
+        return f"{Path(str(meta.get('file') or p.name)).stem}-{meta.get('judge') or ''}"
+
+    text = words(path) + (f"-vs-{(_meta(other) or {}).get('judge') or other.stem}" if other else "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("run: ", "")).strip("-._")[:80] or "report"
+
+
+def plain_title(path: Path, report: dict) -> str:
+    """The HTML report's heading as text (to_html escapes it): which judge, which file, how many rows."""
+    meta = _meta(path) or {}
+    return f"{meta.get('judge') or 'the judge in the file'} on {meta.get('file') or path.name} · n = {report['n']}"
 
 
 def header(path: Path, report: dict) -> str:

@@ -121,17 +121,18 @@ class Workspace:
                 self.make()
         return self.make()
 
-    def offer(self, paths: list[Path]) -> list[str]:
+    def offer(self, paths: list[Path], names: list[str] | None = None) -> list[str]:
         """Copies of files for a download, staged in a fresh folder of this visitor's staging area
         (in the temporary folder, so Gradio can serve them whatever the data root is; the data root
-        itself is never served). The copies count against the quota."""
+        itself is never served). The copies count against the quota. `names` (the server's own,
+        descriptive) replace the files' names in the download."""
         clear_staged(self.staging)
         self.reserve(sum(p.stat().st_size for p in paths))
         self.staging.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="offer-", dir=self.staging))
         out = []
-        for path in paths:
-            copy = folder / path.name
+        for path, name in zip(paths, names or [p.name for p in paths]):
+            copy = folder / Path(name).name  # a name the server chose, never a visitor's path
             shutil.copyfile(path, copy)
             out.append(str(copy))
         return out
