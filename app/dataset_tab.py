@@ -181,7 +181,16 @@ def write(
     except DataError as exc:
         raise gr.Error(str(exc)) from None
     warn_rejections(stats)
+    gr.Info(written_note(folder.name, stats))
     return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
+
+
+def written_note(name: str, stats: dict[str, Any]) -> str:
+    """What Write did, in words: the dataset's name, its rows, and where it went next."""
+    return (
+        f"Dataset '{name}' written: {stats.get('train', 0)} training and {stats.get('validation', 0)} validation "
+        "examples. The Fine-tune tab has chosen it."
+    )
 
 
 def dataset_bytes(built: BuiltDataset) -> int:
