@@ -186,6 +186,30 @@ def memory_note(
     return f"{summary}\n\n{note}"
 
 
+def job_form(studio: Studio, job_id: str | None) -> tuple[Any, ...]:
+    """The form filled from a chosen job's config (the job's own copy, looked up by its id), with a
+    fresh run name: the form follows the job, ready to run it again or vary it."""
+    try:
+        folder = studio.jobs.registry.folder(str(job_id or ""))
+        config = TrainConfig.from_yaml(folder / "config.yaml")
+    except (JobError, OSError, ValueError):
+        return (gr.skip(),) * len(FORM)
+    base = config.base_model
+    if not base or base == studio.settings.default_model:
+        shown = ""
+    elif Path(base).parent == studio.runs_dir:
+        shown = f"run: {Path(base).name}"
+    else:
+        shown = base if not Path(base).is_absolute() else Path(base).name
+    values = {
+        "dataset": Path(config.data).name if config.data else None,
+        "run_name": studio.fresh_run_name(),
+        "base_model": shown,
+        **{k: getattr(config, k) for k in FORM if k not in ("dataset", "run_name", "base_model")},
+    }
+    return tuple(values[k] for k in FORM)
+
+
 def job_choices(studio: Studio) -> list[tuple[str, str]]:
     return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list("train")]
 
@@ -472,6 +496,7 @@ def build(studio: Studio) -> dict[str, Any]:
         listing, job, job, api_name="train_jobs_after_resume", **polled
     )
     job.change(bind(watch, studio), [job, log_scale], watched, api_name="train_watch", **polled)
+    job.select(bind(job_form, studio), job, form, api_name="train_job_form")  # the form follows the job chosen
     log_scale.change(bind(watch, studio), [job, log_scale], watched, api_name="train_log_scale", **polled)
     timer.tick(bind(watch, studio), [job, log_scale], watched, api_name="train_tick", **polled)
     timer.tick(bind(runs_table, studio), None, runs, api_name="train_runs", **polled)
