@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from app import manage
 from app.studio import Studio, bind
 from raft.export import HubError, export_judge, push_judge, zip_folder
 from raft.files import DataError
@@ -114,6 +115,20 @@ def build(studio: Studio) -> dict[str, Any]:
                 private = gr.Checkbox(True, label="Private repository", elem_id="export-private")
             push = gr.Button("Push", elem_id="export-push")
             pushed = gr.Markdown(elem_id="export-pushed")
+        with gr.Accordion("Rename or delete: datasets, runs, Align projects, batch results", open=False):
+            with gr.Row():
+                kind = gr.Radio(manage.KINDS, value="dataset", label="What", elem_id="manage-kind")
+                item = gr.Dropdown([], label="Name", elem_id="manage-name", allow_custom_value=True)
+                new_name = gr.Textbox(label="New name", elem_id="manage-new")
+            with gr.Row():
+                rename_btn = gr.Button("Rename", elem_id="manage-rename")
+                delete_btn = gr.Button("Delete", variant="stop", elem_id="manage-delete")
+            managed = gr.Markdown(elem_id="manage-said")
+    listing = bind(manage.name_list, studio)
+    kind.change(listing, kind, item, api_name="manage_names", show_progress="hidden")
+    item.focus(listing, kind, item, api_name="manage_names_now", show_progress="hidden")
+    rename_btn.click(bind(manage.rename, studio), [kind, item, new_name], [managed, item], api_name="manage_rename")
+    delete_btn.click(bind(manage.delete, studio), [kind, item], [managed, item], api_name="manage_delete")
     run.focus(bind(run_list, studio), run, run, api_name="export_runs_now", show_progress="hidden")
     write.click(bind(export_run, studio), run, [download, written], api_name="export_write")
     push.click(bind(push_run, studio), [run, repo, token, private], pushed, api_name="export_push")
