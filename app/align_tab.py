@@ -408,8 +408,12 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
                 last = gr.Markdown(elem_id="align-last")
             with gr.Column(scale=2):
                 panel = gr.Markdown(elem_id="align-agreement")
-                confusion = gr.Dataframe(label="Confusion on held-out rows", interactive=False)
-                worst = gr.Dataframe(label="Largest disagreements (held-out)", interactive=False)
+                confusion = gr.Dataframe(headers=["your label"], label="Confusion on held-out rows", interactive=False)
+                worst = gr.Dataframe(
+                    headers=["key", "label", "expected_score", "gap", "instruction"],  # never Gradio's "1 2 3"
+                    label="Largest disagreements (held-out)",
+                    interactive=False,
+                )
                 align_block(studio, open_project, project, panel)  # the system estimate (app/estimate_panel.py)
         with gr.Row():
             start_from = gr.Radio(
