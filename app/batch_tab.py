@@ -347,7 +347,7 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
         if r.get("error"):
             r["error"] = str(r["error"]).replace(str(out), name)
     good = sum(1 for r in rows if r.get("expected_score") is not None)
-    if good and not meta_path(out).is_file():
+    if good:  # what Evaluate and Align list: rewritten with every finish (a rerun may have added rows)
         meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
         meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))
         meta_path(out).write_text(json.dumps(meta, ensure_ascii=False))
