@@ -239,7 +239,7 @@ def start_batch(
     command += ["--mode", mode, "--batch-size", str(int(batch_size)), "--chunk-rows", "32", "--engine", engine]
     command += ["--exact-columns", "--input-name", file.name, "--scale", f"{scale[0]},{scale[1]}"]
     if columns_used:
-        command += ["--columns", ",".join(f"{f}={c}" for f, c in columns_used.items())]
+        command += ["--columns", columns]  # the mapping's own text, parsed the same way there
     if resolved:
         command += ["--model", str(resolved)]
     if studio.settings.device:
