@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from raft.align_findings import findings, findings_markdown, save_findings
 from raft.files import DataError
 
 
@@ -137,6 +136,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from raft.align import compare_judges, rescore_heldout
+    from raft.align_findings import findings, findings_markdown, save_findings  # numpy/scipy: not at --help
     from raft.judge import Judge
     from raft.labels import LabelProject
     from raft.report import to_markdown
@@ -159,6 +159,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from raft.align import compare_judges
     from raft.align_calibrate import calibrated_rows, fit_project_calibration
+    from raft.align_findings import findings, findings_markdown, save_findings  # numpy/scipy: not at --help
     from raft.calibrated import write_calibrated_judge
     from raft.labels import LabelProject
 
