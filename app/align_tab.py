@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from app.estimate_panel import align_block
 from app.evaluate_tab import NONE, _meta, _scored_file, batch_results
 from app.finetune_tab import FORM
 from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
-from app.workspace import Workspace
+from app.workspace import Workspace, WorkspaceError
 from raft.align import agreement, agreement_markdown, write_label_dataset
 from raft.files import DataError
 from raft.labels import OFFER_SECONDS, LabelProject
@@ -118,6 +119,7 @@ def create(
     path = _scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
+    folder = None
     described = (_meta(path) or {}) if not upload else {}
     try:
         rubric = None
@@ -128,7 +130,6 @@ def create(
         elif isinstance(described.get("rubric"), dict):
             rubric = Rubric.from_dict(described["rubric"])
         columns = described.get("columns") if isinstance(described.get("columns"), dict) else {}
-        workspace.reserve(path.stat().st_size * 2)
         model = studio.resolve_model(judge_choice)
         manifest = (read_manifest(model) if model and Path(model).is_dir() else None) or {}
         from raft.prompts import JudgePrompt
@@ -136,18 +137,23 @@ def create(
         prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else None
         stem = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:30].strip("_-") or "labels"
         name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        LabelProject.create(
-            projects_dir(workspace) / name,
-            load_scored(path),
-            judge=judge_choice or None,
-            prompt=prompt,
-            scale=tuple(manifest["scale"]) if "scale" in manifest else None,
-            columns={str(k): str(v) for k, v in columns.items()},
-            heldout=float(heldout),
-            seed=0,
-            source=path.name,
-            rubric=rubric,
-        )
+        rows = load_scored(path)  # within the request's read budget (app.studio.bind)
+        folder = projects_dir(workspace) / name
+        with workspace.writing():  # the project's files are charged to the quota as they are written
+            LabelProject.create(
+                folder,
+                rows,
+                judge=judge_choice or None,
+                prompt=prompt,
+                scale=tuple(manifest["scale"]) if "scale" in manifest else None,
+                columns={str(k): str(v) for k, v in columns.items()},
+                heldout=float(heldout),
+                seed=0,
+                source=path.name,
+                rubric=rubric,
+            )
+    except WorkspaceError as exc:  # the project was being made in a temporary folder, now removed
+        raise gr.Error(str(exc)) from None
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
     return gr.Dropdown(choices=project_names(workspace), value=name)
@@ -256,9 +262,10 @@ def submit(
     labeller = labeller_of(request, grader)
     try:
         value = project.label_value(score)
-        project.claim(labeller, key)
-        project.label(key, value, note=note or "", labeller=labeller)
-    except DataError as exc:
+        with studio.workspace(request).writing():  # a label is charged to the quota before it is appended
+            project.claim(labeller, key)
+            project.label(key, value, note=note or "", labeller=labeller)
+    except (DataError, WorkspaceError) as exc:
         raise gr.Error(str(exc)) from None
     return _revealed(project, int(key), f"labelled {value}"), ""
 
@@ -270,9 +277,10 @@ def skip(studio: Studio, name: str | None, key: int | None, grader: str = "", re
     project = open_project(studio, name, request)
     labeller = labeller_of(request, grader)
     try:
-        project.claim(labeller, key)
-        project.skip(key, labeller=labeller)
-    except DataError as exc:
+        with studio.workspace(request).writing():
+            project.claim(labeller, key)
+            project.skip(key, labeller=labeller)
+    except (DataError, WorkspaceError) as exc:
         raise gr.Error(str(exc)) from None
     return f"Row {int(key)} skipped (Undo brings it back)."
 
@@ -280,7 +288,11 @@ def skip(studio: Studio, name: str | None, key: int | None, grader: str = "", re
 def undo(studio: Studio, name: str | None, grader: str = "", request: gr.Request = None) -> str:
     """Take back this grader's own last label or skip (never another grader's)."""
     project = open_project(studio, name, request)
-    entry = project.undo(labeller=labeller_of(request, grader))
+    try:
+        with studio.workspace(request).writing():
+            entry = project.undo(labeller=labeller_of(request, grader))
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
     if entry is None:
         return "Nothing to undo."
     what = f"label {entry['score']}" if entry["kind"] == "label" else "skip"
@@ -315,8 +327,11 @@ def finetune(
             raise gr.Error(str(exc)) from None
         base = judge  # "run: NAME", which the Fine-tune form resolves: no server path on the page
     try:
-        workspace.reserve(2 * sum(f.stat().st_size for f in (projects_dir(workspace) / name).glob("*")))
-        stats = write_label_dataset(project, workspace.datasets / dataset)
+        with workspace.writing():  # charged to the quota as it is written
+            stats = write_label_dataset(project, workspace.datasets / dataset)
+    except WorkspaceError as exc:
+        shutil.rmtree(workspace.datasets / dataset, ignore_errors=True)
+        raise gr.Error(str(exc)) from None
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     rows = int(stats.get("train", 0)) if isinstance(stats, dict) else 0
@@ -337,13 +352,23 @@ def compare(
 ) -> tuple[str, pd.DataFrame]:
     """Score the labelled held-out rows with another judge and compare it with the project's judge:
     verdicts, collapse warnings, advice and the per-row table, kept with the project."""
-    return align_compare.compare(studio, open_project(studio, name, request), judge_choice, progress)
+    project = open_project(studio, name, request)
+    try:
+        with studio.workspace(request).writing():  # the rescored rows are charged to the quota as written
+            return align_compare.compare(studio, project, judge_choice, progress)
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def calibrate(studio: Studio, name: str | None, request: gr.Request = None) -> tuple[str, pd.DataFrame, Any]:
     """Calibrate the project's judge to the training labels (seconds), compare it on the held-out
     labels, and offer the calibrated judge in the pickers."""
-    markdown, table, choice = align_compare.calibrate(studio, open_project(studio, name, request))
+    project = open_project(studio, name, request)
+    try:
+        with studio.workspace(request).writing():  # the findings kept with the project are charged
+            markdown, table, choice = align_compare.calibrate(studio, project)
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
     return markdown, table, gr.Dropdown(choices=studio.model_choices(), value=choice)
 
 

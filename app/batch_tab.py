@@ -28,11 +28,12 @@ from app.studio import (
     gpu,
     model_dropdown,
 )
-from app.workspace import Workspace
+from app.workspace import Workspace, WorkspaceError
 from raft.batch import check_source, meta_path
 from raft.data import parse_columns, read_jsonl
-from raft.files import SUFFIXES, DataError, count_rows, peek_columns, write_csv_download
+from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_records, write_csv_download
 from raft.jobs import Job, JobError
+from raft.limits import current_budget
 from raft.metrics import agreement, confusion
 from raft.text import md_text
 
@@ -108,12 +109,6 @@ def results_view(rows: list[dict[str, Any]], gold_field: str, scale: tuple[int, 
     table_c = pd.DataFrame(confusion(gold, pred, scale), columns=[f"pred {v}" for v in values])
     table_c.insert(0, "gold", values)
     return table, markdown, scatter, table_c
-
-
-def scored_bytes(file: Path, rows: int) -> int:
-    """What scoring a file writes, at most: its rows plus scores and distributions (about 1 KB a row),
-    as JSONL and as CSV, each staged once more for the download."""
-    return 4 * (file.stat().st_size + 1024 * rows)
 
 
 def gpu_seconds(studio: Studio, path: str | None, columns: str, model: str, mode: str, *rest: Any, **kw: Any) -> float:
@@ -222,12 +217,18 @@ def start_batch(
     if engine not in ("hf", "vllm") or (engine == "vllm" and not VLLM):
         raise gr.Error(f"the engine '{str(engine)[:20]}' is not available here")
     try:
-        total = count_rows(file) or 1
-        workspace.reserve(scored_bytes(file, total))
+        # the whole file is read once within the request's budget before the judge loads: a file
+        # that decodes past it is refused before a row is scored or written
+        total = sum(1 for _ in read_records(file, label=file.name)) or 1
         columns_used = parse_columns(columns)
         scale = studio.model_scale(model)
         check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
         resolved = studio.resolve_model(model)
+        # the job's own process writes the output, so it is checked here, from what the rows decode to:
+        # the rows again with their scores, as JSONL and CSV, about 1 KB a row more
+        budget = current_budget()
+        decoded = budget.used_bytes if budget is not None else file.stat().st_size
+        workspace.reserve(2 * decoded + 2048 * total)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
     key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
@@ -347,11 +348,15 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
         if r.get("error"):
             r["error"] = str(r["error"]).replace(str(out), name)
     good = sum(1 for r in rows if r.get("expected_score") is not None)
-    if good:  # what Evaluate and Align list: rewritten with every finish (a rerun may have added rows)
-        meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
-        meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))
-        meta_path(out).write_text(json.dumps(meta, ensure_ascii=False))
-    csv_path = write_csv_download(out.with_suffix(".csv"), rows)
+    try:
+        with workspace.writing():  # charged as written; the job's output was checked before it started
+            if good:  # what Evaluate and Align list: rewritten with every finish (a rerun may have added rows)
+                meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
+                meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))
+                workspace.write_text(meta_path(out), json.dumps(meta, ensure_ascii=False))
+            csv_path = write_csv_download(out.with_suffix(".csv"), rows)
+    except WorkspaceError as exc:
+        raise gr.Error(f"The rows are scored, but their downloads do not fit: {exc}") from None
     scale = tuple(info.get("scale") or (1, 5))
     table, summary, scatter, matrix = results_view(rows, info.get("gold_field", "orig_score"), scale)
     reused = int((info.get("result") or {}).get("skipped") or 0)
@@ -362,7 +367,11 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(name).stem}-{info.get('judge') or ''}".replace("run: ", ""))
     stem = stem.strip("-._")[:80] or "rows"
     names = [f"{stem}-scored.csv", f"{stem}-scored.jsonl"]  # what it is, not a hash
-    return table, summary, scatter, matrix, workspace.offer([csv_path, out], names)
+    try:
+        offered = workspace.offer([csv_path, out], names)
+    except WorkspaceError as exc:
+        raise gr.Error(f"The rows are scored, but their downloads do not fit: {exc}") from None
+    return table, summary, scatter, matrix, offered
 
 
 TABLE_COLUMNS = ["row", "expected_score", "mode_score", "score_mass", "gold", "response", "error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,10 @@ from app import mapping, plots
 from app.batch_tab import check_upload
 from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
+from app.workspace import WorkspaceError, visitor_key
 from raft.data import BuiltDataset, build_dataset, dataset_stats, rejection_warning, token_lengths, write_dataset
 from raft.files import DataError, peek_columns, write_rows
+from raft.limits import current_budget
 from raft.paths import safe_child
 from raft.prompts import MODES, TemplateError, apply_chat, builtin_templates
 from raft.synthetic import generate_rows
@@ -24,8 +25,6 @@ SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
 NO_TOKENIZER = "none"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 """owner/name, as the hub spells dataset ids: never a local path."""
-SAMPLE_ROW_BYTES = 2048
-"""A synthetic row on disk, at most (they are about 1.2 KB)."""
 PREVIEW_LENGTHS = 1000
 """Token lengths are computed for at most this many examples in a preview (the plotted ones)."""
 
@@ -52,8 +51,11 @@ def resolve_source(
     folder = workspace.root / "samples" if studio.settings.public else studio.root / "samples"
     path = folder / f"synthetic-{n}-{seed}.jsonl"
     if not path.is_file():
-        workspace.reserve(SAMPLE_ROW_BYTES * n)
-        write_rows(path, generate_rows(n, seed=seed, noise=0.3))
+        try:
+            with workspace.writing():
+                write_rows(path, generate_rows(n, seed=seed, noise=0.3))
+        except WorkspaceError as exc:
+            raise gr.Error(str(exc)) from None
     return str(path)
 
 
@@ -74,6 +76,16 @@ def source_inputs(kind: str) -> list[Any]:
         gr.Textbox(visible=kind == "hub dataset id"),
         gr.Slider(visible=kind == "synthetic sample"),
     ]
+
+
+KEPT_PER_DECODED_BYTE = 3
+"""What a built dataset holds in memory per byte decoded from its source (the rows, their items and
+rendered prompts), for the preview store's bound; measured in the README's reliability section."""
+
+
+def built_of(studio: Studio, token: Any, request: Any = None) -> BuiltDataset | None:
+    """The visitor's previewed dataset, looked up by the id the page holds (None when there is none)."""
+    return studio.previews.get(visitor_key(request), token)
 
 
 def show_example(built: BuiltDataset | None, tokenizer_choice: str, index: int, studio: Studio) -> tuple[str, str]:
@@ -130,6 +142,9 @@ def preview(
         raise gr.Error(str(exc)) from None
     for row in built.rejected:  # written to rejected.jsonl, which the visitor downloads
         row["error"] = without_paths(row["error"])
+    budget = current_budget()
+    size = KEPT_PER_DECODED_BYTE * (budget.used_bytes if budget else 0)
+    token = studio.previews.put(visitor_key(request), built, size)
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.tokenizer(tokenizer_choice)
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
     warn_rejections(stats)
@@ -137,7 +152,7 @@ def preview(
     rejected = pd.DataFrame(built.rejected, columns=["row", "field", "reason"])
     prompt, target = show_example(built, tokenizer_choice, 0, studio)
     return (
-        built,
+        token,
         stats,
         plots.histogram(stats["score_histogram"], "Gold scores", "score"),
         plots.length_histogram(lengths) if lengths else None,
@@ -161,28 +176,41 @@ def warn_rejections(stats: dict[str, Any]) -> None:
         gr.Warning(warning.removeprefix("warning: ").replace("see rejected.jsonl", "see the rejected rows below"))
 
 
+def example(
+    studio: Studio, token: str | None, tokenizer_choice: str, index: int, request: gr.Request = None
+) -> tuple[str, str]:
+    """One example of the visitor's preview, rendered as the model reads it."""
+    return show_example(built_of(studio, token, request), tokenizer_choice, index, studio)
+
+
 def write(
-    studio: Studio, built: BuiltDataset | None, name: str, tokenizer_choice: str, request: gr.Request = None
+    studio: Studio, token: str | None, name: str, tokenizer_choice: str, request: gr.Request = None
 ) -> tuple[Any, ...]:
     """Write the previewed dataset into the visitor's workspace (never over an existing one) and offer its files."""
+    built = built_of(studio, token, request)
     if not isinstance(built, BuiltDataset):
-        raise gr.Error("Preview the dataset first.")
+        raise gr.Error("Preview the dataset first (a preview is kept for 30 minutes).")
     workspace = studio.workspace(request)
     try:
         folder = safe_child(workspace.datasets, name)
         if folder.exists():
             raise ValueError(f"a dataset named '{folder.name}' exists already: choose another name")
-        workspace.reserve(2 * dataset_bytes(built))  # the files and their staged copies
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.tokenizer(tokenizer_choice)
     try:
-        stats = write_dataset(folder, built, tokenizer, exclusive=True)
+        with workspace.writing():  # every file charged to the quota as it is written
+            stats = write_dataset(folder, built, tokenizer, exclusive=True)
+    except WorkspaceError as exc:  # written in a temporary folder, removed: nothing is left
+        raise gr.Error(str(exc)) from None
     except DataError as exc:
         raise gr.Error(str(exc)) from None
     warn_rejections(stats)
     gr.Info(written_note(folder.name, stats))
-    return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
+    try:
+        return stats, workspace.offer(sorted(p for p in folder.iterdir() if p.is_file()))
+    except WorkspaceError as exc:
+        raise gr.Error(f"The dataset '{folder.name}' is written, but its download does not fit: {exc}") from None
 
 
 def written_note(name: str, stats: dict[str, Any]) -> str:
@@ -193,21 +221,13 @@ def written_note(name: str, stats: dict[str, Any]) -> str:
     )
 
 
-def dataset_bytes(built: BuiltDataset) -> int:
-    """What write_dataset writes, at most: the examples twice (train/validation and the ShareGPT
-    export), the rejected rows, the manifest and the statistics."""
-    examples = sum(len(json.dumps(ex, ensure_ascii=False).encode()) for ex in built.train + built.validation)
-    rejected = sum(len(json.dumps(r, ensure_ascii=False, default=str).encode()) for r in built.rejected)
-    return 2 * examples + rejected + 2**17
-
-
 def build(studio: Studio) -> dict[str, Any]:
     with gr.Tab("Dataset", id="dataset"):
         gr.Markdown(
             "Turn your rows into a judge dataset: choose a source, check the column mapping (recognised by "
             "name), give a rubric for the whole file if your rows have none, preview, and write it."
         )
-        built = gr.State(None)
+        built = gr.State(None)  # the id of the visitor's preview, kept on the server (app.previews)
         with gr.Row():
             with gr.Column():
                 kind = gr.Radio(SOURCES, value=SOURCES[0], label="Source", elem_id="ds-source")
@@ -303,7 +323,7 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="dataset_preview",
     )
     index.change(
-        guarded(lambda b, t, i: show_example(b, t, i, studio)),
+        bind(example, studio),
         [built, tokenizer, index],
         [prompt, target],
         api_name="dataset_example",

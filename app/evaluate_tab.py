@@ -15,7 +15,7 @@ from app import honest
 from app.batch_tab import check_upload
 from app.estimate_panel import evaluate_block
 from app.studio import Studio, bind
-from app.workspace import Workspace
+from app.workspace import Workspace, WorkspaceError
 from raft.files import DataError
 from raft.report import build_report, load_scored, to_markdown
 from raft.report import fit_calibration as fit_on_rows
@@ -112,11 +112,12 @@ def evaluate(
         f"{stem}-report.html": to_html(report, card.split("\n\n", 1)[1], title=plain_title(path, report)),
         f"{stem}-report.json": json.dumps(report, indent=2),
     }
-    sizes = sum(len(t.encode("utf-8")) for t in texts.values())
-    workspace.reserve(2 * sizes)  # the reports and their staged copies
-    for name, text in texts.items():
-        (workspace.reports / name).write_text(text, encoding="utf-8")
-    files = workspace.offer([workspace.reports / name for name in texts])
+    try:
+        for name, text in texts.items():  # charged to the quota as they are written, like their copies
+            workspace.write_text(workspace.reports / name, text)
+        files = workspace.offer([workspace.reports / name for name in texts])
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
     return (
         card,
         figs["metrics"],
@@ -178,8 +179,12 @@ def fit_calibration(
         cal = fit_on_rows(load_scored(path), gold.strip() or None, float(coverage))
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    workspace.reserve(2 * 2**16)
-    return workspace.offer([cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")])[0]
+    try:
+        with workspace.writing():
+            saved = cal.save(workspace.reports / f"calibration-{path.stem[:40]}.json")
+        return workspace.offer([saved])[0]
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def build(studio: Studio) -> dict[str, Any]:

@@ -217,7 +217,7 @@ def job_choices(studio: Studio) -> list[tuple[str, str]]:
 def start(studio: Studio, text: str, request: gr.Request = None) -> str:
     """Start a job from the YAML; returns its id."""
     if not studio.settings.allow_training:
-        raise gr.Error("Training is off on this studio (the owner can set RAFT_ALLOW_TRAINING=1 with RAFT_AUTH).")
+        raise gr.Error(studio.settings.training_note.replace("**", ""))
     config = config_from_yaml(studio, text, request)
     try:
         return studio.jobs.start(config, queue=True).id  # a second Start waits its turn in the job list
@@ -374,11 +374,8 @@ def job_list(studio: Studio, selected: str | None = None) -> Any:
 def build(studio: Studio) -> dict[str, Any]:
     defaults = TrainConfig()
     with gr.Tab("Fine-tune", id="finetune"):
-        if not studio.settings.allow_training:
-            gr.Markdown(
-                "Training is **off** on this public studio; the owner can enable it with "
-                "`RAFT_ALLOW_TRAINING=1`. Past runs stay visible."
-            )
+        if studio.settings.public:
+            gr.Markdown(studio.settings.training_note, elem_id="ft-access")
         with gr.Row():
             with gr.Column():
                 dataset = gr.Dropdown(

@@ -15,10 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from app import align_tab, batch_tab, dataset_tab, evaluate_tab, export_tab, finetune_tab, score_tab  # noqa: E402
-from app.messages import guarded  # noqa: E402
-from app.studio import Settings, Studio, bind  # noqa: E402
+from app.messages import guarded, install_gradio_error_filter  # noqa: E402
+from app.studio import Settings, Studio, bind, login_from  # noqa: E402
+from app.uploads import UPLOAD_AGE_S, UploadGuard  # noqa: E402
 
 CSS = "#score-result {min-height: 2em} footer {display: none !important}"
 
@@ -27,7 +29,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
     """The Blocks with its seven tabs, wired to one Studio (data root, jobs, judges)."""
     studio = Studio(settings)
     # Gradio's own copies (uploads, downloads) go after an hour on a public studio: disk stays bounded
-    delete_cache = (600, 3600) if settings.public else None
+    delete_cache = (600, int(UPLOAD_AGE_S)) if settings.public else None
     with gr.Blocks(title="RAFT Judge Studio", delete_cache=delete_cache) as demo:
         gr.Markdown(
             "# RAFT Judge Studio\nBuild judge datasets, fine-tune judges with regression-aware "
@@ -109,15 +111,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("RAFT_PORT", os.environ.get("PORT", 7860))))
     parser.add_argument("--model", default=None, help="default judge model (hub id or folder); env RAFT_DEFAULT_MODEL")
     parser.add_argument("--data-root", default=None, help="where datasets, runs and jobs live; env RAFT_DATA_ROOT")
-    parser.add_argument("--auth", default=os.environ.get("RAFT_AUTH"), help="USER:PASSWORD to require a login")
+    parser.add_argument(
+        "--auth",
+        default=None,
+        help='USER:PASSWORD to require a login; env RAFT_AUTH when not given, --auth "" for none (a public '
+        "studio trains only where a login is in force and RAFT_ALLOW_TRAINING=1)",
+    )
     return parser.parse_args(argv)
 
 
 def launch(args: argparse.Namespace, prevent_thread_lock: bool = False) -> tuple[gr.Blocks, Studio]:
-    settings = Settings.from_env(args.data_root, args.model)
+    try:
+        auth = login_from(args.auth)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    settings = Settings.from_env(args.data_root, args.model, login=auth is not None)
+    install_gradio_error_filter()
     demo, studio = build_app(settings)
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    # on a public studio every upload is counted against a total cap on Gradio's cache (app.uploads)
+    guard = [Middleware(UploadGuard, budget=studio.uploads)] if settings.public else []
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size).launch(
+        app_kwargs={"middleware": guard},
         server_name=args.host,
         server_port=args.port,
         auth=auth,

@@ -49,23 +49,73 @@ def visitor_error(exc: BaseException) -> gr.Error:
 
 
 def guarded(fn: Callable) -> Callable:
-    """`fn` whose every error reaches the visitor through `visitor_error` (signature kept for Gradio)."""
+    """`fn` whose every error reaches the visitor through `visitor_error` (signature kept for Gradio).
+
+    The visitor's error is raised outside the handler's `except`, so it carries no link to the
+    original exception, whose traceback holds the failed call's frames and whatever they held (a
+    refused request's rows): they are freed as soon as the handler ends, not when Gradio lets go."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
+            error = None
             try:
                 yield from fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - every error becomes a visitor's message
-                raise visitor_error(exc) from None
+                error = visitor_error(exc)
+            if error is not None:
+                raise error
 
         return stream
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
+        error = None
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every error becomes a visitor's message
-            raise visitor_error(exc) from None
+            error = visitor_error(exc)
+        raise error
 
     return call
+
+
+NOT_UPLOADED = (
+    "That file was not uploaded to this studio: upload it first (the page's file box, or POST it to "
+    "gradio_api/upload), then send the path that the upload answered."
+)
+
+
+def gradio_error_text(error: BaseException | None) -> str | None:
+    """What a visitor reads for an error Gradio raises itself, before any handler runs (a file path
+    a client sent that was not uploaded, a malformed payload): without server paths. Gradio names
+    the working directory, resolved, in its refusal of a relative path; here the refusal says why
+    and what to do instead."""
+    if error is None:
+        return None
+    if type(error).__name__ == "InvalidPathError":
+        return NOT_UPLOADED
+    return for_visitor(str(error))
+
+
+def install_gradio_error_filter() -> None:
+    """Route the text of Gradio's own errors through `gradio_error_text` (gr.Error messages, which
+    our handlers already made safe, pass unchanged). Gradio builds every error event with
+    `error_payload`, imported by name in its queue: both references are replaced, once."""
+    import gradio.queueing
+    import gradio.utils
+
+    original = gradio.utils.error_payload
+    if getattr(original, "raft_filtered", False):
+        return
+
+    @functools.wraps(original)
+    def error_payload(error: BaseException | None, show_error: bool) -> dict[str, Any]:
+        content = original(error, show_error)
+        if isinstance(content.get("error"), str) and not isinstance(error, gr.Error):
+            content["error"] = gradio_error_text(error)
+        return content
+
+    error_payload.raft_filtered = True
+    gradio.utils.error_payload = error_payload
+    gradio.queueing.error_payload = error_payload

@@ -15,6 +15,8 @@ from pathlib import Path
 import gradio as gr
 
 from app.messages import guarded
+from app.previews import PreviewStore
+from app.uploads import UPLOAD_AGE_S, UploadBudget, gradio_cache
 from app.workspace import (
     SWEEP_EVERY_S,
     Disk,
@@ -29,6 +31,7 @@ from raft.calibration import Calibration
 from raft.data import list_datasets
 from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
+from raft.limits import Budget, using, within
 from raft.models import (
     MANIFEST,
     ModelError,
@@ -83,6 +86,38 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def login_from(cli_auth: str | None) -> tuple[str, str] | None:
+    """The one login in force: `--auth` when it was given on the command line (an empty `--auth ""`
+    turns the login off), else `RAFT_AUTH`; None when neither gives one. Both must read USER:PASSWORD
+    with a user and a password: anything else stops the studio at start, so that a typo never
+    leaves a studio open while its owner believes it asks for a login."""
+    text = cli_auth if cli_auth is not None else os.environ.get("RAFT_AUTH", "")
+    if not text:
+        return None
+    user, colon, password = text.partition(":")
+    if not colon or not user.strip() or not password:
+        where = "--auth" if cli_auth is not None else "RAFT_AUTH"
+        raise ValueError(f"{where} must read USER:PASSWORD (a user name, a colon, a password)")
+    return user.strip(), password
+
+
+def training_rule(public: bool, login: bool, allowed: bool) -> tuple[bool, str]:
+    """The one access rule for training: (on, why in words). Locally training is on; on a public
+    studio only where a login is in force (`--auth` or `RAFT_AUTH`) and RAFT_ALLOW_TRAINING=1."""
+    if not public:
+        return True, "Training is on (a local studio)."
+    if login and allowed:
+        return True, "Training is on: this public studio asks every visitor to sign in, and RAFT_ALLOW_TRAINING=1."
+    missing = " and ".join(
+        [*([] if login else ["a login is not in force"]), *([] if allowed else ["RAFT_ALLOW_TRAINING is not 1"])]
+    )
+    return False, (
+        f"Training is **off** on this public studio: {missing}. A public studio trains only where a login is in "
+        "force (`--auth USER:PASS` or the secret `RAFT_AUTH`) and `RAFT_ALLOW_TRAINING=1`; anonymous visitors "
+        "never train. Past runs stay visible."
+    )
+
+
 def public_from_env() -> bool:
     """The one switch: a Hugging Face Space (SPACE_ID) or RAFT_PUBLIC=1 makes the studio public, and
     every public rule (training, models, workspaces, what is shown) follows it."""
@@ -96,6 +131,8 @@ class Settings:
     data_root: Path
     default_model: str | None = None
     allow_training: bool = True
+    training_note: str = "Training is on (a local studio)."
+    """Why training is on or off, in words (the Fine-tune tab shows it); see `training_rule`."""
     allow_any_model: bool = True
     max_upload_mb: int = 50
     device: str | None = None
@@ -103,33 +140,51 @@ class Settings:
     """A public studio: each visitor gets a private workspace, allowed models only, no server paths shown."""
     allowed_models: tuple[str, ...] = ()
     """Hub ids or folders any visitor may pick (RAFT_ALLOWED_MODELS, comma-separated)."""
+    request_mb: int = 128
+    """What one request may decode from the files it reads (RAFT_REQUEST_MB); see `raft.limits.within`."""
+    request_rows: int = 250_000
+    """How many rows one request may read from its files (RAFT_REQUEST_ROWS): a row held as Python
+    objects costs about 1 KB whatever its decoded size, so rows are budgeted too."""
     workspace_mb: int = 200
     total_mb: int = 5000
     """All visitors' workspaces and staged downloads together (RAFT_TOTAL_MB)."""
     workspace_idle_h: float = 24.0
+    upload_cache_mb: int = 2000
+    """On a public studio, Gradio's upload and cache folder holds at most this (RAFT_UPLOAD_CACHE_MB)."""
     concurrency: int = 4
     queue_size: int = 64
 
     @classmethod
-    def from_env(cls, data_root: str | None = None, default_model: str | None = None) -> Settings:
+    def from_env(
+        cls, data_root: str | None = None, default_model: str | None = None, login: bool | None = None
+    ) -> Settings:
         """On a public studio (`public_from_env`) training and arbitrary models are off. The owner can
         allow other models with RAFT_ALLOWED_MODELS (a list) or RAFT_ALLOW_ANY_MODEL=1, and training
-        with RAFT_ALLOW_TRAINING=1 together with credentials (RAFT_AUTH), never for anonymous visitors."""
+        with RAFT_ALLOW_TRAINING=1 where a login is in force (`training_rule`), never for anonymous
+        visitors. `login` says whether one is (the launcher knows, from `login_from`); None reads
+        RAFT_AUTH alone."""
         public = public_from_env()
+        if login is None:
+            login = login_from(None) is not None
+        training, note = training_rule(public, login, _flag("RAFT_ALLOW_TRAINING"))
         root = data_root or os.environ.get("RAFT_DATA_ROOT") or "data"
         allowed = tuple(m.strip() for m in os.environ.get("RAFT_ALLOWED_MODELS", "").split(",") if m.strip())
         return cls(
             data_root=Path(root).resolve(),
             default_model=default_model or os.environ.get("RAFT_DEFAULT_MODEL") or None,
-            allow_training=not public or (_flag("RAFT_ALLOW_TRAINING") and bool(os.environ.get("RAFT_AUTH"))),
+            allow_training=training,
+            training_note=note,
             allow_any_model=not public or _flag("RAFT_ALLOW_ANY_MODEL"),
             max_upload_mb=int(os.environ.get("RAFT_MAX_UPLOAD_MB", "50")),
             device=os.environ.get("RAFT_DEVICE") or None,
             public=public,
             allowed_models=allowed,
+            request_mb=int(os.environ.get("RAFT_REQUEST_MB", "128")),
+            request_rows=int(os.environ.get("RAFT_REQUEST_ROWS", "250000")),
             workspace_mb=int(os.environ.get("RAFT_WORKSPACE_MB", "200")),
             total_mb=int(os.environ.get("RAFT_TOTAL_MB", "5000")),
             workspace_idle_h=float(os.environ.get("RAFT_WORKSPACE_IDLE_HOURS", "24")),
+            upload_cache_mb=int(os.environ.get("RAFT_UPLOAD_CACHE_MB", "2000")),
             concurrency=int(os.environ.get("RAFT_CONCURRENCY", "4")),
             queue_size=int(os.environ.get("RAFT_QUEUE_SIZE", "64")),
         )
@@ -149,7 +204,11 @@ class Studio:
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self._swept = 0.0
-        self.disk = Disk(self.root / "workspaces", staging_root(self.root), settings.total_mb * 2**20)
+        idle_s = settings.workspace_idle_h * 3600
+        self.disk = Disk(self.root / "workspaces", staging_root(self.root), settings.total_mb * 2**20, idle_s)
+        self.previews = PreviewStore(2 * settings.request_mb * 2**20)
+        self.uploads = UploadBudget(gradio_cache(), settings.upload_cache_mb * 2**20, UPLOAD_AGE_S)
+        """Previewed datasets by id (the page holds the id): at most twice one request's budget."""
 
     def workspace(self, request: gr.Request | None = None) -> Workspace:
         """The visitor's workspace (private on a public studio), clearing idle ones and old staged
@@ -333,24 +392,76 @@ class Studio:
             raise gr.Error(str(exc)) from None
 
 
+TRIM_AFTER_BYTES = 16 << 20
+"""A request that decoded more than this hands its freed memory back to the system when it ends."""
+
+
+def _release_memory(budget: Budget) -> None:
+    """After a request that read a lot, give the memory it freed back to the system: glibc keeps freed
+    blocks in its per-thread arenas otherwise, and a studio that answered a few large requests would
+    keep their peak resident for good. Linux/glibc only; elsewhere nothing is done."""
+    if budget.used_bytes < TRIM_AFTER_BYTES:
+        return
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def bind(fn: Callable, studio: Studio) -> Callable:
     """`fn` with its first argument (the studio) bound, keeping the signature and type hints that
     Gradio reads (`functools.partial` hides them, and with them the `gr.Request` a handler asks
-    for), and its errors shown to visitors through app.messages (no server paths, no markup)."""
+    for), and its errors shown to visitors through app.messages (no server paths, no markup).
+
+    Every file the handler reads shares one budget of decoded bytes (`Settings.request_mb`,
+    `raft.limits.within`): a request stops at it with the file named, whatever the file's size."""
+    budget, rows = studio.settings.request_mb * 2**20, studio.settings.request_rows
 
     if inspect.isgeneratorfunction(fn):  # Gradio streams only what it sees is a generator
 
         @functools.wraps(fn)
-        def handler(*args, **kwargs):
+        def inner(*args, **kwargs):
             yield from fn(studio, *args, **kwargs)
+
+        safe = guarded(inner)
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            # Gradio resumes a generator in a new context each time: the budget is put in force per step
+            spent = Budget(budget, rows)
+            steps = safe(*args, **kwargs)
+            try:
+                while True:
+                    with using(spent):
+                        try:
+                            item = next(steps)
+                        except StopIteration:
+                            return
+                    yield item
+            finally:  # the visitor's error holds no frame of the failed call (app.messages.guarded)
+                steps.close()
+                _release_memory(spent)
 
     else:
 
         @functools.wraps(fn)
-        def handler(*args, **kwargs):
+        def inner(*args, **kwargs):
             return fn(studio, *args, **kwargs)
 
-    handler = guarded(handler)
+        safe = guarded(inner)
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            with within(budget, rows) as spent:
+                try:
+                    return safe(*args, **kwargs)
+                finally:
+                    _release_memory(spent)
+
     signature = inspect.signature(fn)
     handler.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
     return handler

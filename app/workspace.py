@@ -1,30 +1,40 @@
-"""Visitors' workspaces: on a public studio each visitor's datasets, batch results, reports and
+"""Visitors' workspaces, and the one writer through which every byte a visitor causes goes.
+
+On a public studio each visitor's datasets, batch results, Align projects and labels, reports and
 staged downloads live in private folders keyed by the signed-in user or the Gradio session;
 locally (one trusted user) the data root itself is the workspace.
 
-Disk is bounded twice: a quota per workspace that counts everything the visitor causes (staged
-downloads included) and a total cap for all workspaces together (`Disk`), both checked against
-the size about to be written. A workspace's folder is made on its first write, not on a visit,
-and when the total is near its cap the workspaces idle the longest go first. Nothing a client
-sends becomes a path here: a folder's name is a hash of the server-side key.
+Disk is bounded twice: a quota per workspace and a total cap for all workspaces together (`Disk`).
+Both are charged as bytes are written, not from an estimate beforehand: `Workspace.open` gives a
+file whose every write is charged first, and `Workspace.writing()` installs the same writer for the
+library's output (`raft.output`). A write that would pass a bound raises `WorkspaceError` before
+its bytes land, and the file it was writing is put back as it was (a new file removed, an appended
+one cut back), so a refused request leaves nothing half-written and loses nothing that was there.
+Eviction takes only workspaces idle past the stated idle time (`RAFT_WORKSPACE_IDLE_HOURS`), the
+same ones the periodic sweep removes: never a workspace in use because another visitor's write did
+not fit. A workspace's folder is made on its first write, not on a visit. Nothing a client sends
+becomes a path here: a folder's name is a hash of the server-side key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from raft.output import writing_through
 
 SWEEP_EVERY_S = 600.0
 STAGING_TTL_S = 300.0
 """Staged download copies older than this are removed (Gradio copied them to its cache long before)."""
-MIN_IDLE_S = 600.0
-"""A workspace visited within this time is never evicted to make room for another."""
 
 
 class WorkspaceError(ValueError):
@@ -44,41 +54,131 @@ def folder_bytes(folder: Path) -> int:
 
 
 class Disk:
-    """The studio-wide bound: all workspaces and staged downloads together stay under `total_bytes`."""
+    """The studio-wide bound and the ledger of writes in flight.
 
-    def __init__(self, workspaces: Path, staging: Path, total_bytes: int, min_idle_s: float = MIN_IDLE_S):
+    While a workspace has a writer open, its usage is the folder's size when the first writer
+    opened plus every byte charged since (a file rewritten meanwhile counts twice: the error is on
+    the safe side); when none is open, the folder is measured again. The same holds for the total."""
+
+    def __init__(self, workspaces: Path, staging: Path, total_bytes: int, idle_s: float = 24 * 3600.0):
         self.workspaces, self.staging = workspaces, staging
-        self.total_bytes, self.min_idle_s = total_bytes, min_idle_s
+        self.total_bytes, self.idle_s = total_bytes, idle_s
         self.lock = threading.Lock()
+        self._open: dict[Path, int] = {}
+        self._usage: dict[Path, int] = {}
+        self._total: int | None = None
 
     def used(self) -> int:
         return folder_bytes(self.workspaces) + folder_bytes(self.staging)
 
-    def make_room(self, more: int, keep: Path, now: float | None = None) -> int:
-        """Evict the workspaces idle the longest until `more` bytes fit; returns how many went.
-        Refuses when even that is not enough (the workspace `keep` and recent visitors are spared)."""
+    def begin(self, workspace: Workspace) -> None:
+        with self.lock:
+            if not self._open.get(workspace.root):
+                self._usage[workspace.root] = workspace.used_bytes()
+            if not any(self._open.values()):
+                self._total = self.used()
+            self._open[workspace.root] = self._open.get(workspace.root, 0) + 1
+
+    def end(self, workspace: Workspace) -> None:
+        with self.lock:
+            self._open[workspace.root] -= 1
+            if not self._open[workspace.root]:
+                self._open.pop(workspace.root)
+                self._usage.pop(workspace.root, None)
+            if not self._open:
+                self._total = None
+
+    def charge(self, workspace: Workspace, n: int) -> None:
+        """Count `n` bytes about to be written into `workspace`, or refuse them (quota, total cap)."""
+        with self.lock:
+            used = self._usage.get(workspace.root)
+            if used is None:  # a write outside a writer's span (should not happen): measure
+                used = workspace.used_bytes()
+            quota = workspace.quota_bytes
+            if quota is not None and used + n > quota:
+                raise WorkspaceError(
+                    f"your workspace is full: {_mb(used)} of your {_mb(quota)} are in use and this needs more; "
+                    "nothing of this request was kept. Download what you need and come back later (workspaces "
+                    "idle for a while are cleared)"
+                )
+            total = self._total if self._total is not None else self.used()
+            if total + n > self.total_bytes:
+                total -= self._evict_expired(keep=workspace.root)
+                self._total = total if self._total is not None else None
+            if total + n > self.total_bytes:
+                raise WorkspaceError(
+                    f"this studio's disk for visitors is full ({self.total_bytes >> 20} MB for everyone): nothing of "
+                    "this request was kept; try again later, when idle workspaces have been cleared"
+                )
+            if workspace.root in self._usage:
+                self._usage[workspace.root] += n
+            if self._total is not None:
+                self._total += n
+
+    def _evict_expired(self, keep: Path, now: float | None = None) -> int:
+        """Remove the workspaces idle past the idle time (none with a writer open); bytes freed."""
         now = time.time() if now is None else now
-        used = self.used()
-        if used + more <= self.total_bytes:
-            return 0
-        idle = [f for f in self.workspaces.glob("*") if f.is_dir() and f != keep]
-        idle = [f for f in idle if now - f.stat().st_mtime > self.min_idle_s]
-        gone = 0
-        for folder in sorted(idle, key=lambda f: f.stat().st_mtime):
-            used -= folder_bytes(folder) + folder_bytes(self.staging / folder.name)
-            remove_workspace(folder, self.staging)
-            gone += 1
-            if used + more <= self.total_bytes:
-                return gone
-        raise WorkspaceError(
-            f"this studio's disk for visitors is full ({self.total_bytes >> 20} MB for everyone): "
-            "try again later, when idle workspaces have been cleared"
-        )
+        freed = 0
+        for folder in list(self.workspaces.glob("*")):
+            try:
+                idle = now - folder.stat().st_mtime
+            except OSError:
+                continue
+            if folder.is_dir() and folder != keep and folder not in self._open and idle > self.idle_s:
+                freed += folder_bytes(folder) + folder_bytes(self.staging / folder.name)
+                remove_workspace(folder, self.staging)
+        return freed
+
+
+class ChargedFile:
+    """A file whose writes are charged to a workspace before they happen. A refused write puts the
+    file back as it was when opened (removed if it was new) and raises WorkspaceError."""
+
+    def __init__(self, workspace: Workspace, path: Path, mode: str, encoding: str | None, newline: str | None):
+        self.workspace, self.path, self.text = workspace, path, "b" not in mode
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.was = path.stat().st_size if path.is_file() and not mode.startswith("w") else None
+        self.file: IO = path.open(mode, encoding=encoding, newline=newline) if self.text else path.open(mode)
+        self.encoding = encoding or "utf-8"
+        self.refused = False
+
+    def write(self, data: Any) -> int:
+        n = (len(data) if data.isascii() else len(data.encode(self.encoding))) if self.text else len(data)
+        try:
+            self.workspace.charge(self.path, n)
+        except WorkspaceError:
+            self.refused = True
+            self.restore()
+            raise
+        return self.file.write(data)
+
+    def restore(self) -> None:
+        """Put the file back as it was when opened."""
+        self.file.close()
+        if self.was is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            os.truncate(self.path, self.was)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, seek, tell, ...
+        return getattr(self.file, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.file)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> ChargedFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.file.close()
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """One visitor's folders (or the studio's own, locally)."""
+    """One visitor's folders (or the studio's own, locally), and the writer into them."""
 
     root: Path
     staging: Path
@@ -106,35 +206,74 @@ class Workspace:
         """Everything this visitor holds: their folder and their staged downloads."""
         return folder_bytes(self.root) + folder_bytes(self.staging)
 
-    def reserve(self, more: int) -> Workspace:
-        """Check that `more` bytes about to be written fit the quota and the total cap (evicting
-        idle workspaces if need be), then make the folders: a workspace exists from its first write."""
-        if self.quota_bytes is not None and self.used_bytes() + more > self.quota_bytes:
-            raise WorkspaceError(
-                f"your workspace is full: this needs {_mb(more)}, {_mb(self.used_bytes())} of your "
-                f"{_mb(self.quota_bytes)} are in use; download what you need and come back later "
-                "(idle workspaces are cleared)"
-            )
+    @contextmanager
+    def writing(self) -> Iterator[Workspace]:
+        """Within this block every write into the workspace (this writer's files and the library's
+        output through `raft.output`) is charged as it happens; the folders exist from here."""
         if self.disk is not None:
-            with self.disk.lock:
-                self.disk.make_room(more, self.root)
-                self.make()
+            self.disk.begin(self)
+        try:
+            with writing_through(self):
+                yield self.make()
+        finally:
+            if self.disk is not None:
+                self.disk.end(self)
+
+    def reserve(self, more: int) -> Workspace:
+        """Refuse early what cannot fit: `more` bytes about to be written by another process (a batch
+        job) against the quota and the total cap, measured now. Not a charge: bytes written here are
+        charged as they are written (`writing`, `open`)."""
+        used = self.used_bytes()
+        if self.quota_bytes is not None and used + more > self.quota_bytes:
+            raise WorkspaceError(
+                f"your workspace is full: this needs about {_mb(more)}, {_mb(used)} of your {_mb(self.quota_bytes)} "
+                "are in use; download what you need and come back later (idle workspaces are cleared)"
+            )
+        if self.disk is not None and self.disk.used() + more > self.disk.total_bytes:
+            raise WorkspaceError(
+                f"this studio's disk for visitors is full ({self.disk.total_bytes >> 20} MB for everyone): try again "
+                "later, when idle workspaces have been cleared"
+            )
         return self.make()
+
+    def charge(self, path: Path, n: int) -> None:
+        """Charge `n` bytes about to be written (refused past the quota or the total cap)."""
+        if self.disk is not None:
+            self.disk.charge(self, n)
+        elif self.quota_bytes is not None and self.used_bytes() + n > self.quota_bytes:
+            raise WorkspaceError(f"your workspace is full ({_mb(self.quota_bytes)})")
+
+    def open(self, path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> Any:
+        """A file under the workspace (or its staging area) whose writes are charged first."""
+        path = Path(path)
+        if not (path.is_relative_to(self.root) or path.is_relative_to(self.staging)):
+            raise WorkspaceError("a write outside the visitor's workspace was refused")
+        return ChargedFile(self, path, mode, encoding, newline)
+
+    def write_text(self, path: Path, text: str) -> Path:
+        with self.writing(), self.open(path) as f:
+            f.write(text)
+        return path
 
     def offer(self, paths: list[Path], names: list[str] | None = None) -> list[str]:
         """Copies of files for a download, staged in a fresh folder of this visitor's staging area
         (in the temporary folder, so Gradio can serve them whatever the data root is; the data root
-        itself is never served). The copies count against the quota. `names` (the server's own,
-        descriptive) replace the files' names in the download."""
+        itself is never served). The copies are charged as they are written. `names` (the server's
+        own, descriptive) replace the files' names in the download."""
         clear_staged(self.staging)
-        self.reserve(sum(p.stat().st_size for p in paths))
         self.staging.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="offer-", dir=self.staging))
         out = []
-        for path, name in zip(paths, names or [p.name for p in paths]):
-            copy = folder / Path(name).name  # a name the server chose, never a visitor's path
-            shutil.copyfile(path, copy)
-            out.append(str(copy))
+        try:
+            with self.writing():
+                for path, name in zip(paths, names or [p.name for p in paths]):
+                    copy = folder / Path(name).name  # a name the server chose, never a visitor's path
+                    with path.open("rb") as src, self.open(copy, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    out.append(str(copy))
+        except WorkspaceError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return out
 
 

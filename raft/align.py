@@ -17,6 +17,7 @@ from raft.files import DataError
 from raft.labels import LabelProject, judge_fields
 from raft.levels import binary_lines, binary_rates, kappa_interval
 from raft.metrics import confusion
+from raft.output import open_output
 from raft.report import build_report
 from raft.stats import bootstrap
 
@@ -147,7 +148,7 @@ def write_heldout(project: LabelProject, path: str | Path) -> int:
     (input for scoring them again with another judge); returns the rows written."""
     labels = project.labels()
     keys = [k for k in project.keys if k in labels and k in project.heldout]
-    with Path(path).open("w", encoding="utf-8") as f:
+    with open_output(path, "w") as f:
         for k in keys:
             f.write(
                 json.dumps({**judge_fields(project.rows[k]), LABEL: labels[k], "key": k}, ensure_ascii=False) + "\n"

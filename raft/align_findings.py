@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from raft.labels import LabelProject
+from raft.output import write_text
 
 MIN_DECIDE = 10
 """Fewest held-out labels on which a comparison names a winner; below, it says "too few to decide"
@@ -213,7 +214,7 @@ def save_findings(project: LabelProject, found: dict[str, Any]) -> Path:
     tag = re.sub(r"[^A-Za-z0-9_-]", "_", str(found["judge"]))[:60] or "judge"
     path = folder / f"{tag}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(found, ensure_ascii=False), encoding="utf-8")
+    write_text(tmp, json.dumps(found, ensure_ascii=False))  # through the host's writer (raft.output)
     tmp.replace(path)
     return path
 

@@ -16,6 +16,7 @@ from typing import Any
 from raft.data import HEAD_ROWS, apply_mapping, check_fields, check_mapping
 from raft.files import DataError, Record, read_records
 from raft.judge import Judge
+from raft.output import open_output
 from raft.rubrics import Rubric, with_rubric
 
 ROW_KEY = "row"
@@ -152,7 +153,7 @@ def _score_file(
             if rec.row not in done and (rec.row - 1) % world == rank:
                 yield rec
 
-    with out.open("a", encoding="utf-8") as f:
+    with open_output(out, "a") as f:
         for chunk in _chunks(pending(), chunk_rows):
             mapped = {}
             for rec in chunk:
@@ -283,7 +284,7 @@ def merge_shards(out_path: str | Path, world: int) -> int:
         done_rows(path)  # drop torn last lines
     tmp = out.with_name(out.name + ".merging")
     seen, n = set(), 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_output(tmp, "w") as f:
         for row, line in heapq.merge(*(_lines(p) for p in [out, *shards]), key=lambda pair: pair[0]):
             if row not in seen:
                 seen.add(row)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import lsq_linear, minimize_scalar
 
+from raft.output import write_text
+
 EPS = 1e-12
 
 
@@ -168,7 +170,7 @@ class Calibration:
         return [max(lo, expected - self.halfwidth), min(hi, expected + self.halfwidth)]
 
     def save(self, path: str | Path) -> Path:
-        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        write_text(path, json.dumps(asdict(self), indent=2))
         return Path(path)
 
     def check_levels(self) -> None:

@@ -23,6 +23,7 @@ from raft.atomic import creating
 from raft.columns import missing_fields, missing_message
 from raft.files import DataError, Record, read_records
 from raft.gold import is_fractional, nearest_score
+from raft.output import open_output, write_text
 from raft.passfail import word_level
 from raft.prometheus import from_rendered, is_rendered
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, check_mode, target_prefix, target_text
@@ -257,7 +258,7 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with open_output(path, "w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
@@ -483,14 +484,14 @@ def _write_files(out: Path, built: BuiltDataset, tokenizer: Any, name: str) -> d
             "columns": {"messages": "conversations"},
         }
     }
-    (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(out / "dataset_info.json", json.dumps(info, indent=2) + "\n")
     stats = {
         "name": name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **dataset_stats(built, tokenizer),
     }
-    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    (out / MANIFEST).write_text(json.dumps(built.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    write_text(out / MANIFEST, json.dumps(built.manifest, indent=2, ensure_ascii=False) + "\n")
     return stats
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raft.limits import LIMITS, Limits, arrow_sizes, row_problem, too_long
+from raft.limits import LIMITS, Limits, arrow_sizes, current_budget, row_problem, too_long
+from raft.output import open_output, write_text
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -250,6 +251,7 @@ def _read_records(source: str | Path, split: str, limits: Limits) -> Iterator[Re
             raise DataError(f"unsupported file type '{path.suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
         records, name = reader(path, limits), str(path)
     empty, decoded = True, 0
+    budget = current_budget()
     for rec in records:
         empty = False
         if rec.row > limits.rows:
@@ -259,6 +261,9 @@ def _read_records(source: str | Path, split: str, limits: Limits) -> Iterator[Re
             decoded += size
             if decoded > limits.decoded_bytes:
                 raise DataError(f"the rows decode to more than {limits.decoded_bytes >> 20:,} MB; split the file", name)
+            over = budget.spend(size, name, rec.row) if budget is not None else ""
+            if over:
+                raise DataError(over, name)
             if reason:
                 rec = Record(rec.row, {}, DataError(reason, name, rec.row, field))
         yield rec
@@ -296,14 +301,35 @@ def spreadsheet_safe(value: Any) -> Any:
         return "'" + value
 
 
+def safe_header(names: list[Any]) -> dict[Any, str]:
+    """Each column name as a spreadsheet may show it in a header row: a name that starts like a
+    formula is prefixed with ' (a column name comes from the visitor's file as much as a cell does),
+    and a name that then collides with another gets a numbered suffix, so no column is lost."""
+    out: dict[Any, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        safe = str(spreadsheet_safe(str(name)))
+        base, n = safe, 2
+        while safe in taken:
+            safe, n = f"{base} ({n})", n + 1
+        taken.add(safe)
+        out[name] = safe
+    return out
+
+
 def write_csv_download(path: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Rows as a CSV meant to be opened in a spreadsheet: nested values as JSON, formula cells neutralised."""
+    """Rows as a CSV meant to be opened in a spreadsheet: nested values as JSON, formula cells and
+    formula column names neutralised."""
     import pandas as pd
 
     def cell(value: Any) -> Any:
         return spreadsheet_safe(json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value)
 
-    pd.DataFrame([{k: cell(v) for k, v in r.items()} for r in rows]).to_csv(path, index=False)
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    header = safe_header(names)
+    frame = pd.DataFrame([{header[k]: cell(v) for k, v in r.items()} for r in rows], columns=list(header.values()))
+    with open_output(path, "w", newline="") as f:
+        frame.to_csv(f, index=False)
     return Path(path)
 
 
@@ -313,19 +339,21 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as f:
+        with open_output(path, "w") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif suffix == ".json":
-        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_text(path, json.dumps(rows, ensure_ascii=False, indent=1))
     elif suffix == ".csv":
         import pandas as pd
 
-        pd.DataFrame(rows).to_csv(path, index=False)
+        with open_output(path, "w", newline="") as f:
+            pd.DataFrame(rows).to_csv(f, index=False)
     elif suffix == ".parquet":
         import pandas as pd
 
-        pd.DataFrame(rows).to_parquet(path, index=False)
+        with open_output(path, "wb") as f:
+            pd.DataFrame(rows).to_parquet(f, index=False)
     else:
         raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUFFIXES)}", str(path))
     return path

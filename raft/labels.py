@@ -35,6 +35,7 @@ import numpy as np
 from raft.atomic import creating
 from raft.data import apply_mapping, normalize_item
 from raft.files import DataError
+from raft.output import charge, open_output, write_text
 from raft.prompts import JudgePrompt
 from raft.rubrics import Rubric, with_rubric
 from raft.scores import check_scale
@@ -193,11 +194,11 @@ class LabelProject:
             "rows_left_out": left_out + len(reasons),
         }
         with creating(out, taken) as tmp:
-            with (tmp / ROWS).open("w", encoding="utf-8") as f:
+            with open_output(tmp / ROWS, "w") as f:
                 for key in keys:
                     f.write(json.dumps(usable[key], ensure_ascii=False) + "\n")
             (tmp / LABELS).touch()
-            (tmp / PROJECT).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+            write_text(tmp / PROJECT, json.dumps(meta, indent=2, ensure_ascii=False))
         return cls(out, meta, usable)
 
     @classmethod
@@ -248,6 +249,7 @@ class LabelProject:
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Append one entry as one write under an exclusive lock, after any torn last line."""
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        charge(self.labels_path, len(line) + 1)  # the quota is charged before the append
         fd = os.open(self.labels_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

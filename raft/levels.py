@@ -4,7 +4,8 @@ and false positive rates and balanced accuracy, the figures pass/fail judging is
 
 Scores are rounded half up and clipped to the scale, as `raft.metrics.confusion` does; the higher
 level of a two-level scale is the positive one. Rows are resampled as the report card's other
-metrics (`raft.stats.bootstrap`)."""
+metrics (`raft.stats.bootstrap`), drawn block by block (`raft.stats.resample_blocks`): memory
+O(rows), the same draws as one (resamples, rows) array."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from raft.metrics import as_number, kappa_from_table
+from raft.stats import resample_blocks
 
 
 def levels_of(values: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
@@ -54,7 +56,7 @@ def kappa_interval(
     value = kappa(np.arange(len(cell)))
     out: dict[str, float | None] = {"value": None if np.isnan(value) else value, "lo": None, "hi": None}
     if len(cell) >= 2:
-        draws = np.array([kappa(i) for i in np.random.default_rng(seed).integers(0, len(cell), (n_boot, len(cell)))])
+        draws = np.array([kappa(i) for _, block in resample_blocks(len(cell), n_boot, seed) for i in block])
         out["lo"], out["hi"] = _percentiles(draws, n_boot, level)
     return out
 
@@ -82,8 +84,7 @@ def binary_rates(
     out: dict[str, Any] = {"positive": scale[1], "n_pos": int(g.sum()), "n_neg": int(len(g) - g.sum())}
     draws = np.empty((0, 3))
     if len(g) >= 2:
-        idx = np.random.default_rng(seed).integers(0, len(g), (n_boot, len(g)))
-        draws = _rates(g[idx], p[idx])
+        draws = np.concatenate([_rates(g[idx], p[idx]) for _, idx in resample_blocks(len(g), n_boot, seed)])
     for j, name in enumerate(("tpr", "fpr", "balanced_accuracy")):
         value = float(point[j]) if np.isfinite(point[j]) else None
         lo, hi = _percentiles(draws[:, j], n_boot, level) if len(draws) and value is not None else (None, None)

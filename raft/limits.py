@@ -10,10 +10,20 @@ computed from the dictionary before any value is expanded: a 1 KB file of 1,024 
 Memory budget of one reader: about `batch_rows * row_bytes` (16 MiB) for parquet and CSV/JSONL
 rows, plus one parquet dictionary page; a .json document (read whole) is capped at `json_bytes`
 (16 MiB on disk, a few times that as Python objects).
+
+What a caller keeps of the rows is another matter: a file of many rows each under every cap can
+still decode to a gigabyte. A host that serves requests (the studio) therefore reads within a
+per-request budget (`within`): every file read while it is in force counts its decoded bytes and
+rows as they stream, all the files of one request together, and the read stops with one error
+naming the file and the budget as soon as the sum passes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +42,62 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+@dataclass
+class Budget:
+    """What one request may decode from all the files it reads, and what it has decoded so far."""
+
+    decoded_bytes: int
+    rows: int
+    used_bytes: int = 0
+    used_rows: int = 0
+    seen: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The furthest row counted of each file: a file read again (columns, then rows) counts once."""
+
+    def spend(self, size: int, name: str, row: int) -> str:
+        """Count row `row` of file `name`, of `size` decoded bytes; the reason to stop ('' while within)."""
+        if row <= self.seen.get(name, 0):
+            return ""
+        self.seen[name] = row
+        self.used_bytes += size
+        self.used_rows += 1
+        if self.used_bytes > self.decoded_bytes:
+            return (
+                f"the rows decode to more than {self.decoded_bytes >> 20:,} MB, this studio's budget for one "
+                "request; use a smaller file (fewer rows or shorter texts) or the command line, which has no "
+                "such budget"
+            )
+        if self.used_rows > self.rows:
+            return f"more than {self.rows:,} rows, this studio's budget for one request; split the file"
+        return ""
+
+
+_BUDGET: ContextVar[Budget | None] = ContextVar("raft_read_budget", default=None)
+
+
+@contextmanager
+def within(decoded_bytes: int, rows: int = LIMITS.rows) -> Iterator[Budget]:
+    """Within this block (in this thread), every file read shares one budget of decoded bytes and rows."""
+    with using(Budget(decoded_bytes, rows)) as budget:
+        yield budget
+
+
+@contextmanager
+def using(budget: Budget) -> Iterator[Budget]:
+    """Put an existing budget in force for this block: a request whose work runs in steps (a
+    generator resumed in another thread each time) puts its one budget in force for each step."""
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def current_budget() -> Budget | None:
+    """The per-request budget in force, if any."""
+    return _BUDGET.get()
+
 
 
 def value_size(value: Any, limits: Limits = LIMITS) -> tuple[int, int, int]:

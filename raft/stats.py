@@ -1,14 +1,17 @@
 """How far an agreement figure can be trusted: bootstrap confidence intervals of every metric of
 `raft.metrics`, and the paired comparison of two judges on the same rows.
 
-Resampling is vectorised: a block of resamples is one (B, n) array, so a 10,000-row file with
-1,000 resamples takes seconds. Kendall's tau-b, which has no cheap vectorised form, runs scipy's
-O(n log n) implementation per resample.
+Resampling is vectorised in blocks: a block of resamples is one (B, n) array, drawn when it is
+used, with B chosen so that B * n stays near `BLOCK_ELEMENTS`. Memory is therefore O(n), a few
+arrays of `BLOCK_ELEMENTS` numbers (8 MiB each) whatever the number of resamples, not
+O(resamples x n); the draws come from one generator in order, so a seed gives the same resamples
+(and the same intervals) whatever the block size. Kendall's tau-b, which has no cheap vectorised
+form, runs scipy's O(n log n) implementation per resample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,15 @@ from scipy import stats
 METRICS = ("pearson", "spearman", "kendall", "rmse", "mae", "exact")
 LOWER_IS_BETTER = {"rmse", "mae"}
 BLOCK = 128
-"""Resamples computed at once (memory: a few (BLOCK, n) float arrays)."""
+"""Resamples computed at once, at most."""
+BLOCK_ELEMENTS = 1 << 20
+"""Numbers in one (resamples, rows) block array at most (8 MiB as float64): the block holds
+max(1, BLOCK_ELEMENTS // n) resamples, so memory stays O(n) at any n."""
+
+
+def block_size(n: int) -> int:
+    """Resamples per block for n rows: the most that keep a block under BLOCK_ELEMENTS numbers."""
+    return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n, 1)))
 
 
 def _pearson(g: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -59,8 +70,16 @@ def metric_rows(gold: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     return {name: fn(gold, pred) for name, fn in FUNCTIONS.items()}
 
 
-def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+def resample_blocks(n: int, n_boot: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first resample's index, (B, n) row indices) for each block, drawn one block at a time from
+    one generator: the same draws, in the same order, as (n_boot, n) drawn at once."""
+    rng = np.random.default_rng(seed)
+    step = block_size(n)
+    for start in range(0, n_boot, step):
+        yield start, rng.integers(0, n, size=(min(step, n_boot - start), n))
+
+
+_resamples = resample_blocks
 
 
 def _interval(samples: np.ndarray, level: float) -> tuple[float | None, float | None]:
@@ -88,10 +107,8 @@ def bootstrap(
     point = metric_rows(g[None], p[None])
     if len(g) < 2:
         return {m: {"value": _number(point[m][0]), "lo": None, "hi": None, "se": None} for m in METRICS}
-    idx = _resamples(len(g), n_boot, seed)
     draws = {m: np.empty(n_boot) for m in METRICS}
-    for start in range(0, n_boot, BLOCK):
-        block = idx[start : start + BLOCK]
+    for start, block in _resamples(len(g), n_boot, seed):
         for m, values in metric_rows(g[block], p[block]).items():
             draws[m][start : start + len(block)] = values
     out = {}
@@ -126,9 +143,7 @@ def compare(
     rng = np.random.default_rng(seed + 1)
     boot = {m: np.empty(n_boot) for m in METRICS}
     perm = {m: np.empty(n_boot) for m in METRICS}
-    idx = _resamples(n, n_boot, seed)
-    for start in range(0, n_boot, BLOCK):
-        rows = idx[start : start + BLOCK]
+    for start, rows in _resamples(n, n_boot, seed):
         ma, mb = metric_rows(g[rows], a[rows]), metric_rows(g[rows], b[rows])
         swap = rng.random((len(rows), n)) < 0.5
         gg = np.broadcast_to(g, swap.shape)

@@ -115,3 +115,26 @@ def test_peek_columns_reads_only_the_first_small_batches_of_a_bomb(tmp_path):
     with pytest.raises(DataError, match="row 1: field 'orig_response': 1,048,576 characters long"):
         peek_columns(path)
     assert time.time() - started < 10
+
+
+def test_a_request_budget_counts_decoded_bytes_across_files_and_names_the_file(tmp_path):
+    """Rows each under every cap, many of them: the per-request budget stops the read with the file
+    and the budget named; a file read twice in one request (columns, then rows) counts once."""
+    from raft.limits import within
+    from tests.helpers import under_cap_bomb
+
+    bomb = under_cap_bomb(tmp_path / "bomb.parquet", rows=200, size=50_000)  # 90 MB decoded, a few KB on disk
+    assert bomb.stat().st_size < 20_000
+    assert sum(1 for r in read_records(bomb) if r.error is None) == 200, "no cap of a single file stops it"
+    with within(16 << 20) as budget, pytest.raises(DataError) as err:
+        for _ in read_records(bomb, label="bomb.parquet"):
+            pass
+    assert "bomb.parquet" in str(err.value) and "budget for one request" in str(err.value)
+    assert budget.used_bytes <= (16 << 20) + (1 << 20)
+    small = write_rows(tmp_path / "small.jsonl", [{"a": "x" * 1000} for _ in range(100)])
+    with within(150_000) as budget:
+        peek_columns(small)
+        rows = list(read_records(small))
+        assert len(rows) == 100 and budget.used_rows == 100, "a re-read counts once"
+        with pytest.raises(DataError, match="budget for one request"):
+            list(read_records(write_rows(tmp_path / "more.jsonl", [{"a": "y" * 1000} for _ in range(100)])))

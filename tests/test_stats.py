@@ -112,3 +112,38 @@ def test_compare_names_no_winner_where_its_two_tests_disagree():
     result = compare(gold, a, b)["pearson"]
     assert result["lo"] > 0 and result["p_value"] > 0.05
     assert result["better"] is None and result["verdict"].startswith("undecided (interval excludes 0")
+
+
+def test_resamples_drawn_block_by_block_are_the_ones_drawn_at_once():
+    """A seed gives the same resamples whatever the block size: the old one-shot (n_boot, n) draw."""
+    from raft.stats import _resamples
+
+    for n, n_boot in [(7, 1000), (1001, 300), (100_003, 45)]:
+        at_once = np.random.default_rng(5).integers(0, n, size=(n_boot, n))
+        blocks = list(_resamples(n, n_boot, 5))
+        assert len(blocks) > 1 or n_boot <= 128
+        assert np.array_equal(np.concatenate([b for _, b in blocks]), at_once)
+        assert [s for s, _ in blocks] == list(np.cumsum([0] + [len(b) for _, b in blocks[:-1]]))
+
+
+def test_the_bootstrap_holds_memory_in_rows_not_in_resamples_times_rows():
+    """At 50,000 rows and 400 resamples the one-shot draw alone was 160 MB (int64); in blocks the
+    peak is a few (block, n) arrays of at most BLOCK_ELEMENTS numbers."""
+    import tracemalloc
+
+    from raft import stats
+
+    elements = getattr(stats, "BLOCK_ELEMENTS", 1 << 20)
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(1, 6, 50_000).astype(float)
+    pred = gold + rng.normal(0, 1, gold.size)
+    tracemalloc.start()
+    try:
+        out = bootstrap(gold, pred, n_boot=400, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out["pearson"]["lo"] < out["pearson"]["value"] < out["pearson"]["hi"]
+    assert peak < 12 * 8 * elements, f"peak {peak / 2**20:.0f} MB"
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB (160 MB for the draw alone before)"

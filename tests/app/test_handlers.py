@@ -64,7 +64,8 @@ def test_dataset_preview_and_write(studio):
     assert stats["train"] == 30 and stats["validation"] == 10 and "token_lengths" in stats
     assert prompt.startswith("<|im_start|>user") and target.startswith("[RESULT] ")
     assert sum(scores.data[0].y) == 40 and lengths is not None and rejected.empty
-    assert dataset_tab.show_example(built, "none", 3, studio)[0].startswith("###Task Description:")
+    assert isinstance(built, str), "the page holds an id of the preview, not the dataset"
+    assert dataset_tab.example(studio, built, "none", 3)[0].startswith("###Task Description:")
     stats, files = dataset_tab.write(studio, built, "ds-one", DEFAULT_CHOICE)
     assert studio.datasets() == ["ds-one"] and any(f.endswith("train.jsonl") for f in files)
     with pytest.raises(gr.Error, match="not a valid name"):

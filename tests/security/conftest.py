@@ -77,7 +77,10 @@ def bucket_root() -> Path:
 
 @pytest.fixture(scope="session")
 def studios(tmp_path_factory, tiny_model):
-    """{mode: (url, studio)} for each of MODES."""
+    """{mode: (url, studio)} for each of MODES. Gradio's cache is a folder of this run's own (named
+    'gradio'), so that the cap on uploads is measured on what these studios hold alone."""
+    saved_cache = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("cache") / "gradio")
     launched = {}
     for mode, env in MODES.items():
         root = bucket_root() if mode == "bucket" else tmp_path_factory.mktemp(f"root-{mode}")
@@ -93,6 +96,10 @@ def studios(tmp_path_factory, tiny_model):
         demo.close()
         if mode == "bucket":
             shutil.rmtree(studio.root, ignore_errors=True)
+    if saved_cache is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = saved_cache
 
 
 @contextlib.contextmanager
