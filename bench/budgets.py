@@ -104,7 +104,7 @@ def main() -> None:
     # 3. disk after the bomb to Align and Batch
     file = upload(url, bomb)
     session = uuid.uuid4().hex
-    align = raw_call(url, "align_create", ["(none)", file, "default model", 0.3], session_hash=session)
+    align = raw_call(url, "align_create", ["(none)", file, "default model", 0.3, None], session_hash=session)
     batch = [file, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
     scored = raw_call(url, "score_batch", batch, session_hash=session)
     held = folder_bytes(workspace_of(studio, f"session:{session}"))
@@ -121,7 +121,7 @@ def main() -> None:
     studio.disk.total_bytes = studio.disk.used() + 12 * 2**20
     start = folder_bytes(studio.root / "workspaces")
     answers = [
-        raw_call(url, "align_create", ["(none)", wide, "default model", 0.3], session_hash=f"forged-{i}")
+        raw_call(url, "align_create", ["(none)", wide, "default model", 0.3, None], session_hash=f"forged-{i}")
         for i in range(10)
     ]
     grown = folder_bytes(studio.root / "workspaces") - start

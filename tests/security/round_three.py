@@ -51,7 +51,7 @@ def _(url, studio, mode, tmp):
         batch = [file, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
         calls += [
             ("evaluate", ["(none)", file, "(none)", None, "", "expected_score", "", None], uuid.uuid4().hex),
-            ("align_create", ["(none)", file, "default model", 0.3], uuid.uuid4().hex),
+            ("align_create", ["(none)", file, "default model", 0.3, None], uuid.uuid4().hex),
             ("score_batch", batch, uuid.uuid4().hex),
         ]
         with ThreadPoolExecutor(len(calls)) as pool:
@@ -105,10 +105,10 @@ def _(url, studio, mode, tmp):
     file = upload(url, under_cap_bomb(tmp / "wide.parquet", rows=60, size=10_000))  # 5.4 MB decoded
     saved = _over_quota(studio, 2)
     try:
-        answers = [raw_call(url, "align_create", ["(none)", file, "default model", 0.3], session_hash=session)]
+        answers = [raw_call(url, "align_create", ["(none)", file, "default model", 0.3, None], session_hash=session)]
         batch = [file, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
         answers.append(raw_call(url, "score_batch", batch, session_hash=session))
-        answers += [raw_call(url, "align_create", ["(none)", file, "default model", 0.3], session_hash=session)]
+        answers += [raw_call(url, "align_create", ["(none)", file, "default model", 0.3, None], session_hash=session)]
         answers.append(raw_call(url, "score_batch", batch, session_hash=session))
         held = folder_bytes(workspace_of(studio, f"session:{session}"))
     finally:
@@ -136,8 +136,8 @@ def _(url, studio, mode, tmp):
     start = folder_bytes(studio.root / "workspaces")
     try:
         answers = [
-            raw_call(url, "align_create", ["(none)", file, "default model", 0.3], session_hash=f"forged-{uuid.uuid4()}")
-            for _ in range(5)
+            raw_call(url, "align_create", start, session_hash=f"forged-{uuid.uuid4()}")
+            for start in [["(none)", file, "default model", 0.3, None]] * 5
         ]
         grown = folder_bytes(studio.root / "workspaces") - start
     finally:
