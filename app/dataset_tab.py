@@ -306,27 +306,28 @@ def build(studio: Studio) -> dict[str, Any]:
     kind.change(source_inputs, kind, [upload, hub_id, n_synthetic], api_name=False).then(
         guarded(columns_on_switch), [kind, upload, n_synthetic, seed], form["columns"], api_name=False
     ).success(fill, form["columns"], form_outputs, api_name=False)
-    preview_btn.click(
-        bind(preview, studio),
-        [
-            *sources[:4],
-            form["text"],
-            mode,
-            template,
-            tokenizer,
-            num_samples,
-            validation,
-            seed,
-            *mapping.rubric_inputs(form),
-        ],
-        [built, stats, scores_plot, lengths_plot, rejected, prompt, target, index],
-        api_name="dataset_preview",
-    )
+    form_inputs = [
+        *sources[:4],
+        form["text"],
+        mode,
+        template,
+        tokenizer,
+        num_samples,
+        validation,
+        seed,
+        *mapping.rubric_inputs(form),
+    ]
+    previewed = [built, stats, scores_plot, lengths_plot, rejected, prompt, target, index]
+    preview_btn.click(bind(preview, studio), form_inputs, previewed, api_name="dataset_preview")
     index.change(
         bind(example, studio),
         [built, tokenizer, index],
         [prompt, target],
         api_name="dataset_example",
     )
-    written = write_btn.click(bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write")
+    # Write builds from the form as it is now: no "Preview first" refusal, and never a preview made before
+    # the mapping or rubric changed (that wrote a dataset other than the one the form shows)
+    written = write_btn.click(bind(preview, studio), form_inputs, previewed, api_name=False).success(
+        bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
+    )
     return {"written": written, "name": name, "load": (fill, form["columns"], form_outputs), "sources": sources}
