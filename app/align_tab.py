@@ -121,6 +121,8 @@ def create(
         raise gr.Error("Choose a batch result or upload a scored file first.")
     folder = None
     described = (_meta(path) or {}) if not upload else {}
+    if described.get("judge"):  # a Batch result's scores are its judge's: calibrating or continuing must use it
+        judge_choice = str(described["judge"])
     try:
         rubric = None
         if rubric_choice and rubric_choice != FILE_RUBRIC:
@@ -157,6 +159,18 @@ def create(
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
     return gr.Dropdown(choices=project_names(workspace), value=name)
+
+
+def scored_by(studio: Studio, choice: str | None, judge_choice: str | None, request: gr.Request = None) -> Any:
+    """Choosing a Batch result shows the judge that scored it in the judge picker (the project uses it)."""
+    if not choice or choice == NONE:
+        return gr.Dropdown(value=judge_choice)
+    try:
+        path = _scored_file(studio, studio.workspace(request), choice, None)
+    except gr.Error:
+        return gr.Dropdown(value=judge_choice)
+    judge = (_meta(path) or {}).get("judge") if path else None
+    return gr.Dropdown(value=str(judge) if judge else judge_choice)
 
 
 def _card(project: LabelProject, key: int | None, waiting: int = 0) -> str:
@@ -398,7 +412,11 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
             with gr.Row():
                 choice = gr.Dropdown(results, value=NONE, label="Batch result", elem_id="align-batch")
                 upload = gr.File(label="...or a scored file", elem_id="align-file")
-                judge = model_dropdown(studio, label="The judge that scored it")
+                judge = model_dropdown(
+                    studio,
+                    label="The judge that scored it",
+                    info="a Batch result brings the judge that scored it; choose it for an uploaded file",
+                )
                 heldout = gr.Slider(0.1, 0.5, value=0.3, step=0.05, label="Held-out share (measures, never trains)")
                 rubric = gr.Dropdown(
                     [FILE_RUBRIC, *presets()],
@@ -463,6 +481,7 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
     views = [card, judge_panel, panel, confusion, worst, *scores, shown]
     refresh = bind(view, studio)
     looking = [project, strategy, blind, grader]
+    choice.change(bind(scored_by, studio), [choice, judge], judge, api_name="align_scored_by", show_progress="hidden")
     start.click(bind(create, studio), [choice, upload, judge, heldout, rubric], project, api_name="align_create")
     project.change(refresh, looking, views, api_name="align_view")
     for control in (strategy, blind):

@@ -61,3 +61,25 @@ def test_label_skip_undo_and_the_blind_card(public):
         align_tab.submit(studio, name, key, "7", "", request=ada)
     with pytest.raises(gr.Error, match="no labelled training rows"):
         align_tab.finetune(studio, name, "base", request=ada)
+
+
+def test_a_batch_results_project_is_judged_by_the_judge_that_scored_it(studio, tmp_path, tiny_judge):
+    """A project on a Batch result takes the judge its scores came from, whatever the judge picker
+    says: calibrating wraps that judge and 'continue its adapter' trains it (a newcomer leaves the
+    picker at the default model; the walk in test_loop_browser.py found the project judged by it)."""
+    import json
+    import time
+
+    from app.batch_tab import meta_path
+
+    scored = studio.workspace().batch / "rows-scored.jsonl"
+    scored.parent.mkdir(parents=True, exist_ok=True)
+    score_file(tiny_judge, write_rows(tmp_path / "rows.jsonl", generate_rows(12, seed=4)), scored)
+    meta = {"file": "rows.jsonl", "judge": "run: gone", "time": time.time(), "rows": 12, "scored": 12}
+    meta_path(scored).write_text(json.dumps(meta))
+    assert align_tab.scored_by(studio, scored.name, "default model").value == "run: gone"
+    with pytest.raises(gr.Error, match="run 'gone' has no judge"):
+        align_tab.create(studio, scored.name, None, "default model", 0.3)
+    meta_path(scored).write_text(json.dumps({**meta, "judge": "default model"}))
+    name = align_tab.create(studio, scored.name, None, "run: other", 0.3).value
+    assert align_tab.open_project(studio, name, None).meta["judge"] == "default model"
