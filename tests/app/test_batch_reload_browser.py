@@ -8,7 +8,7 @@ import pytest
 
 from raft.files import write_rows
 from raft.synthetic import generate_rows
-from tests.app.test_browser import DOCS, _reload, page  # noqa: F401 - the browser fixture
+from tests.app.test_browser import _reload, page  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 
@@ -30,5 +30,4 @@ def test_a_running_batch_comes_back_after_a_reload(page, tmp_path):  # noqa: F81
     expect(status).to_contain_text("completed")
     expect(page.locator("#batch-table")).to_contain_text("expected_score")
     page.get_by_role("tab", name="Export").click()
-    expect(page.locator("#export-write")).to_be_visible()
-    page.screenshot(path=str(DOCS / "export-tab.png"), full_page=False)
+    expect(page.locator("#export-write")).to_be_visible()  # its screenshot: test_loop_browser.py, with a judge written
