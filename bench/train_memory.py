@@ -126,10 +126,12 @@ def child(path: str, model_dir: str, batch: int, length: int, steps: int) -> dic
 MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mt_bench_eval.json"
 
 
-def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path, heap: str = "small") -> dict:
+def whole_process(
+    steps: int, max_length: int, checkpointing: bool, work: Path, heap: str = "small", loss: str = "raft"
+) -> dict:
     """Peak RSS, CPU time and the last step's time of one `python -m raft train` process (default
-    settings but the step count), and the estimate it printed."""
-    run = work / f"run-{'ckpt' if checkpointing else 'plain'}-{max_length}-{heap}"
+    settings but the step count and the loss), and the estimate it printed."""
+    run = work / f"run-{loss}-{'ckpt' if checkpointing else 'plain'}-{max_length}-{heap}"
     cmd = [
         sys.executable,
         "-m",
@@ -149,6 +151,8 @@ def whole_process(steps: int, max_length: int, checkpointing: bool, work: Path, 
         "cpu",
         "--save_steps",
         "100000",
+        "--loss",
+        loss,
     ]
     start = time.time()
     proc = subprocess.Popen(
@@ -202,7 +206,12 @@ def whole(args: argparse.Namespace) -> None:
     from raft.data import prepare_dataset
 
     work = Path(tempfile.mkdtemp(prefix="raft-mem-"))
-    stats = prepare_dataset(args.data, work / "ds")
+    source, mode = args.data, "score"
+    if args.loss != "raft":  # CoT-RAFT and CE train on a feedback too: each row's first GPT-4 feedback
+        rows = json.loads(Path(args.data).read_text())
+        source, mode = work / "feedback.jsonl", "feedback"
+        source.write_text("".join(json.dumps({**r, "orig_feedback": r["gpt4_feedback"][0]}) + "\n" for r in rows))
+    stats = prepare_dataset(source, work / "ds", mode=mode)
     lengths = longest_rows(work / "ds", args.max_length, args.batch)
     weights = sum(p.stat().st_size for p in Path(_default_model()).glob("*.safetensors")) / 2**20
     print(
@@ -213,7 +222,7 @@ def whole(args: argparse.Namespace) -> None:
     print(f"{'checkpointing':<15}{'heap':<9}{'peak RSS MiB':>14}{'CPU s':>8}{'last step s':>13}")
     for checkpointing in {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpointing]:
         for heap in {"both": ("small", "default"), "small": ("small",), "default": ("default",)}[args.heap]:
-            r = whole_process(args.process_steps, args.max_length, checkpointing, work, heap)
+            r = whole_process(args.process_steps, args.max_length, checkpointing, work, heap, args.loss)
             print(
                 f"{str(checkpointing):<15}{heap:<9}{r['peak_mib']:>14.0f}{r['cpu_s']:>8.0f}{r['last_step_s']:>13.1f}"
                 f"\n    {r['estimate']}",
@@ -240,6 +249,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["head", "full"])
     parser.add_argument("--checkpointing", choices=["both", "on", "off"], default="both")
     parser.add_argument("--heap", choices=["both", "small", "default"], default="small")
+    parser.add_argument("--loss", choices=["raft", "cot_raft", "ce"], default="raft", help="with --whole")
     args = parser.parse_args()
     if args.whole:
         whole(args)

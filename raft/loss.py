@@ -86,8 +86,13 @@ def raft_loss(
 
 
 def _token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token cross-entropy and its token count, without copying the logits."""
-    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
+    """Summed next-token cross-entropy and its token count, without copying the logits. The logits
+    are the whole row's (T, labels T) or only those that predict labels[:, 1:] (T - 1, as the
+    collator's `head_at_labels` gives them)."""
+    if logits.shape[1] == labels.shape[1] - 1:
+        targets = labels[:, 1:]
+    else:
+        targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
     flat = logits.reshape(-1, logits.shape[-1])
     total = F.cross_entropy(flat, targets.reshape(-1).to(flat.device), ignore_index=IGNORE, reduction="sum")
     return total, targets.ne(IGNORE).sum()

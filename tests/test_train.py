@@ -355,3 +355,30 @@ def test_deepspeed_and_fsdp_reach_the_trainer_arguments(tmp_path):
         scale_out(TrainConfig(deepspeed=str(tmp_path / "missing.json")))
     with pytest.raises(ConfigError, match="fsdp"):
         TrainConfig(fsdp="full_shard rm -rf")
+
+
+@pytest.mark.parametrize("kind", ["cot_raft", "ce"])
+def test_head_at_labels_gives_the_same_loss_and_gradient_as_full_logits(tiny_judge, dataset, kind):
+    """CE and CoT-RAFT with the head applied only where a label is predicted: the same loss and the
+    same gradient as over the full B x T x V logits, from fewer logit columns."""
+    import torch
+
+    rows = read_jsonl(dataset / "feedback" / "train.jsonl")[:4]
+    tok, st = tiny_judge.tokenizer, tiny_judge.score_tokens
+    examples = [tokenize(r, tok, st, score_only=False) for r in rows]
+    examples[1] = {**examples[1], "input_ids": examples[1]["input_ids"][:-3], "labels": examples[1]["labels"][:-3]}
+    loss = make_loss(kind, st.ids, st.values)
+    weight = tiny_judge.model.get_input_embeddings().weight
+    values, grads, widths = [], [], []
+    for compact in (True, False):
+        batch = Collator(tok.pad_token_id, False, head_at_labels=compact)(examples)
+        labels = batch.pop("labels")
+        out = tiny_judge.model(**batch)
+        widths.append(out.logits.shape[1])
+        value = loss(out, labels)
+        (grad,) = torch.autograd.grad(value, weight)
+        values.append(value.item())
+        grads.append(grad)
+    assert widths[0] < widths[1] == batch["input_ids"].shape[1]
+    assert values[0] == pytest.approx(values[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)

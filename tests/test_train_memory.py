@@ -69,6 +69,10 @@ def test_the_estimate_is_of_the_longest_batch_that_fits_and_checkpointing_cuts_i
     assert plain.parts["weights"] == ckpt.parts["weights"] == SMOL.params * 4
     full_logits = estimate_peak(SMOL, lengths, 4, 2048, checkpointing=True, loss="ce")
     assert full_logits.parts["logits and loss"] == 3 * 4 * 2029 * SMOL.vocab * 4
+    # with the head at the labelled positions only: the union of the 4 rows' targets, not the prompt
+    labelled = [60, 50, 40, 30, 20, 10, 5]
+    at_labels = estimate_peak(SMOL, lengths, 4, 2048, checkpointing=True, loss="ce", labelled=labelled)
+    assert at_labels.parts["logits and loss"] == 3 * 4 * (50 + 40 + 30 + 20) * SMOL.vocab * 4
     shorter = estimate_peak(SMOL, lengths, 4, 512, checkpointing=False)
     assert (shorter.tokens, shorter.batch) == (300, 2) and shorter.total < plain.total / 5
 

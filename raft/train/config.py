@@ -101,7 +101,8 @@ class TrainConfig:
     """auto (bf16 on a bf16-capable GPU, else fp32), bf16, fp16 or fp32."""
     gradient_checkpointing: bool = False
     head_at_score: bool = True
-    """Score-only RAFT: apply the output head at the score positions only (no B x T x V logits)."""
+    """Apply the output head only where a label is predicted: the score positions for score-only
+    RAFT, the target tokens for CE and CoT-RAFT (never the prompt's B x T x V logits)."""
     device: str | None = None
     """cpu to force the CPU; default: CUDA when present."""
     trust_remote_code: bool = False

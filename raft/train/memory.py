@@ -141,11 +141,17 @@ def estimate_peak(
     loss: str = "raft",
     head_at_score: bool = True,
     dtype_bytes: int = 4,
+    labelled: Sequence[int] | None = None,
 ) -> Estimate:
     """The peak of a training step on the dataset's longest batch (the `batch_size` longest rows
     that fit `max_length`, padded to the longest): weights, gradients and Adam state, activations
-    (all layers, or the checkpoints plus one layer recomputed with its gradients), the logits."""
-    kept = sorted((n for n in lengths if n <= max_length), reverse=True)[: max(batch_size, 1)]
+    (all layers, or the checkpoints plus one layer recomputed with its gradients), the logits.
+    `labelled` (each row's count of labelled tokens, beside `lengths`) bounds the logits that
+    `head_at_score` keeps for CE and CoT-RAFT: the positions predicting a label in some row."""
+    rows = sorted(
+        ((n, labelled[i] if labelled else n) for i, n in enumerate(lengths) if n <= max_length), reverse=True
+    )[: max(batch_size, 1)]
+    kept = [n for n, _ in rows]
     b, t = len(kept), (kept[0] if kept else 0)
     trainable = shape.lora_params(lora_r) if lora else shape.params
     per_token_layer = (5 * shape.intermediate + 8 * shape.hidden) * dtype_bytes  # what one layer saves
@@ -155,7 +161,12 @@ def estimate_peak(
         activations = shape.layers * b * t * shape.hidden * dtype_bytes + 2 * layer
     else:
         activations = shape.layers * layer + layer  # all layers, plus the gradients of the last one
-    positions = b if loss == "raft" and head_at_score else b * t
+    if not head_at_score:
+        positions = b * t
+    elif loss == "raft":
+        positions = b
+    else:  # the union of the rows' labelled positions, at most the sum of their counts
+        positions = b * min(t, sum(k for _, k in rows))
     parts = {
         "weights": shape.params * dtype_bytes,
         "gradients and optimizer state": trainable * (dtype_bytes + 8),

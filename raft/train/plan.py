@@ -26,16 +26,19 @@ def _local_base(base_model: str | None) -> Path | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _lengths(train_file: str, mtime: float, model: str, score_only: bool) -> tuple[int, ...]:
+def _lengths(train_file: str, mtime: float, model: str, score_only: bool) -> tuple[tuple[int, int], ...]:
+    """(tokens, labelled tokens) of each training example, as the trainer tokenises it."""
     from transformers import AutoTokenizer
 
+    from raft.loss import IGNORE
     from raft.scores import find_score_tokens
     from raft.train.trainer import tokenize
 
     manifest = read_dataset_manifest(Path(train_file).parent)
     tokenizer = AutoTokenizer.from_pretrained(model)
     score_tokens = find_score_tokens(tokenizer, tuple(manifest["scale"]), manifest["score_cue"])
-    return tuple(len(tokenize(r, tokenizer, score_tokens, score_only)["input_ids"]) for r in read_jsonl(train_file))
+    examples = (tokenize(r, tokenizer, score_tokens, score_only) for r in read_jsonl(train_file))
+    return tuple((len(e["input_ids"]), sum(label != IGNORE for label in e["labels"])) for e in examples)
 
 
 def memory_plan(config: TrainConfig) -> dict[str, Any] | None:
@@ -47,10 +50,10 @@ def memory_plan(config: TrainConfig) -> dict[str, Any] | None:
     if shape is None or not train_file.is_file():
         return None
     device = resolve_device(config.device)
-    lengths = _lengths(str(train_file), train_file.stat().st_mtime, str(base), config.loss == "raft")
+    pairs = _lengths(str(train_file), train_file.stat().st_mtime, str(base), config.loss == "raft")
     estimate = estimate_peak(
         shape,
-        lengths,
+        [n for n, _ in pairs],
         config.batch_size,
         config.max_length,
         config.gradient_checkpointing,
@@ -59,6 +62,7 @@ def memory_plan(config: TrainConfig) -> dict[str, Any] | None:
         config.loss,
         config.head_at_score,
         2 if device.type == "cuda" and config.precision in ("auto", "bf16") else 4,
+        [k for _, k in pairs],
     )
     where = "the GPU" if device.type == "cuda" else "this machine"
     warning = memory_warning(estimate, free_memory(device), config.gradient_checkpointing, where)

@@ -111,10 +111,14 @@ def tokenize(example: dict[str, Any], tokenizer: Any, score_tokens: ScoreTokens,
 
 class Collator:
     """Right-pads a batch. With `head_at_score`, asks the model for logits at each row's score
-    position only (`logits_to_keep` of shape (B, 1)) and gives matching compact labels (B, 2)."""
+    position only (`logits_to_keep` of shape (B, 1)) and gives matching compact labels (B, 2).
+    With `head_at_labels` (CE, CoT-RAFT), asks for logits only at the positions that predict a
+    label in some row (`logits_to_keep` of shape (K,)) and gives labels (B, K + 1) in which
+    column j + 1 is the label that logits column j predicts: the loss is the same, and a feedback
+    target of a few hundred tokens after a 2,000-token prompt no longer costs B x 2,000 x V logits."""
 
-    def __init__(self, pad_id: int, head_at_score: bool):
-        self.pad_id, self.head_at_score = pad_id, head_at_score
+    def __init__(self, pad_id: int, head_at_score: bool, head_at_labels: bool = False):
+        self.pad_id, self.head_at_score, self.head_at_labels = pad_id, head_at_score, head_at_labels
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -131,6 +135,10 @@ class Collator:
             pos = torch.tensor([r["score_pos"] for r in rows])
             batch["logits_to_keep"] = (pos - 1).unsqueeze(1)
             batch["labels"] = torch.stack([torch.full_like(pos, IGNORE), labels[torch.arange(len(rows)), pos]], dim=1)
+        elif self.head_at_labels:
+            keep = torch.nonzero(labels[:, 1:].ne(IGNORE).any(dim=0)).squeeze(-1)  # logits t predict labels t + 1
+            batch["logits_to_keep"] = keep
+            batch["labels"] = torch.cat([torch.full((len(rows), 1), IGNORE, dtype=torch.long), labels[:, keep + 1]], 1)
         return batch
 
 
@@ -576,7 +584,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     if not kept:
         raise ValueError(f"no training example fits max_length {config.max_length}")
     if lead:
-        warn_memory(config, model.config, [len(t["input_ids"]) for t in kept], device, dtype)
+        labelled = [sum(label != IGNORE for label in t["labels"]) for t in kept]
+        warn_memory(config, model.config, [len(t["input_ids"]) for t in kept], device, dtype, labelled)
 
     if adapter:
         from peft import PeftModel
@@ -631,7 +640,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         model=model,
         args=args,
         train_dataset=kept,
-        data_collator=Collator(tokenizer.pad_token_id, head),
+        data_collator=Collator(tokenizer.pad_token_id, head, head_at_labels=config.head_at_score and not score_only),
         processing_class=tokenizer,  # saved in each checkpoint: a full-weights checkpoint serves alone
         compute_loss_func=loss,
         callbacks=[
@@ -662,7 +671,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
 
 
 def warn_memory(
-    config: TrainConfig, model_config: Any, lengths: list[int], device: torch.device, dtype: torch.dtype
+    config: TrainConfig,
+    model_config: Any,
+    lengths: list[int],
+    device: torch.device,
+    dtype: torch.dtype,
+    labelled: list[int] | None = None,
 ) -> str | None:
     """Print the estimated peak on the longest batch, and a warning when it exceeds the free memory."""
     estimate = estimate_peak(
@@ -676,6 +690,7 @@ def warn_memory(
         config.loss,
         config.head_at_score,
         torch.tensor([], dtype=dtype).element_size(),
+        labelled,
     )
     print(describe(estimate), flush=True)
     where = "the GPU" if device.type == "cuda" else "this machine"
