@@ -34,14 +34,17 @@ KEY_CANDIDATES = ("idx", "question_id", "prompt_id", "orig_instruction")
 """Columns tried, in order, to match two systems' rows on the same prompt when no key is named."""
 
 
-def _interval(estimate: float, se: float, n: int, level: float) -> dict[str, float]:
+def _interval(
+    estimate: float, se: float, n: int, level: float, bounds: tuple[float, float] | None = None
+) -> dict[str, float]:
+    """The t interval, cut to `bounds` (the scale's ends) where given: the mean cannot leave the
+    scale, so the cut interval covers it whenever the uncut one does (a 4-label interval of
+    [0.77, 6.67] on a 1-5 scale is [1, 5])."""
     q = float(stats.t.ppf(0.5 + level / 2, max(n - 1, 1)))
-    return {
-        "estimate": float(estimate),
-        "lo": float(estimate - q * se),
-        "hi": float(estimate + q * se),
-        "se": float(se),
-    }
+    lo, hi = estimate - q * se, estimate + q * se
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return {"estimate": float(estimate), "lo": float(lo), "hi": float(hi), "se": float(se)}
 
 
 def power_lambda(y: np.ndarray, f_lab: np.ndarray, f_unlab: np.ndarray) -> float:
@@ -56,9 +59,17 @@ def power_lambda(y: np.ndarray, f_lab: np.ndarray, f_unlab: np.ndarray) -> float
     return float(np.clip(cov / ((1 + n / big_n) * var), 0.0, 1.0))
 
 
-def ppi_mean(y: Any, f_lab: Any, f_unlab: Any, level: float = 0.95, lam: float | None = None) -> dict[str, Any]:
+def ppi_mean(
+    y: Any,
+    f_lab: Any,
+    f_unlab: Any,
+    level: float = 0.95,
+    lam: float | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """The PPI++ estimate of the mean label, the labels alone, and the judge alone, from labels `y`
-    with the judge's scores `f_lab` of the same rows and `f_unlab` of rows without a label.
+    with the judge's scores `f_lab` of the same rows and `f_unlab` of rows without a label;
+    intervals cut to `bounds` (the lowest and highest possible mean) where given.
 
     Returns {ppi: {estimate, lo, hi, se, lambda}, labels_only: {estimate, lo, hi, se},
     judge_only: {estimate, bias}, n_labelled, n_unlabelled, effective_labels, labels_to_halve};
@@ -92,8 +103,8 @@ def ppi_mean(y: Any, f_lab: Any, f_unlab: Any, level: float = 0.95, lam: float |
     var_imp = lam**2 * float(np.var(f_unlab, ddof=1)) / big_n if big_n >= 2 else 0.0
     estimate = (lam * f_unlab.mean() if big_n else 0.0) + rect.mean()
     var_labels = float(np.var(y, ddof=1)) / n
-    out["ppi"] = {**_interval(estimate, np.sqrt(var_rect + var_imp), n, level), "lambda": lam}
-    out["labels_only"] = _interval(y.mean(), np.sqrt(var_labels), n, level)
+    out["ppi"] = {**_interval(estimate, np.sqrt(var_rect + var_imp), n, level, bounds), "lambda": lam}
+    out["labels_only"] = _interval(y.mean(), np.sqrt(var_labels), n, level, bounds)
     var_ppi = var_rect + var_imp
     out["effective_labels"] = float(n * var_labels / var_ppi) if var_ppi > 0 else None
     out["labels_to_halve"] = labels_to_halve(n, big_n, var_rect * n, var_imp * big_n, var_ppi)
@@ -133,11 +144,17 @@ def _of(rows: list[dict[str, Any]], idx: list[int], column: str) -> np.ndarray:
     return np.asarray([mean_gold(rows[i].get(column)) for i in idx], dtype=np.float64)
 
 
-def estimate_rows(rows: list[dict[str, Any]], gold: str, pred: str = "expected_score", level: float = 0.95) -> dict:
+def estimate_rows(
+    rows: list[dict[str, Any]],
+    gold: str,
+    pred: str = "expected_score",
+    level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> dict:
     """`ppi_mean` of scored rows: labelled where `gold` holds a number, unlabelled where only the
     judge's `pred` does; rows with an error or no prediction are left out (`n_left_out`)."""
     lab, unlab, left = _split(rows, gold, pred)
-    out = ppi_mean(_of(rows, lab, gold), _of(rows, lab, pred), _of(rows, unlab, pred), level)
+    out = ppi_mean(_of(rows, lab, gold), _of(rows, lab, pred), _of(rows, unlab, pred), level, bounds=bounds)
     return {**out, "n_left_out": left}
 
 
@@ -164,6 +181,7 @@ def pair_rows(
     b: str,
     key: str | None = None,
     level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """System `a` minus system `b` (two values of column `system`) on the prompts both answered
     (matched on `key`): PPI on the per-prompt difference. A prompt is labelled when both of its
@@ -193,7 +211,7 @@ def pair_rows(
             f_unlab.append(diff)
     if not single:
         raise DataError(f"systems {a!r} and {b!r} share no prompt (matched on '{key}')")
-    out = ppi_mean(y, f_lab, f_unlab, level)
+    out = ppi_mean(y, f_lab, f_unlab, level, bounds=bounds)
     return {
         **out,
         "a": a,
@@ -223,19 +241,23 @@ def estimate(
     from raft.passfail import gold_levels
     from raft.report import judge_scale
 
-    rows = gold_levels(rows, gold, judge_scale(rows))
-    out = {"gold": gold, "pred": pred, **estimate_rows(rows, gold, pred, level)}
+    scale = judge_scale(rows)
+    rows = gold_levels(rows, gold, scale)
+    known = any(isinstance(r.get("probs"), list) and r["probs"] for r in rows)  # else the scale is a guess
+    bounds = (float(scale[0]), float(scale[1])) if known else None
+    out = {"gold": gold, "pred": pred, **estimate_rows(rows, gold, pred, level, bounds)}
     if by:
         members: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             members[str(r.get(by))].append(r)
         out["groups"] = {
-            by: {value: estimate_rows(group, gold, pred, level) for value, group in sorted(members.items())}
+            by: {value: estimate_rows(group, gold, pred, level, bounds) for value, group in sorted(members.items())}
         }
     if pair:
         if not by:
             raise DataError("--pair names two values of the --by column (the system); give --by too")
-        out["pair"] = pair_rows(rows, gold, pred, by, pair[0], pair[1], key, level)
+        span = bounds and (bounds[0] - bounds[1], bounds[1] - bounds[0])
+        out["pair"] = pair_rows(rows, gold, pred, by, pair[0], pair[1], key, level, span)
     return out
 
 
@@ -290,6 +312,7 @@ def project_estimate(project: Any, level: float = 0.95) -> dict[str, Any]:
         [float(project.rows[k]["expected_score"]) for k in lab],
         [float(project.rows[k]["expected_score"]) for k in unlab],
         level,
+        bounds=(float(project.scale[0]), float(project.scale[1])),
     )
     out["n_training_labels"] = sum(1 for k in labels if k not in held)
     out["n_heldout_rows"] = len(held)

@@ -148,3 +148,17 @@ def test_refusals(tmp_path, capsys):
         estimate(_systems(), "human", pair=("a", "b"))
     with pytest.raises(DataError, match="'c'"):
         estimate(_systems(), "human", by="system", pair=("a", "c"))
+
+
+def test_intervals_stay_on_the_scale():
+    """Four labels on a 1-5 scale give a t interval wider than the scale (the newcomer saw
+    [0.77, 6.67]); the mean cannot leave the scale, so the interval is cut to [1, 5]."""
+    from raft.estimate import ppi_mean
+
+    y, f_lab, f_unlab = [1, 5, 1, 5], [3, 3, 3, 3], [3.0] * 20
+    uncut = ppi_mean(y, f_lab, f_unlab)
+    assert uncut["labels_only"]["lo"] < 1 and uncut["labels_only"]["hi"] > 5
+    cut = ppi_mean(y, f_lab, f_unlab, bounds=(1.0, 5.0))
+    for name in ("ppi", "labels_only"):
+        assert cut[name]["lo"] == 1.0 and cut[name]["hi"] == 5.0
+        assert cut[name]["estimate"] == uncut[name]["estimate"]
