@@ -323,7 +323,7 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
     progress = studio.jobs.progress(job)
     status = status_line(studio, job, progress)
     hidden = studio.settings.public and not studio.settings.allow_training
-    shown = without_paths if studio.settings.public else str
+    shown = without_paths  # local too: the log names site-packages and the data root, which no visitor needs
     if job.status in ("failed", "killed"):
         why = "see the server log" if hidden else shown(job.error or "")
         status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{why}\n```"

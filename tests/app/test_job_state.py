@@ -91,3 +91,16 @@ def test_polling_and_list_updates_show_no_processing_overlay(tmp_path, tiny_mode
     ]
     assert len(polled) >= 6
     assert {d["api_name"]: d["show_progress"] for d in polled} == {d["api_name"]: "hidden" for d in polled}
+
+
+def test_the_log_tail_names_no_server_path_in_a_local_studio(studio, tmp_path):
+    """The newcomer walk saw site-packages and the data root in a local studio's log tail."""
+    assert not studio.settings.public
+    job = fake_job(studio, tmp_path)
+    studio.jobs.log_path(job).write_text(
+        "/srv/venv/lib/python3.11/site-packages/transformers/modeling_utils.py:3312: FutureWarning: x\n"
+        f"saving to {tmp_path}/data/runs/run-1\n"
+    )
+    log = finetune_tab.watch(studio, JOB_ID, False)[3]
+    assert "modeling_utils.py:3312: FutureWarning" in log and "run-1" in log
+    assert "/srv/" not in log and str(tmp_path) not in log
