@@ -272,21 +272,39 @@ def start_batch(
 
 def batch_progress(studio: Studio, job: Job) -> tuple[float, str]:
     """(fraction, words) of a batch job: preparing the default model, loading the judge, or rows
-    scored of the total (with feedback tokens while a batch generates)."""
+    scored of the total with the rate and the time left (and feedback tokens while a batch
+    generates), all read from the job's status file."""
     info = studio.jobs.batch_info(job)
     state = info.get("status") or {}
-    name = info.get("judge", DEFAULT_CHOICE)
-    total = int(state.get("total") or info.get("total") or 1)
-    rows = int(state.get("rows") or 0)
+    name = md_text(str(info.get("judge", DEFAULT_CHOICE)), 80)
+    try:
+        total = int(state.get("total") or info.get("total") or 1)
+        rows, first = int(state.get("rows") or 0), int(state.get("first") or 0)
+        since = float(state.get("since") or 0)
+    except (TypeError, ValueError):  # a status file being written or damaged: nothing to say yet
+        total, rows, first, since = int(info.get("total") or 1), 0, 0, 0.0
     phase = state.get("phase", "loading")
-    if phase == "preparing":
+    if phase == "preparing" and job.active:
         return 0, f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
-    if phase == "loading" and job.active:
+    if phase in ("loading", "preparing") and job.active:
         return 0, f"loading the judge {name}"
     words = f"scoring: {rows} of {total} rows"
-    if state.get("tokens") and job.active:
-        words += f", {state['tokens']} feedback tokens"
+    if job.active:
+        words += pace(rows - first, total - rows, time.time() - since if since else 0.0)
+        if state.get("tokens"):
+            words += f", {state['tokens']} feedback tokens"
     return min(rows / total, 1.0), words
+
+
+def pace(done: int, left: int, seconds: float) -> str:
+    """The rate and the time left (", 0.2 rows/s, about 2 min left") once this run has scored rows."""
+    if done <= 0 or seconds <= 0:
+        return ", the first rows are being scored"
+    rate = done / seconds
+    remaining = left / rate
+    when = f"{remaining:.0f} s" if remaining < 90 else f"{remaining / 60:.0f} min"
+    speed = f"{rate:.2g}" if rate < 10 else f"{rate:.0f}"
+    return f", {speed} rows/s, about {when} left"
 
 
 def sidecar(out: Path, suffix: str) -> Path:
@@ -308,12 +326,42 @@ def own_batch(studio: Studio, job_id: str | None, workspace: Workspace) -> Job |
 
 
 def latest_batch(studio: Studio, request: gr.Request = None) -> str:
-    """The visitor's batch job still being scored (the newest), or "": what a reloaded page follows."""
+    """The visitor's newest batch job, running or ended, or "": what a reloaded page follows (its
+    progress while it runs, its results once it has ended), as the Fine-tune tab does for jobs."""
     workspace = studio.workspace(request)
-    for job in studio.jobs.list("batch"):
-        if job.active and own_batch(studio, job.id, workspace):
+    for job in studio.jobs.list("batch"):  # newest first
+        if own_batch(studio, job.id, workspace):
             return job.id
     return ""
+
+
+def follow_batch(
+    studio: Studio,
+    path: str | None,
+    columns: str,
+    model: str,
+    mode: str,
+    batch_size: int,
+    gold_field: str,
+    calibration_file: str | None = None,
+    engine: str = "hf",
+    rubric: str | None = None,
+    criterion: str = "",
+    level1: str = "",
+    level2: str = "",
+    level3: str = "",
+    level4: str = "",
+    level5: str = "",
+    request: gr.Request = None,
+) -> tuple[str, str, str]:
+    """A Score click's first step: start (or join) the job and hand its id to the tab's timer, which
+    shows its phase and rows from the first seconds on; the click's next step waits for the results
+    (so the timer, told they are shown by this click, does not make them again)."""
+    job = start_batch(
+        studio, path, columns, model, mode, batch_size, gold_field, calibration_file, engine,
+        rubric, criterion, level1, level2, level3, level4, level5, request,
+    )  # fmt: skip
+    return job.id, f"**{job.status}** · {batch_progress(studio, job)[1]}", job.id
 
 
 def watch_batch(studio: Studio, job_id: str | None, shown: str | None, request: gr.Request = None) -> tuple[Any, ...]:
@@ -324,15 +372,17 @@ def watch_batch(studio: Studio, job_id: str | None, shown: str | None, request: 
     if job is None:
         return "", *skip, shown
     fraction, words = batch_progress(studio, job)
+    info = studio.jobs.batch_info(job)
+    what = f"{md_text(str(info.get('file') or 'rows'), 60)} · judge {md_text(str(info.get('judge') or ''), 80)}"
     if job.active:
-        return f"**{job.status}** · {words} ({100 * fraction:.0f}%)", *skip, shown
-    if shown == job.id:
-        return gr.skip(), *skip, shown
+        return f"**{job.status}** · {what} · {words} ({100 * fraction:.0f}%)", *skip, shown
+    if shown == job.id:  # its results are shown (by this timer once, or by the click that waits for them)
+        return f"**{job.status}** · {what} · {words}", *skip, shown
     try:
         views = finish(studio, job, studio.workspace(request))
     except gr.Error as exc:
         return f"⚠️ {exc.message}", *skip, job.id
-    return f"**{job.status}** · {words}", *views, job.id
+    return f"**{job.status}** · {what} · {words}", *views, job.id
 
 
 def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
@@ -416,7 +466,9 @@ def build(studio: Studio) -> dict[str, Any]:
         with gr.Row():
             scatter = gr.Plot(label="Expected vs gold")
             matrix = gr.Dataframe(headers=["gold"], label="Confusion (rounded scores)", interactive=False)
-        downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
+        downloads = gr.File(
+            label="Download (CSV, JSONL)", file_count="multiple", interactive=False, elem_id="batch-downloads"
+        )
         job = gr.Textbox("", visible=False, elem_id="batch-job")
         status = gr.Markdown(elem_id="batch-status")
         shown = gr.State(None)
@@ -427,9 +479,12 @@ def build(studio: Studio) -> dict[str, Any]:
         guarded(lambda p: detect_columns(studio, p)), upload, form["columns"], api_name="batch_columns"
     ).success(mapping.filled(form), form["columns"], form_outputs, api_name=False)
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
-    scored = run.click(
+    batch_inputs = [upload, form["text"], model, mode, batch_size, gold, calibration, engine]
+    batch_inputs += mapping.rubric_inputs(form)
+    started = run.click(bind(follow_batch, studio), batch_inputs, [job, status, shown], api_name="batch_start")
+    scored = started.success(
         bind(score_batch, studio),
-        [upload, form["text"], model, mode, batch_size, gold, calibration, engine, *mapping.rubric_inputs(form)],
+        batch_inputs,
         [table, summary, scatter, matrix, downloads],
         api_name="score_batch",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from raft.engines import ENGINES
@@ -115,6 +116,7 @@ def parse_prepare(sub: argparse._SubParsersAction) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a file; with --result, how it ended is also written there as JSON (for a studio job)."""
     status = StatusFile(args.status)
+    status.update()  # "loading" from the first second, before the slow imports and the judge
     try:
         summary = _score(args, status)
     except expected() as exc:
@@ -126,7 +128,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 class StatusFile:
     """What a scoring run is doing, rewritten as JSON (atomically) where --status asks: the phase
-    (loading, scoring), rows done of the total and feedback tokens; a studio job polls it."""
+    (preparing, loading, scoring), rows done of the total (after every batch of rows) and feedback
+    tokens, with when scoring began and how many rows were done before (`since`, `first`) so a
+    reader can tell the rate and the time left; a studio job polls it."""
 
     def __init__(self, path: str | None):
         self.path = Path(path) if path else None
@@ -200,8 +204,8 @@ def _score(args: argparse.Namespace, status: StatusFile) -> dict:
     if args.status:
         from raft.files import count_rows
 
-        status.update(phase="scoring", total=count_rows(args.input), rows=len(done_rows(out)) if out.is_file() else 0)
-        first = status.state["rows"]
+        first = len(done_rows(out)) if out.is_file() else 0
+        status.update(phase="scoring", total=count_rows(args.input), rows=first, first=first, since=time.time())
 
         def show(rows: int) -> None:
             bar.show(rows)

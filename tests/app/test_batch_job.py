@@ -36,9 +36,9 @@ def test_a_running_batch_is_found_after_a_reload_and_its_results_come_back(studi
     table, summary, _, _, downloads = views
     assert len(table) == 120 and "Scored 120 rows" in summary
     assert [p.rsplit("/", 1)[-1].rsplit(".", 1)[-1] for p in downloads] == ["csv", "jsonl"]
-    assert batch_tab.latest_batch(studio) == ""  # nothing runs now
-    again = batch_tab.watch_batch(studio, job.id, job.id)  # shown once: later ticks change nothing
-    assert list(again) == [gr.skip()] * 6 + [job.id]
+    assert batch_tab.latest_batch(studio) == job.id  # ended: a reload shows its results again
+    again = batch_tab.watch_batch(studio, job.id, job.id)  # shown once: later ticks only say how it ended
+    assert "completed" in again[0] and list(again[1:]) == [gr.skip()] * 5 + [job.id]
     assert job.id not in [j.id for j in studio.jobs.list("train")]  # the Fine-tune tab lists training only
 
 
