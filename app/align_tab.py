@@ -504,6 +504,8 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
         [project, start_from, batch_size, grad_accum],
         [tabs, tune["dataset"], tune["run_name"], base_model, tune["max_steps"], tune["steps_note"]],
         api_name="align_finetune",
+    ).success(finetune_form.proposed_steps, None, tune["steps_own"], api_name="align_finetune_proposed").then(
+        finetune_form.save, [*tune["form"], tune["steps_own"]], tune["saved_form"], api_name="align_finetune_kept"
     )
     compare_btn.click(bind(compare, studio), [project, after], [compared, per_row], api_name="align_compare")
     calibrate_btn.click(bind(calibrate, studio), project, [compared, per_row, after], api_name="align_calibrate")

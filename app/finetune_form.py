@@ -9,6 +9,8 @@ form is checked on Start as ever.
 from __future__ import annotations
 
 import html
+import os
+import secrets
 from typing import Any
 
 import gradio as gr
@@ -20,6 +22,9 @@ from raft.train.sizing import describe_proposal, propose_steps, training_rows
 __all__ = ["propose_steps", "training_rows"]
 
 STORAGE_KEY = "raft-finetune-form"
+SECRET_FILE = ".browser-form-key"
+OWN_STEPS = "steps_own"
+"""Kept beside the fields: whether Max steps is the visitor's own (typed, or a job's), not a proposal."""
 NUMBERS = {
     "lam",
     "lora_r",
@@ -36,6 +41,28 @@ TEXTS = {"dataset", "base_model", "loss"}
 """The fields restored; the run name is not (a reload proposes a fresh one: the old may be taken)."""
 
 
+def browser_secret(studio: Studio) -> str:
+    """The key the kept form is encrypted with, made once per data root: a random key per server
+    start (Gradio's default) makes every form kept before a restart unreadable after it."""
+    path = studio.root / SECRET_FILE
+    try:
+        key = path.read_text().strip()
+    except OSError:
+        key = ""
+    if len(key) < 16:
+        key = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+    return key
+
+
+def browser_state(studio: Studio) -> gr.BrowserState:
+    """The kept form. Create it outside the tabs: a component in a tab not yet opened is not mounted
+    when the page's load events run, so it would read as empty and nothing would be restored."""
+    return gr.BrowserState(None, storage_key=STORAGE_KEY, secret=browser_secret(studio))
+
+
 def dataset_rows(studio: Studio, dataset: str | None, request: gr.Request | None) -> int:
     """Training rows of one of the visitor's datasets (0 for none or a name that is not one)."""
     if not dataset or dataset not in studio.datasets(request):
@@ -44,21 +71,48 @@ def dataset_rows(studio: Studio, dataset: str | None, request: gr.Request | None
 
 
 def propose(
-    studio: Studio, dataset: str | None, batch_size: float, grad_accum: float, request: gr.Request = None
+    studio: Studio,
+    dataset: str | None,
+    batch_size: float,
+    grad_accum: float,
+    steps_own: bool = False,
+    request: gr.Request = None,
 ) -> tuple[Any, str]:
-    """(max steps, a note) for the chosen dataset: a few epochs over its rows, not a fixed 100."""
+    """(max steps, a note) for the chosen dataset: a few epochs over its rows, not a fixed 100;
+    Max steps is left alone when the visitor typed their own (or took a job's)."""
     rows = dataset_rows(studio, dataset, request)
     if not rows:
         return gr.skip(), ""
+    if steps_own:
+        return gr.skip(), gr.skip()
     batch, accum = int(batch_size or 1), int(grad_accum or 1)
     return propose_steps(rows, batch, accum), describe_proposal(rows, batch, accum) + " (edit Max steps to change it)."
 
 
 def save(*values: Any) -> dict[str, Any]:
-    """The form as the browser keeps it: field name -> value (FORM order)."""
+    """The form as the browser keeps it: field name -> value (FORM order), then whether Max steps
+    is the visitor's own."""
     from app.finetune_tab import FORM
 
-    return dict(zip(FORM, values))
+    kept = dict(zip(FORM, values))
+    if len(values) > len(FORM):
+        kept[OWN_STEPS] = bool(values[len(FORM)])
+    return kept
+
+
+def own_steps() -> bool:
+    """Max steps typed by the visitor (or taken from a job): no proposal replaces it."""
+    return True
+
+
+def proposed_steps() -> bool:
+    """Max steps proposed (Align's *Fine-tune on my labels*): a dataset chosen later proposes again."""
+    return False
+
+
+def restored_own_steps(saved: Any) -> bool:
+    """Whether the kept form's Max steps was the visitor's own (False for nothing or junk kept)."""
+    return isinstance(saved, dict) and saved.get(OWN_STEPS) is True
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -210,6 +210,13 @@ def job_form(studio: Studio, job_id: str | None) -> tuple[Any, ...]:
     return tuple(values[k] for k in FORM)
 
 
+def job_form_owned(studio: Studio, job_id: str | None) -> tuple[Any, ...]:
+    """job_form, then the job's Max steps marked as the visitor's own in the same update (the dataset
+    it sets proposes no steps over them)."""
+    values = job_form(studio, job_id)
+    return (*values, gr.skip() if all(isinstance(v, type(gr.skip())) for v in values) else True)
+
+
 def job_choices(studio: Studio) -> list[tuple[str, str]]:
     return [(f"{j.id} · {Path(j.run_dir).name} · {j.status}", j.id) for j in studio.jobs.list("train")]
 
@@ -371,7 +378,8 @@ def job_list(studio: Studio, selected: str | None = None) -> Any:
     return gr.Dropdown(choices=choices, value=selected or (choices[0][1] if choices else None))
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str, Any]:
+    """The tab; `saved_form` (finetune_form.browser_state) is made by the caller outside the tabs."""
     defaults = TrainConfig()
     with gr.Tab("Fine-tune", id="finetune"):
         if studio.settings.public:
@@ -436,7 +444,9 @@ def build(studio: Studio) -> dict[str, Any]:
         runs = gr.Dataframe(headers=RUNS_COLUMNS, label="Runs", interactive=False)
         timer = gr.Timer(2.0)
         shown_jobs = gr.State(None)
-        saved_form = gr.BrowserState(None, storage_key=finetune_form.STORAGE_KEY)
+        steps_own = gr.State(False)  # Max steps typed by the visitor (or a job's): no proposal replaces it
+        if saved_form is None:
+            saved_form = finetune_form.browser_state(studio)
 
     form = [
         dataset,
@@ -468,20 +478,24 @@ def build(studio: Studio) -> dict[str, Any]:
     )
     others = [f.change for f in form if f is not dataset]
     gr.on(others, note, form, about, api_name="train_memory_note", show_progress="hidden")
-    dataset.input(  # a dataset the visitor picks: steps for a few epochs over its rows
+    kept = [*form, steps_own]
+    keep = {"api_name": "train_form_save", "show_progress": "hidden"}
+    dataset.change(  # any dataset chosen (picked, written, from Align, restored): a few epochs over its rows
         bind(finetune_form.propose, studio),
-        [dataset, batch_size, grad_accum],
+        [dataset, batch_size, grad_accum, steps_own],
         [max_steps, steps_note],
         api_name="train_propose_steps",
         show_progress="hidden",
+    ).then(finetune_form.save, kept, saved_form, **keep)
+    max_steps.input(finetune_form.own_steps, None, steps_own, api_name="train_own_steps").then(
+        finetune_form.save, kept, saved_form, **keep
     )
     gr.on(  # what the visitor types or picks is kept in the browser; a reload restores it
-        [f.input for f in form],
+        [f.input for f in form if f is not max_steps],
         finetune_form.save,
-        form,
+        kept,
         saved_form,
-        api_name="train_form_save",
-        show_progress="hidden",
+        **keep,
     )
     started = start_btn.click(bind(start, studio), config_yaml, job, api_name="train_start")
     started.then(listing, job, job, api_name="train_jobs", **polled)
@@ -493,7 +507,9 @@ def build(studio: Studio) -> dict[str, Any]:
         listing, job, job, api_name="train_jobs_after_resume", **polled
     )
     job.change(bind(watch, studio), [job, log_scale], watched, api_name="train_watch", **polled)
-    job.select(bind(job_form, studio), job, form, api_name="train_job_form")  # the form follows the job chosen
+    job.select(bind(job_form_owned, studio), job, kept, api_name="train_job_form").then(  # the form follows the job
+        finetune_form.save, kept, saved_form, **keep
+    )
     log_scale.change(bind(watch, studio), [job, log_scale], watched, api_name="train_log_scale", **polled)
     timer.tick(bind(watch, studio), [job, log_scale], watched, api_name="train_tick", **polled)
     timer.tick(bind(runs_table, studio), None, runs, api_name="train_runs", **polled)
@@ -510,5 +526,6 @@ def build(studio: Studio) -> dict[str, Any]:
         "max_steps": max_steps,
         "steps_note": steps_note,
         "saved_form": saved_form,
+        "steps_own": steps_own,
         "restore": bind(finetune_form.restore, studio),
     }

@@ -17,7 +17,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-from app import align_tab, batch_tab, dataset_tab, evaluate_tab, export_tab, finetune_tab, score_tab  # noqa: E402
+from app import (  # noqa: E402
+    align_tab,
+    batch_tab,
+    dataset_tab,
+    evaluate_tab,
+    export_tab,
+    finetune_form,
+    finetune_tab,
+    score_tab,
+)
 from app.messages import guarded, install_gradio_error_filter  # noqa: E402
 from app.studio import Settings, Studio, bind, login_from  # noqa: E402
 from app.uploads import UPLOAD_AGE_S, UploadGuard  # noqa: E402
@@ -35,9 +44,10 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             "# RAFT Judge Studio\nBuild judge datasets, fine-tune judges with regression-aware "
             "fine-tuning, and score responses by their expected score."
         )
+        saved_form = finetune_form.browser_state(studio)  # outside the tabs: mounted, so read, as the page loads
         with gr.Tabs() as tabs:
             data = dataset_tab.build(studio)
-            tune = finetune_tab.build(studio)
+            tune = finetune_tab.build(studio, saved_form)
             score = score_tab.build(studio)
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
@@ -56,13 +66,19 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             names = studio.datasets(request)
             return gr.Dropdown(choices=names, value=chosen if chosen in names else (names[0] if names else None))
 
-        def refresh_choices(request: gr.Request):
-            """Every server-side list, as the page loads: datasets, judges and batch results."""
+        def refresh_choices(saved: object, request: gr.Request):
+            """Every server-side list, as the page loads: datasets, judges and batch results; and in the
+            same update the Fine-tune form kept in the browser (its dataset among the choices just
+            listed), so that no list refilled later overwrites it and the proposal sees the kept steps."""
             models = studio.model_choices()
+            form = dict(zip(finetune_tab.FORM, tune["restore"](saved, request)))
+            chosen = form.pop("dataset")
             return (
-                dataset_choices(request),
+                dataset_choices(request, chosen if isinstance(chosen, str) else None),
                 *(gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]),
                 *scored_choices(request),
+                *form.values(),
+                finetune_form.restored_own_steps(saved),
             )
 
         model_dropdowns = [tune["dataset"], *score["models"], *batch["models"], *align["models"], *evaluate["results"]]
@@ -79,9 +95,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             tune["dataset"],
             api_name="datasets_refresh",
         )
-        demo.load(refresh_choices, None, model_dropdowns, api_name="refresh_choices").then(
-            tune["restore"], tune["saved_form"], tune["form"], api_name="train_form_restore", show_progress="hidden"
-        )
+        restored = [*tune["form"][1:], tune["steps_own"]]
+        demo.load(refresh_choices, saved_form, model_dropdowns + restored, api_name="refresh_choices")
         demo.load(align["list"], None, align["project"], api_name="align_projects")
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")

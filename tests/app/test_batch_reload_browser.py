@@ -2,7 +2,9 @@
 with the rate and time left), survives a page reload (the Batch tab finds the running job, shows
 its rows as they are scored and then its results), and its results are there again after a reload
 once it has ended; the Export tab is there after Align. Fails on the old studio, whose Batch tab
-showed no status until a reload, and an empty form after a reload once the batch had ended."""
+showed no status until a reload, and an empty form after a reload once the batch had ended.
+And the Fine-tune form comes back after a reload though the page reopens on another tab (its kept
+copy was read only once the Fine-tune tab was opened, after the load that restores it had run)."""
 
 import re
 
@@ -40,3 +42,21 @@ def test_a_running_batch_comes_back_after_a_reload(page, tmp_path):  # noqa: F81
     expect(page.locator("#batch-downloads")).to_contain_text("long-default-model-scored")  # name and extension apart
     page.get_by_role("tab", name="Export").click()
     expect(page.locator("#export-write")).to_be_visible()  # its screenshot: test_loop_browser.py, with a judge written
+
+
+def test_the_fine_tune_form_comes_back_after_a_reload(page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    fields = {"Max steps (-1: by epochs)": "9", "Learning rate": "0.0005", "Max length": "384"}
+    page.get_by_role("tab", name="Fine-tune").click()
+    for label, value in fields.items():
+        page.get_by_label(label).fill(value)
+        page.get_by_label(label).press("Tab")
+    expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 9")
+    page.wait_for_timeout(2_000)  # the kept copy is written by a round trip to the server
+    _reload(page)
+    page.wait_for_timeout(5_000)  # the page's load events run while it shows the Dataset tab, as a visitor's does
+    page.get_by_role("tab", name="Fine-tune").click()
+    for label, value in fields.items():
+        expect(page.get_by_label(label)).to_have_value(value)
+    expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 9")

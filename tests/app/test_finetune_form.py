@@ -109,3 +109,40 @@ def test_the_form_kept_in_the_browser_is_restored_and_hostile_values_are_dropped
     other = dict(zip(FORM, finetune_form.restore(studio, {**saved, "dataset": "../../etc"}, request=bob)))
     assert not isinstance(other["dataset"], str)  # not one of the visitor's datasets: not restored
     assert all(not isinstance(v, (str, float, bool)) for v in finetune_form.restore(studio, "junk", request=ada))
+
+
+def test_the_kept_forms_key_outlives_a_server_restart_and_the_kept_state_is_outside_the_tabs(studio, tiny_model):
+    key = finetune_form.browser_secret(studio)
+    again = Studio(Settings(data_root=studio.root, default_model=str(tiny_model)))
+    assert finetune_form.browser_secret(again) == key and len(key) >= 16  # a restart reads the same key
+    assert (studio.root / finetune_form.SECRET_FILE).stat().st_mode & 0o077 == 0
+
+    from app.main import build_app
+
+    demo, _ = build_app(again.settings)
+    tabs = {c["id"] for c in demo.config["components"] if c["type"] == "tabitem"}
+    layout = demo.config["layout"]
+
+    def parents(node, above=()):
+        yield node["id"], above
+        for child in node.get("children", []):
+            yield from parents(child, (*above, node["id"]))
+
+    state = next(
+        c["id"] for c in demo.config["components"] if c.get("props", {}).get("storage_key") == "raft-finetune-form"
+    )
+    where = dict(parents(layout))
+    assert not tabs & set(where[state])  # in a tab not opened yet it is read only when that tab opens
+
+
+def test_a_dataset_chosen_proposes_steps_unless_the_visitor_typed_their_own(studio):
+    ada = visitor()
+    _labelled_project(studio, ada, None)
+    dataset = align_tab.finetune(studio, "mine", "base", 4, 1, request=ada)[1].value
+    steps, note = finetune_form.propose(studio, dataset, 4, 1, False, request=ada)
+    assert steps < 100 and "steps proposed" in note
+    assert all(isinstance(v, type(gr.skip())) for v in finetune_form.propose(studio, dataset, 4, 1, True, request=ada))
+    kept = finetune_form.save(*([1] * len(FORM)), True)
+    assert kept[finetune_form.OWN_STEPS] is True and finetune_form.restored_own_steps(kept)
+    assert not finetune_form.restored_own_steps({**kept, finetune_form.OWN_STEPS: "yes"})
+    assert not finetune_form.restored_own_steps(None)

@@ -49,7 +49,7 @@ def _batch_result(url: str, studio, tmp_path, session: str) -> str:
         session_hash=session,
     )
     assert kind == "complete", payload
-    kind, payload = raw_call(url, "refresh_choices", [], session_hash=session)  # as the page does on load
+    kind, payload = raw_call(url, "refresh_choices", [None], session_hash=session)  # as the page loads (no form kept)
     assert kind == "complete", payload
     return next(name for label, name in _results(studio) if label.startswith(f"mine-{session}.csv"))
 
