@@ -72,7 +72,7 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
     page.get_by_label("Max steps (-1: by epochs)").press("Tab")
     page.locator("#ft-start").click()
     expect(page.locator("#ft-status")).to_contain_text("completed", timeout=180_000)
-    run = next(j for j in studio.jobs.list()).run_dir
+    run = next(j for j in studio.jobs.list("train")).run_dir
 
     page.get_by_role("tab", name="Align").click()
     page.locator("#align-after input").fill(f"run: {run.rstrip('/').split('/')[-1]}")

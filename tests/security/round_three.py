@@ -293,6 +293,6 @@ def test_the_login_from_either_source_is_the_one_that_rules_training(tmp_path, t
         assert "a login is not in force" in studio.settings.training_note
         kind, payload = raw_call(url, "train_start", [config_yaml(studio, data="ds")])
         refused(kind, payload, "training is off")
-        assert not studio.jobs.list(), "an anonymous visitor started a job"
+        assert not studio.jobs.list("train"), "an anonymous visitor started a job"
     finally:
         demo.close()

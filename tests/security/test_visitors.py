@@ -89,10 +89,10 @@ def test_four_simultaneous_starts_run_one_job_and_queue_the_rest(studios, tmp_pa
     started = [p for kind, p in answers if kind == "complete"]
     try:
         assert len(started) == 4, answers  # one runs, the others wait their turn
-        statuses = sorted(j.status for j in studio.jobs.list())
-        assert sum(1 for j in studio.jobs.list() if j.active) == 1 and statuses.count("queued") == 3, statuses
+        statuses = sorted(j.status for j in studio.jobs.list("train"))
+        assert sum(1 for j in studio.jobs.list("train") if j.active) == 1 and statuses.count("queued") == 3, statuses
     finally:
-        for job in studio.jobs.list():
+        for job in studio.jobs.list("train"):
             if job.active or job.status == "queued":
                 studio.jobs.stop(job.id, timeout=60)
 
