@@ -57,11 +57,13 @@ def export_run(studio: Studio, name: str | None, request: gr.Request = None) -> 
         target = workspace.reports / "exports"
         target.mkdir(parents=True, exist_ok=True)
         zipped = zip_folder(folder, target / f"{folder.name}-judge.zip")
+        zip_size = zipped.stat().st_size  # what the download says (the newcomer saw 22.1 MB beside 17.8 MB)
         files = sorted(p.name for p in folder.iterdir())
     offered = workspace.offer([zipped])
     zipped.unlink(missing_ok=True)  # the staged copy is the download
     return offered, (
-        f"Wrote **{zipped.name}** ({size / 2**20:.1f} MB): {', '.join(files)}. Unzip it and push it with "
+        f"Wrote **{zipped.name}** ({zip_size / 2**20:.1f} MB zipped, {size / 2**20:.1f} MB unzipped): "
+        f"{', '.join(files)}. Unzip it and push it with "
         "`huggingface_hub.upload_folder`, or push it from here below."
     )
 

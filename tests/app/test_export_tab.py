@@ -4,6 +4,7 @@ names no server folder, and a push that says why it cannot happen instead of rai
 
 import json
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -37,6 +38,8 @@ def test_the_export_tab_offers_the_judge_as_a_zip_that_names_no_server_folder(tr
     assert export_tab.finished_runs(studio) == ["run-1"]
     [download], said = export_tab.export_run(studio, "run-1")
     assert download.endswith("run-1-judge.zip") and "run-1-judge.zip" in said
+    zipped_mb = Path(download).stat().st_size / 2**20
+    assert f"({zipped_mb:.1f} MB zipped, " in said  # the size the download shows, not the unzipped files'
     with zipfile.ZipFile(download) as z:
         names = set(z.namelist())
         assert {"judge.json", "README.md", "adapter_config.json"} <= names
