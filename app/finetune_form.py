@@ -76,14 +76,17 @@ def propose(
     batch_size: float,
     grad_accum: float,
     steps_own: bool = False,
+    note: str | None = None,
     request: gr.Request = None,
 ) -> tuple[Any, str]:
     """(max steps, a note) for the chosen dataset: a few epochs over its rows, not a fixed 100;
-    Max steps is left alone when the visitor typed their own (or took a job's)."""
+    Max steps is left alone when the visitor typed their own (or took a job's), or when Align has
+    just written this dataset and proposed its steps (`note` says so): proposing again would hide
+    what Align wrote and overwrite steps typed meanwhile."""
     rows = dataset_rows(studio, dataset, request)
     if not rows:
         return gr.skip(), ""
-    if steps_own:
+    if steps_own or (dataset and note == written_note(dataset, rows, int(batch_size or 1), int(grad_accum or 1))):
         return gr.skip(), gr.skip()
     batch, accum = int(batch_size or 1), int(grad_accum or 1)
     return propose_steps(rows, batch, accum), describe_proposal(rows, batch, accum) + " (edit Max steps to change it)."

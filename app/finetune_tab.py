@@ -482,7 +482,7 @@ def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str
     keep = {"api_name": "train_form_save", "show_progress": "hidden"}
     dataset.change(  # any dataset chosen (picked, written, from Align, restored): a few epochs over its rows
         bind(finetune_form.propose, studio),
-        [dataset, batch_size, grad_accum, steps_own],
+        [dataset, batch_size, grad_accum, steps_own, steps_note],
         [max_steps, steps_note],
         api_name="train_propose_steps",
         show_progress="hidden",

@@ -35,7 +35,7 @@ def test_label_by_keyboard_reload_finetune_and_compare(page, launched, tiny_judg
 
     page.goto(url)
     page.get_by_role("tab", name="Align").click()
-    page.get_by_text("Start a project").click()
+    page.get_by_text("Start a project", exact=True).click()
     page.locator("#align-batch input").click()
     page.get_by_role("option", name=re.compile(r"^team\.jsonl · tiny")).click()
     page.locator("#align-create").click()

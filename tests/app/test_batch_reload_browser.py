@@ -53,7 +53,8 @@ def test_the_fine_tune_form_comes_back_after_a_reload(page):  # noqa: F811
         page.get_by_label(label).fill(value)
         page.get_by_label(label).press("Tab")
     expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 9")
-    page.wait_for_timeout(2_000)  # the kept copy is written by a round trip to the server
+    expect(page.locator("#ft-yaml")).to_contain_text("max_length: 384")  # every field's change has reached the server
+    page.wait_for_timeout(5_000)  # the kept copy is written by a round trip of its own (slow on a busy machine)
     _reload(page)
     page.wait_for_timeout(5_000)  # the page's load events run while it shows the Dataset tab, as a visitor's does
     page.get_by_role("tab", name="Fine-tune").click()

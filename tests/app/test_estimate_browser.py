@@ -82,7 +82,7 @@ def test_estimate_panels_in_evaluate_and_align(page, launched, tmp_path):  # noq
     _publish(studio, "team", rows)
     page.reload()
     page.get_by_role("tab", name="Align").click()
-    page.get_by_text("Start a project").click()
+    page.get_by_text("Start a project", exact=True).click()
     page.locator("#align-batch input").click()
     page.get_by_role("option", name=re.compile(r"^team\.jsonl · my-judge")).click()
     page.locator("#align-create").click()

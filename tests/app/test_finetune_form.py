@@ -142,6 +142,11 @@ def test_a_dataset_chosen_proposes_steps_unless_the_visitor_typed_their_own(stud
     steps, note = finetune_form.propose(studio, dataset, 4, 1, False, request=ada)
     assert steps < 100 and "steps proposed" in note
     assert all(isinstance(v, type(gr.skip())) for v in finetune_form.propose(studio, dataset, 4, 1, True, request=ada))
+    # Align has just written this dataset and proposed its steps: no second proposal over its note
+    rows = finetune_form.dataset_rows(studio, dataset, ada)
+    align_note = finetune_form.written_note(dataset, rows, 4, 1)
+    skipped = finetune_form.propose(studio, dataset, 4, 1, False, align_note, request=ada)
+    assert all(isinstance(v, type(gr.skip())) for v in skipped)
     kept = finetune_form.save(*([1] * len(FORM)), True)
     assert kept[finetune_form.OWN_STEPS] is True and finetune_form.restored_own_steps(kept)
     assert not finetune_form.restored_own_steps({**kept, finetune_form.OWN_STEPS: "yes"})

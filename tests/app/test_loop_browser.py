@@ -97,7 +97,7 @@ def test_the_whole_loop_with_a_reload_between_every_step(page, tmp_path, launche
     # 4. Align: a project on that batch result; its rubric is the CSV's preset; 10 rows labelled blind by keys
     _reload(page)
     page.get_by_role("tab", name="Align").click()
-    page.get_by_text("Start a project").click()
+    page.get_by_text("Start a project", exact=True).click()
     page.locator("#align-batch input").click()
     page.get_by_role("option", name=re.compile(r"^loop\.csv · run: run-1 · ")).click()
     page.locator("#align-create").click()
