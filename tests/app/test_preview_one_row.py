@@ -16,4 +16,4 @@ def test_preview_of_a_file_with_one_usable_row_shows_it(studio, tmp_path):
     )
     assert stats["rows_kept"] == 1 and prompt.startswith("###Task Description:") and target.startswith("[RESULT]")
     assert slider.maximum == 1 and slider.value == 0 and slider.interactive is False
-    assert dataset_tab.show_example(built, "none", 1, studio)[0] == prompt  # the one row either way
+    assert dataset_tab.example(studio, built, "none", 1)[0] == prompt  # the one row either way

@@ -15,5 +15,5 @@ def test_preview_and_write_count_tokens_without_loading_a_judge(studio, monkeypa
     )
     built, stats, *_, prompt, target, _ = out
     assert "token_lengths" in stats and prompt.startswith("<|im_start|>user")
-    assert dataset_tab.show_example(built, DEFAULT_CHOICE, 1, studio)[0].startswith("<|im_start|>user")
+    assert dataset_tab.example(studio, built, DEFAULT_CHOICE, 1)[0].startswith("<|im_start|>user")
     assert studio.tokenizer(DEFAULT_CHOICE) is studio.tokenizer(DEFAULT_CHOICE)  # loaded once
