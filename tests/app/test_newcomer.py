@@ -52,7 +52,8 @@ def test_a_typed_rubric_builds_a_dataset_that_records_it(studio, tmp_path):
         "score_only", "", "none", 0, 0.25, 0, mapping.TYPED, "Is the sum right?", *levels,
     )  # fmt: skip
     built = out[0]
-    assert dataset_tab.built_of(studio, built).manifest["rubric"] == {"name": "", "criteria": "Is the sum right?", "descriptions": levels}
+    manifest = dataset_tab.built_of(studio, built).manifest
+    assert manifest["rubric"] == {"name": "", "criteria": "Is the sum right?", "descriptions": levels}
     assert "Is the sum right?" in out[5] and out[1]["train"] == 9
     with pytest.raises(gr.Error, match="the rubric's score 2 is empty"):
         dataset_tab.preview(
