@@ -86,6 +86,8 @@ def test_a_newcomers_path_with_a_reload_between_every_step(page, tmp_path, launc
     ]
     csv = write_rows(tmp_path / "newcomer.csv", rows)
     page.goto(url)
+    # the synthetic sample's columns fill the mapping as the page loads: let that land before the upload's
+    expect(page.locator("#ds-map-status")).to_contain_text("Ready: every field the judge reads", timeout=60_000)
 
     # 1. own data in one step: the columns are recognised, a preset gives the rubric, preview, write
     page.get_by_role("tab", name="Dataset").click()

@@ -51,6 +51,9 @@ def test_the_whole_loop_with_a_reload_between_every_step(page, tmp_path, launche
     csv = write_rows(tmp_path / "loop.csv", rows)
     hidden = (studio.root, tmp_path)
     page.goto(url)
+    # the page opens on the synthetic sample, whose columns fill the mapping as it loads: let that
+    # finish first, or it lands after the upload's mapping (a newcomer uploads seconds later, not at once)
+    expect(page.locator("#ds-map-status")).to_contain_text("Ready: every field the judge reads", timeout=60_000)
 
     # 1. Dataset: the columns recognised, a preset for the whole file, written
     page.get_by_role("tab", name="Dataset").click()
