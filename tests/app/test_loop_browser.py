@@ -15,7 +15,7 @@ import zipfile
 import pytest
 
 from raft.files import write_rows
-from tests.app.test_browser import DOCS, _pick, _reload, page  # noqa: F401 - the browser fixture
+from tests.app.test_browser import DOCS, _pick, _reload, _set_steps, page  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 
@@ -76,8 +76,7 @@ def test_the_whole_loop_with_a_reload_between_every_step(page, tmp_path, launche
     _reload(page)
     page.get_by_role("tab", name="Fine-tune").click()
     expect(page.locator("#ft-dataset input")).to_have_value("loop-data", timeout=30_000)
-    page.get_by_label("Max steps (-1: by epochs)").fill("4")
-    page.get_by_label("Max steps (-1: by epochs)").press("Tab")
+    _set_steps(page, 4)
     page.get_by_label("Evaluate every").fill("4")
     page.get_by_label("Evaluate every").press("Tab")
     expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 4")
@@ -149,8 +148,7 @@ def test_the_whole_loop_with_a_reload_between_every_step(page, tmp_path, launche
     expect(page.get_by_role("tab", name="Fine-tune")).to_have_attribute("aria-selected", "true", timeout=30_000)
     expect(page.locator("#ft-dataset input")).to_have_value(re.compile(r"^labels-loop"), timeout=30_000)
     expect(page.locator("#ft-steps")).to_contain_text(f"from your labels: {10 - held} training rows", timeout=30_000)
-    page.get_by_label("Max steps (-1: by epochs)").fill("3")
-    page.get_by_label("Max steps (-1: by epochs)").press("Tab")
+    _set_steps(page, 3)
     expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 3")
     run_name = page.locator("#ft-run-name textarea").input_value()
     assert run_name and run_name != "run-1"
