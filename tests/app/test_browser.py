@@ -133,10 +133,10 @@ def test_a_newcomers_path_with_a_reload_between_every_step(page, tmp_path, launc
     page.get_by_role("tab", name="Fine-tune").click()
     expect(page.locator("#ft-dataset input")).to_have_value("newcomer-data", timeout=30_000)
     expect(page.locator("#ft-about")).to_contain_text("Trains in mode")
-    _set_steps(page, 10)
-    page.get_by_label("Evaluate every").fill("5")
+    _set_steps(page, 60)  # long enough that a reload and a Stop come before the end (10 steps took 8 s)
+    page.get_by_label("Evaluate every").fill("20")
     page.get_by_label("Evaluate every").press("Tab")
-    expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 10")
+    expect(page.locator("#ft-yaml")).to_contain_text("max_steps: 60")
     page.locator("#ft-start").click()
     expect(page.locator("#ft-status")).to_contain_text("running", timeout=60_000)
 
@@ -152,7 +152,7 @@ def test_a_newcomers_path_with_a_reload_between_every_step(page, tmp_path, launc
     expect(page.locator("#ft-status")).to_contain_text("stopped", timeout=30_000)
     page.locator("#ft-resume").click()
     expect(page.locator("#ft-status")).to_contain_text("completed", timeout=300_000)
-    expect(page.locator("#ft-status")).to_contain_text("step 10 / 10")
+    expect(page.locator("#ft-status")).to_contain_text("step 60 / 60")
     _shot(page, "finetune")
 
     # 4. after a reload the run is a judge to pick: score one item with it
