@@ -62,7 +62,8 @@ def test_a_stop_during_the_first_validation_ends_cleanly_before_training(tmp_pat
     started = time.time()
     stopping = manager.stop(job.id, timeout=120, wait=False)
     assert stopping.status == "stopping"
-    assert "validation batch" in manager.describe(manager.get(job.id))
+    said = manager.describe(manager.get(job.id))  # the job may already have ended between two batches
+    assert "validation batch" in said or said == "stopped · stopped before training began", said
     done = wait_for(lambda: (j := manager.get(job.id)).status not in ("running", "stopping") and j, timeout=120)
     assert done.status == "stopped", manager.log_tail(done)
     assert time.time() - started < 60  # it stopped between batches, long before the 120 s kill
