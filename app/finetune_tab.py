@@ -18,6 +18,7 @@ from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
 from raft.jobs import QUEUED, Job, JobError, summarize
+from raft.loss import LOSSES
 from raft.paths import safe_child
 from raft.text import md_text
 from raft.train.config import TrainConfig
@@ -44,8 +45,7 @@ FORM = [
 
 
 INFO = {
-    "loss": "raft: regression-aware loss on the expected score over the score tokens; cot_raft (TRACT): RAFT plus "
-    "cross-entropy on the written feedback; ce: plain next-token cross-entropy (the usual fine-tune)",
+    "loss": "; ".join(f"{row.name}: {row.summary}" for row in LOSSES.values()),
     "lam": "cot_raft only: the weight of the RAFT score loss added to the feedback cross-entropy",
     "lora": "train small low-rank adapters instead of every weight: faster, less memory",
     "lora_r": "the adapters' rank: larger learns more, uses more memory",
@@ -401,7 +401,7 @@ def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str
                     "", label="Base model (empty: default model)", interactive=studio.settings.allow_any_model
                 )
                 with gr.Row():
-                    loss = gr.Radio(["raft", "cot_raft", "ce"], value="raft", label="Loss", info=INFO["loss"])
+                    loss = gr.Radio(list(LOSSES), value="raft", label="Loss", info=INFO["loss"])
                     lam = gr.Number(1.0, label="lambda (cot_raft)", info=INFO["lam"])
                 with gr.Row():
                     lora = gr.Checkbox(True, label="LoRA", info=INFO["lora"])

@@ -1,8 +1,9 @@
 """The papers' comparison on what runs here: SmolLM2-135M with LoRA on synthetic judge data with
-noisy gold scores, trained with RAFT and with CE for the same steps, then scored on held-out rows
-by RAIL (expected score) and by decode (the written digit). Untrained model as the baseline.
+noisy gold scores, trained with each loss of the table (RAFT and CE by default; `--losses` picks any
+rows of raft.loss.LOSSES, e.g. emd) for the same steps, then scored on held-out rows by RAIL
+(expected score) and by decode (the written digit). Untrained model as the baseline.
 
-    python bench/quality.py [--steps 120] [--batch 4] [--train 480] [--test 120] [--noise 0.6]
+    python bench/quality.py [--losses raft,ce] [--steps 120] [--batch 4] [--train 480] [--test 120] [--noise 0.6]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from raft.data import prepare_dataset, read_jsonl  # noqa: E402
 from raft.files import write_rows  # noqa: E402
 from raft.judge import Judge  # noqa: E402
+from raft.loss import LOSSES  # noqa: E402
 from raft.metrics import agreement  # noqa: E402
 from raft.synthetic import generate_rows  # noqa: E402
 from raft.train import TrainConfig, train  # noqa: E402
@@ -37,6 +39,7 @@ def evaluate(judge: Judge, items: list[dict], gold: list[float]) -> dict[str, di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--losses", default="raft,ce", help=f"comma-separated, of: {', '.join(LOSSES)}")
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--train", type=int, default=480)
@@ -44,6 +47,9 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.6)
     parser.add_argument("--lr", type=float, default=3e-4)
     args = parser.parse_args()
+    losses = [name.strip() for name in args.losses.split(",") if name.strip()]
+    if unknown := [name for name in losses if name not in LOSSES]:
+        parser.error(f"unknown loss {', '.join(unknown)}; choose from {', '.join(LOSSES)}")
 
     work = Path(tempfile.mkdtemp(prefix="raft-quality-"))
     rows = generate_rows(args.train + args.test, seed=11, noise=args.noise)
@@ -56,7 +62,7 @@ def main() -> None:
     start = time.time()
     table["untrained"] = evaluate(Judge.load(device="cpu"), test, gold)
     print(f"untrained scored in {time.time() - start:.0f} s", flush=True)
-    for loss in ("raft", "ce"):
+    for loss in losses:
         start = time.time()
         config = TrainConfig(
             data=str(work / "ds"),

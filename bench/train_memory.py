@@ -204,10 +204,11 @@ def whole(args: argparse.Namespace) -> None:
     import tempfile
 
     from raft.data import prepare_dataset
+    from raft.loss import LOSSES
 
     work = Path(tempfile.mkdtemp(prefix="raft-mem-"))
     source, mode = args.data, "score"
-    if args.loss != "raft":  # CoT-RAFT and CE train on a feedback too: each row's first GPT-4 feedback
+    if not LOSSES[args.loss].score_only:  # CoT-RAFT and CE train on a feedback: each row's first GPT-4 feedback
         rows = json.loads(Path(args.data).read_text())
         source, mode = work / "feedback.jsonl", "feedback"
         source.write_text("".join(json.dumps({**r, "orig_feedback": r["gpt4_feedback"][0]}) + "\n" for r in rows))
@@ -237,6 +238,8 @@ def _default_model() -> Path:
 
 
 def main() -> None:
+    from raft.loss import LOSSES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--whole", action="store_true", help="measure whole training processes on MT Bench rows")
     parser.add_argument("--data", default=str(MT_BENCH))
@@ -249,7 +252,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["head", "full"])
     parser.add_argument("--checkpointing", choices=["both", "on", "off"], default="both")
     parser.add_argument("--heap", choices=["both", "small", "default"], default="small")
-    parser.add_argument("--loss", choices=["raft", "cot_raft", "ce"], default="raft", help="with --whole")
+    parser.add_argument("--loss", choices=list(LOSSES), default="raft", help="with --whole")
     args = parser.parse_args()
     if args.whole:
         whole(args)

@@ -15,6 +15,7 @@ pair (CE tokens, score items) as `raft.train` counts them, one divisor per term.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -137,7 +138,146 @@ def add_parts(parts: dict[str, float] | None, **terms: torch.Tensor) -> None:
             parts[name] = parts.get(name, 0.0) + float(value.detach())
 
 
-LOSSES = ("raft", "cot_raft", "ce")
+def emd_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    score_token_ids: Sequence[int],
+    score_values: Sequence[float],
+    target: torch.Tensor,
+    num_items_in_batch: Any = None,
+) -> torch.Tensor:
+    """Ordinal distribution loss: the squared earth mover's distance sum_k (P(<= k) - Q(<= k))^2
+    between the judge's score-token distribution P (full-vocabulary probabilities, so the last
+    term, (score mass - 1)^2, also pulls mass onto the scale) and the raters' distribution Q
+    (`target`, (B, K) over the scale in order: rater score shares, or the gold as a one-hot)."""
+    rows, pos = score_positions(labels, score_token_ids)
+    if rows.numel() == 0:
+        return logits.sum() * 0.0
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    ids = torch.as_tensor(list(score_token_ids), device=logits.device)
+    probs = torch.softmax(logits[rows, pos - 1].to(dtype), dim=-1)[:, ids]
+    wanted = torch.as_tensor(target, device=logits.device).to(dtype)[rows]
+    distance = ((probs.cumsum(-1) - wanted.cumsum(-1)) ** 2).sum(-1)
+    return distance.sum() / _divisor(num_items_in_batch, 1, distance.numel())
+
+
+def target_distribution(gold: float, values: Sequence[int], rater_scores: Sequence[int] | None = None) -> list[float]:
+    """The raters' distribution over the scale: each value's share of the rater scores where given,
+    else the gold split between its two neighbouring values so that its mean is the gold (a one-hot
+    for a whole-number gold)."""
+    values = [int(v) for v in values]
+    if rater_scores:
+        return [sum(int(r) == v for r in rater_scores) / len(rater_scores) for v in values]
+    gold = min(max(float(gold), values[0]), values[-1])
+    out = [0.0] * len(values)
+    for i in range(len(values) - 1):
+        if values[i] <= gold <= values[i + 1]:
+            upper = (gold - values[i]) / (values[i + 1] - values[i])
+            out[i], out[i + 1] = 1.0 - upper, upper
+            return out
+    out[values.index(round(gold))] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a loss may read beside the logits and labels, for one micro-batch."""
+
+    score_token_ids: Sequence[int]
+    score_values: Sequence[float]
+    lam: float = 1.0
+    parts: dict[str, float] | None = None
+    num_items_in_batch: Any = None
+    gold: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+
+
+def _raft_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    value = raft_loss(logits, labels, t.score_token_ids, t.score_values, t.num_items_in_batch, t.gold)
+    add_parts(t.parts, score_loss=value)
+    return value
+
+
+def _cot_raft_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    return cot_raft_loss(
+        logits, labels, t.score_token_ids, t.score_values, t.lam, t.num_items_in_batch, t.parts, t.gold
+    )
+
+
+def _ce_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    value = ce_loss(logits, labels, t.num_items_in_batch)
+    add_parts(t.parts, ce_loss=value)
+    return value
+
+
+def _emd_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    if t.target is None:
+        raise ValueError("loss emd needs each row's target distribution (the collator's 'target')")
+    value = emd_loss(logits, labels, t.score_token_ids, t.score_values, t.target, t.num_items_in_batch)
+    add_parts(t.parts, score_loss=value)
+    return value
+
+
+@dataclass(frozen=True)
+class LossKind:
+    """One row of the loss table, read by the trainer, the config check, the CLI and the studio."""
+
+    name: str
+    compute: Callable[[torch.Tensor, torch.Tensor, Terms], torch.Tensor]
+    score_only: bool
+    """True: only the score token is labelled (the model's head can run at that position alone);
+    False: the target's feedback tokens are labelled too."""
+    per_rater: bool
+    """Rows with rater scores become one example per rater score (a token target needs a whole score)."""
+    needs_mode: str | None
+    """The dataset mode the loss needs ('feedback'), or None for any."""
+    summary: str
+
+
+LOSSES: dict[str, LossKind] = {
+    row.name: row
+    for row in (
+        LossKind(
+            "raft",
+            _raft_row,
+            score_only=True,
+            per_rater=False,
+            needs_mode=None,
+            summary="regression-aware: squared error of the expected score over the score tokens",
+        ),
+        LossKind(
+            "cot_raft",
+            _cot_raft_row,
+            score_only=False,
+            per_rater=False,
+            needs_mode="feedback",
+            summary="TRACT: RAFT plus the cross-entropy of the written feedback (needs a feedback dataset)",
+        ),
+        LossKind(
+            "ce",
+            _ce_row,
+            score_only=False,
+            per_rater=True,
+            needs_mode=None,
+            summary="next-token cross-entropy on the target, one example per rater score (the baseline)",
+        ),
+        LossKind(
+            "emd",
+            _emd_row,
+            score_only=True,
+            per_rater=False,
+            needs_mode=None,
+            summary="ordinal: squared earth mover's distance to the raters' score distribution",
+        ),
+    )
+}
+
+
+def loss_kind(name: str) -> LossKind:
+    """The table's row for `name`; a ValueError naming the choices otherwise."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
 
 
 def make_loss(
@@ -147,25 +287,20 @@ def make_loss(
     lam: float = 1.0,
     parts: dict[str, float] | None = None,
 ) -> Callable[..., torch.Tensor]:
-    """A `compute_loss_func(outputs, labels, num_items_in_batch=None, gold=None)` for transformers'
-    Trainer (`gold`: each row's float gold score, used by the RAFT terms; CE trains on the tokens).
+    """A `compute_loss_func(outputs, labels, num_items_in_batch=None, gold=None, target=None)` for
+    transformers' Trainer (`gold`: each row's float gold score, used by the RAFT terms; `target`:
+    each row's raters' distribution over the scale, used by EMD; CE trains on the tokens).
 
     `parts`, when given, accumulates the score and CE terms for logging; the caller empties it each
     optimizer step, so it then holds that step's value of each term whatever the accumulation.
     """
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss '{kind}'; choose one of {', '.join(LOSSES)}")
+    row = loss_kind(kind)
 
-    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, gold: Any = None) -> torch.Tensor:
+    def loss(
+        outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, gold: Any = None, target: Any = None
+    ) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
-        if kind == "raft":
-            value = raft_loss(logits, labels, score_token_ids, score_values, num_items_in_batch, gold)
-            add_parts(parts, score_loss=value)
-        elif kind == "cot_raft":
-            value = cot_raft_loss(logits, labels, score_token_ids, score_values, lam, num_items_in_batch, parts, gold)
-        else:
-            value = ce_loss(logits, labels, num_items_in_batch)
-            add_parts(parts, ce_loss=value)
-        return value
+        terms = Terms(score_token_ids, score_values, lam, parts, num_items_in_batch, gold, target)
+        return row.compute(logits, labels, terms)
 
     return loss

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from raft.loss import IGNORE, ce_loss, cot_raft_loss, expected_score, make_loss, raft_loss, score_positions
+from raft.loss import (
+    IGNORE,
+    ce_loss,
+    cot_raft_loss,
+    emd_loss,
+    expected_score,
+    make_loss,
+    raft_loss,
+    score_positions,
+    target_distribution,
+)
 from tests.helpers import torchrun
 
 IDS = [3, 4, 5]  # score tokens for scores 1, 2, 3 in a vocabulary of 6
@@ -186,3 +196,77 @@ def test_two_processes_give_the_gradient_of_one(tmp_path):
     a, b = torch.load(tmp_path / "single.pt"), torch.load(tmp_path / "ddp.pt")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-7)
+
+
+def test_hand_computed_emd_loss():
+    logits = torch.zeros(1, 3, 6)
+    logits[0, 1, 3:6] = torch.log(torch.tensor([1.0, 2.0, 1.0]))  # Z = 3 + 4 = 7: P = [1, 2, 1] / 7
+    labels = torch.tensor([[IGNORE, IGNORE, 4]])
+    target = torch.tensor([[0.0, 0.5, 0.5]])  # two raters, a 2 and a 3
+    # CDFs: P(<=k) = 1/7, 3/7, 4/7; Q(<=k) = 0, 0.5, 1
+    hand = (1 / 7) ** 2 + (3 / 7 - 0.5) ** 2 + (4 / 7 - 1) ** 2
+    assert emd_loss(logits, labels, IDS, VALUES, target).item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_emd_is_zero_only_where_the_judge_gives_the_raters_distribution():
+    logits = torch.full((1, 3, 6), -30.0)
+    logits[0, 1, 3:6] = torch.log(torch.tensor([0.25, 0.25, 0.5]))
+    labels = torch.tensor([[IGNORE, IGNORE, 5]])
+    assert emd_loss(logits, labels, IDS, VALUES, torch.tensor([[0.25, 0.25, 0.5]])).item() == pytest.approx(0, abs=1e-9)
+    assert emd_loss(logits, labels, IDS, VALUES, torch.tensor([[0.0, 0.0, 1.0]])).item() > 0.1
+
+
+def test_emd_finite_difference_gradient():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([[IGNORE, IGNORE, 0, 4], [IGNORE, 1, 5, IGNORE]])
+    target = torch.tensor([[0.2, 0.8, 0.0], [0.0, 1 / 3, 2 / 3]], dtype=torch.float64)
+
+    def f(x):
+        return emd_loss(x, labels, IDS, VALUES, target)
+
+    f(logits).backward()
+    eps = 1e-6
+    for idx in [(0, 2, 4), (0, 2, 0), (1, 1, 5), (1, 1, 3), (1, 0, 1)]:
+        plus, minus = logits.detach().clone(), logits.detach().clone()
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric = (f(plus) - f(minus)).item() / (2 * eps)
+        assert logits.grad[idx].item() == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("gold", "raters", "expected"),
+    [
+        (3, None, [0, 0, 1, 0, 0]),
+        (4.333, [4, 4, 5], [0, 0, 0, 2 / 3, 1 / 3]),
+        (2.25, None, [0, 0.75, 0.25, 0, 0]),
+        (1, None, [1, 0, 0, 0, 0]),
+        (5, None, [0, 0, 0, 0, 1]),
+    ],
+)
+def test_target_distribution(gold, raters, expected):
+    assert target_distribution(gold, [1, 2, 3, 4, 5], raters) == pytest.approx(expected)
+
+
+def test_emd_padding_order_and_accumulation_do_not_change_it():
+    model, seqs, labels = _model_and_batch()
+    targets = torch.softmax(torch.randn(8, 3, generator=torch.Generator().manual_seed(4)), -1)
+    loss = make_loss("emd", SIDS, SVALS)
+    values = []
+    for side in ("right", "left"):
+        for order in (list(range(8)), list(reversed(range(8)))):
+            ids, lab = _pad([seqs[i] for i in order], [labels[i] for i in order], side)
+            values.append(loss({"logits": model(ids)}, lab, None, target=targets[order]).item())
+    assert values == pytest.approx([values[0]] * 4, rel=1e-6)
+    n_all = _counts([labels])
+    ids, lab = _pad(seqs, labels, "right")
+    full = loss({"logits": model(ids)}, lab, n_all, target=targets)
+    full.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for half in (slice(0, 4), slice(4, 8)):
+        ids, lab = _pad(seqs[half], labels[half], "right")
+        loss({"logits": model(ids)}, lab, n_all, target=targets[half]).backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)

@@ -97,3 +97,29 @@ def test_the_judge_imports_no_backend():
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not {"transformers", "vllm", "peft"} & imported
+
+
+def test_the_loss_choices_everywhere_are_the_loss_table():
+    """A loss is one function and one row of raft.loss.LOSSES: the config check, `train --help`,
+    the Fine-tune tab's choices and the trainer's labelling all read that row."""
+    import subprocess
+    import sys
+
+    from app.finetune_tab import INFO
+    from raft.loss import LOSSES
+    from raft.train.config import ConfigError, TrainConfig
+
+    for name in LOSSES:
+        assert TrainConfig(loss=name).loss == name
+    with pytest.raises(ConfigError, match=", ".join(LOSSES)):
+        TrainConfig(loss="hinge")
+    help_text = subprocess.run(
+        [sys.executable, "-m", "raft", "train", "--help"], capture_output=True, text=True, cwd=RAFT.parent, check=True
+    ).stdout
+    loss_line = " ".join(help_text.split("loss (default")[1].split("lam (default")[0].split())
+    assert all(name in loss_line for name in LOSSES), loss_line
+    assert all(f"{row.name}: {row.summary}" in INFO["loss"] for row in LOSSES.values())
+    source = (RAFT.parent / "app" / "finetune_tab.py").read_text()
+    assert "gr.Radio(list(LOSSES)" in source
+    trainer = (RAFT / "train" / "trainer.py").read_text()
+    assert not any(f'loss == "{name}"' in trainer for name in LOSSES)  # branches read the row, not the name

@@ -72,7 +72,8 @@ class TrainConfig:
     scale: list[int] | None = None
     """None: the dataset's scale; a scale given here must equal it."""
     loss: str = "raft"
-    """raft (score only), cot_raft (TRACT: feedback CE + lam * RAFT) or ce (the baseline)."""
+    """raft (score only), cot_raft (TRACT: feedback CE + lam * RAFT), ce (the baseline) or emd (ordinal:
+    squared earth mover's distance to the raters' score distribution)."""
     lam: float = 1.0
     lora: bool = True
     lora_r: int = 16

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from raft.loss import LOSSES
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HEAP_THRESHOLD = 64 * 1024
 """Blocks this large or larger are mmapped and returned on free (glibc's own default before it adapts)."""
@@ -163,7 +165,7 @@ def estimate_peak(
         activations = shape.layers * layer + layer  # all layers, plus the gradients of the last one
     if not head_at_score:
         positions = b * t
-    elif loss == "raft":
+    elif LOSSES[loss].score_only:  # one position per row: the score token's
         positions = b
     else:  # the union of the rows' labelled positions, at most the sum of their counts
         positions = b * min(t, sum(k for _, k in rows))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.data import read_dataset_manifest, read_jsonl
+from raft.loss import loss_kind
 from raft.models import default_model_dir, default_ready, resolve_device
 from raft.train.config import TrainConfig
 from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, memory_warning
@@ -50,7 +51,7 @@ def memory_plan(config: TrainConfig) -> dict[str, Any] | None:
     if shape is None or not train_file.is_file():
         return None
     device = resolve_device(config.device)
-    pairs = _lengths(str(train_file), train_file.stat().st_mtime, str(base), config.loss == "raft")
+    pairs = _lengths(str(train_file), train_file.stat().st_mtime, str(base), loss_kind(config.loss).score_only)
     estimate = estimate_peak(
         shape,
         [n for n, _ in pairs],

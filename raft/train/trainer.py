@@ -25,7 +25,7 @@ from raft.engines.transformers import TransformersEngine
 from raft.gold import ce_examples, describe_ce_targets
 from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
-from raft.loss import IGNORE, make_loss
+from raft.loss import IGNORE, loss_kind, make_loss, target_distribution
 from raft.metrics import agreement
 from raft.models import MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
@@ -82,9 +82,10 @@ class RaftTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
         gold = inputs.pop("gold", None)  # each row's float gold, handed to the loss beside the labels
+        target = inputs.pop("target", None)  # each row's raters' distribution over the scale (EMD)
         loss_func = self.compute_loss_func
         if gold is not None and loss_func is not None:
-            self.compute_loss_func = functools.partial(loss_func, gold=gold)
+            self.compute_loss_func = functools.partial(loss_func, gold=gold, target=target)
         try:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         finally:
@@ -106,7 +107,8 @@ def tokenize(example: dict[str, Any], tokenizer: Any, score_tokens: ScoreTokens,
     else:
         labels = [IGNORE] * len(prompt) + [*prefix, score, tokenizer.eos_token_id]
     gold = float(example.get("gold", example["score"]))
-    return {"input_ids": ids, "labels": labels, "score_pos": len(prompt) + len(prefix), "gold": gold}
+    target = target_distribution(gold, score_tokens.values, example.get("item", {}).get("rater_scores"))
+    return {"input_ids": ids, "labels": labels, "score_pos": len(prompt) + len(prefix), "gold": gold, "target": target}
 
 
 class Collator:
@@ -131,6 +133,8 @@ class Collator:
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if all("gold" in r for r in rows):
             batch["gold"] = torch.tensor([float(r["gold"]) for r in rows], dtype=torch.float32)
+        if all("target" in r for r in rows):
+            batch["target"] = torch.tensor([r["target"] for r in rows], dtype=torch.float32)
         if self.head_at_score:
             pos = torch.tensor([r["score_pos"] for r in rows])
             batch["logits_to_keep"] = (pos - 1).unsqueeze(1)
@@ -430,8 +434,9 @@ def load_dataset_for(config: TrainConfig) -> tuple[list[dict[str, Any]], list[di
         raise ValueError(
             f"config scale {list(config.scale)} differs from the dataset {data}, made on {manifest['scale']}"
         )
-    if config.loss == "cot_raft" and manifest["mode"] != "feedback":
-        raise ValueError(f"loss cot_raft needs a feedback dataset; {data} is {manifest['mode']}")
+    needs = loss_kind(config.loss).needs_mode
+    if needs and manifest["mode"] != needs:
+        raise ValueError(f"loss {config.loss} needs a {needs} dataset; {data} is {manifest['mode']}")
     train = read_jsonl(data / "train.jsonl")
     validation = read_jsonl(data / "validation.jsonl") if (data / "validation.jsonl").is_file() else []
     return train, validation, manifest
@@ -567,8 +572,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     score_tokens = find_score_tokens(tokenizer, scale, dataset["score_cue"])
     print(score_tokens.describe(), flush=True)
 
-    score_only = config.loss == "raft"  # only the score term is trained: label just the score token
-    if config.loss == "ce":  # CE trains on a token: one example per rater score, else the rounded gold
+    kind = loss_kind(config.loss)
+    score_only = kind.score_only  # only the score term is trained: label just the score token
+    if kind.per_rater:  # a token target: one example per rater score, else the rounded gold
         given = len(train_rows)
         train_rows, counts = ce_examples(train_rows)
         if any(counts.values()):
