@@ -22,7 +22,7 @@ from app.studio import (
     GPU_MAX_S,
     MODE_CHOICES,
     MODE_INFO,
-    VLLM,
+    SEVERAL_ENGINES,
     Studio,
     bind,
     gpu,
@@ -31,6 +31,7 @@ from app.studio import (
 from app.workspace import Workspace, WorkspaceError
 from raft.batch import check_source, meta_path
 from raft.data import parse_columns, read_jsonl
+from raft.engines import available_engines
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_records, write_csv_download
 from raft.jobs import Job, JobError
 from raft.limits import current_budget
@@ -214,7 +215,7 @@ def start_batch(
     cal = studio.calibration(calibration_file)
     workspace = studio.workspace(request)
     whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
-    if engine not in ("hf", "vllm") or (engine == "vllm" and not VLLM):
+    if engine not in available_engines():
         raise gr.Error(f"the engine '{str(engine)[:20]}' is not available here")
     try:
         # the whole file is read once within the request's budget before the judge loads: a file
@@ -453,7 +454,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 )
                 batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size", info="rows scored together")
                 gold = gr.Textbox("orig_score", visible=False)  # gold follows the mapping; kept for API callers
-                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
+                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=SEVERAL_ENGINES)
                 with gr.Accordion("Calibration (optional)", open=False):
                     calibration = gr.File(
                         label="CAL.json from `calibrate` or the Evaluate tab", file_types=[".json"], height=90

@@ -15,7 +15,7 @@ from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
 from app.workspace import WorkspaceError, visitor_key
 from raft.data import BuiltDataset, build_dataset, dataset_stats, rejection_warning, token_lengths, write_dataset
-from raft.files import DataError, peek_columns, write_rows
+from raft.files import SUFFIXES, DataError, peek_columns, write_rows
 from raft.limits import current_budget
 from raft.paths import safe_child
 from raft.prompts import MODES, TemplateError, apply_chat, builtin_templates
@@ -232,8 +232,8 @@ def build(studio: Studio) -> dict[str, Any]:
             with gr.Column():
                 kind = gr.Radio(SOURCES, value=SOURCES[0], label="Source", elem_id="ds-source")
                 upload = gr.File(
-                    label="Upload (.jsonl, .json, .csv, .parquet)",
-                    file_types=[".jsonl", ".json", ".csv", ".parquet"],
+                    label=f"Upload ({', '.join(SUFFIXES)})",
+                    file_types=list(SUFFIXES),
                     visible=False,
                     elem_id="ds-file",
                 )

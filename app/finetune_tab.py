@@ -20,10 +20,10 @@ from raft.files import DataError
 from raft.jobs import QUEUED, Job, JobError, summarize
 from raft.loss import LOSSES
 from raft.paths import safe_child
+from raft.runs import PROGRESS_FILE
 from raft.text import md_text
 from raft.train.config import TrainConfig
 from raft.train.plan import memory_plan
-from raft.train.trainer import PROGRESS_FILE
 
 FORM = [
     "dataset",

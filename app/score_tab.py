@@ -15,7 +15,7 @@ from app.studio import (
     ENGINE_CHOICES,
     MODE_CHOICES,
     MODE_INFO,
-    VLLM,
+    SEVERAL_ENGINES,
     Studio,
     bind,
     gpu,
@@ -279,7 +279,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 with gr.Row():
                     compare = gr.Checkbox(label="Compare with a second judge", value=False)
                     model_b = model_dropdown(studio, "Second judge")
-                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=VLLM)
+                engine = gr.Radio(ENGINE_CHOICES, value="hf", label="Engine", visible=SEVERAL_ENGINES)
                 with gr.Accordion("Calibration (optional)", open=False):
                     calibration = gr.File(
                         label="CAL.json from `calibrate` or the Evaluate tab: tempers the scores, adds an interval",

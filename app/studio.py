@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import inspect
 import os
 import threading
@@ -29,6 +28,7 @@ from app.workspace import (
 )
 from raft.calibration import Calibration
 from raft.data import list_datasets
+from raft.engines import ENGINES, available_engines
 from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
 from raft.limits import Budget, using, within
@@ -68,9 +68,10 @@ def gpu(duration: Callable[..., float] | float = 60) -> Callable[[Callable], Cal
     return wrap
 
 
-VLLM = importlib.util.find_spec("vllm") is not None
-"""Whether the vLLM engine can be offered (its package is installed here)."""
-ENGINE_CHOICES = [("transformers", "hf"), ("vLLM", "vllm")]
+ENGINE_CHOICES = [(ENGINES[name].label, name) for name in available_engines()]
+"""The engines offered here (their package is installed): (label, name) pairs from raft.engines."""
+SEVERAL_ENGINES = len(ENGINE_CHOICES) > 1
+"""Whether there is an engine choice to show (vLLM installed beside transformers)."""
 
 DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
@@ -367,7 +368,7 @@ class Studio:
         Each model loads under its own lock, so a cold load never holds up scoring with a loaded
         judge. A choice that cannot be served reaches the page as a readable error, not a stack trace."""
         try:
-            if engine not in ("hf", "vllm") or (engine == "vllm" and not VLLM):
+            if engine not in available_engines():
                 raise ValueError(f"the engine '{str(engine)[:20]}' is not available here")
             model = self.resolve_model(choice)
             key = self._cache_key(model, engine)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from raft.engines import ENGINES
+from raft.engines import ENGINES, engines_help
 from raft.files import DataError
 from raft.gold import GOLD_CANDIDATES
 from raft.prompts import JUDGE_MODES, MODES, TemplateError
@@ -281,7 +281,7 @@ def parse_score(sub: argparse._SubParsersAction) -> None:
         "--trust-remote-code", action="store_true", help="run code shipped with a hub model (off by default)"
     )
     p.add_argument("--calibration", help="CAL.json from `calibrate`: temper the distribution, add an interval per row")
-    p.add_argument("--engine", choices=list(ENGINES), default="hf", help="hf: transformers (default); vllm: vLLM")
+    p.add_argument("--engine", choices=list(ENGINES), default="hf", help=engines_help())
     p.add_argument("--tensor-parallel-size", type=int, help="vLLM: GPUs one model is split over")
     p.add_argument("--data-parallel-size", type=int, help="vLLM: model replicas scoring side by side")
     p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')

@@ -30,9 +30,9 @@ from typing import Any
 
 from raft import job_logs, job_process
 from raft.job_registry import JOB_ID, QUEUED, Job, JobError, JobRegistry, new_job_id, now
+from raft.runs import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step
 from raft.train.config import TrainConfig
 from raft.train.phase import PHASE_FILE, describe_phase, read_phase, waiting_for
-from raft.train.trainer import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step
 
 __all__ = ["BATCH_INFO", "JOB_ID", "QUEUED", "Job", "JobError", "JobManager", "summarize"]
 

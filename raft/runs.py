@@ -1,4 +1,5 @@
-"""A training run folder as a judge: its final weights, else its newest checkpoint.
+"""A training run folder: the files the trainer, the jobs and the judge agree on, and the run as a
+judge (its final weights, else its newest checkpoint).
 
 `judge.json` is written when training starts, so a run is servable from its first checkpoint: a
 run that is still training, was stopped or failed serves the newest complete
@@ -17,6 +18,12 @@ from typing import Any
 
 CHECKPOINTS = "checkpoints"
 RESULT_FILE = "result.json"
+"""How a run ended (completed, stopped, failed), written by the trainer last."""
+STOP_FILE = "STOP"
+"""Asks a running trainer to stop at its next step (with a checkpoint)."""
+PROGRESS_FILE = "progress.jsonl"
+"""One line per logged step and evaluation, trimmed to the checkpoint a resumed run continues from."""
+CONFIG_FILE = "config.yaml"
 WRITTEN_LAST = "trainer_state.json"
 """The file transformers' Trainer writes last into a checkpoint (after the weights, optimizer and
 RNG states): a checkpoint without it is still being written, or was cut off, and is not served."""
@@ -67,3 +74,25 @@ def run_weights(run_dir: str | Path, manifest: dict[str, Any]) -> RunWeights | N
         f"run '{run_dir.name}' has no final judge ({run_status(run_dir)}): serving its newest checkpoint, step {step}"
     )
     return RunWeights(folder, step, note)
+
+
+def last_checkpoint_step(run_dir: Path) -> int:
+    """The step of the newest checkpoint in a run folder, 0 when there is none."""
+    found = newest_checkpoint(run_dir)
+    return found[0] if found else 0
+
+
+def trim_progress(run_dir: Path, step: int) -> None:
+    """Drop the progress lines after `step` (all of them when 0): a resumed run writes them again."""
+    path = run_dir / PROGRESS_FILE
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+        if step > 0 and record.get("step", 0) <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))

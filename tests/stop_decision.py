@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from raft.train.trainer import STOP_FILE, StopOnRequest  # noqa: E402
+from raft.runs import STOP_FILE  # noqa: E402
+from raft.train.trainer import StopOnRequest  # noqa: E402
 
 
 def main(root: str) -> int:

@@ -29,16 +29,11 @@ from raft.loss import IGNORE, loss_kind, make_loss, target_distribution
 from raft.metrics import agreement
 from raft.models import MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
-from raft.runs import newest_checkpoint
+from raft.runs import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step, trim_progress
 from raft.scores import ScoreTokens, find_score_tokens
 from raft.train.config import TrainConfig
 from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, keep_heap_small, memory_warning
 from raft.train.phase import write_phase
-
-STOP_FILE = "STOP"
-RESULT_FILE = "result.json"
-PROGRESS_FILE = "progress.jsonl"
-CONFIG_FILE = "config.yaml"
 
 
 class RunFolderError(ValueError):
@@ -478,28 +473,6 @@ def claim_run_dir(config: TrainConfig, resume: bool) -> Path:
     except FileExistsError:
         raise RunFolderError(f"{run_dir}: another run started in this folder at the same time") from None
     return run_dir
-
-
-def last_checkpoint_step(run_dir: Path) -> int:
-    """The step of the newest checkpoint in a run folder, 0 when there is none."""
-    found = newest_checkpoint(run_dir)
-    return found[0] if found else 0
-
-
-def trim_progress(run_dir: Path, step: int) -> None:
-    """Drop the progress lines after `step` (all of them when 0): a resumed run writes them again."""
-    path = run_dir / PROGRESS_FILE
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a kill
-        if step > 0 and record.get("step", 0) <= step:
-            kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
