@@ -14,13 +14,16 @@ from typing import Any
 
 import gradio as gr
 
+from raft.errors import RaftError
+
 log = logging.getLogger("raft.studio")
 
 MAX_CHARS = 600
 PATH = re.compile(r"(?<![\w.:/\\~<-])(?:~|[A-Za-z]:)?(?:[/\\][^\s/\\'\"`<>|,;:()\[\]{}]+)+[/\\]?")
 """An absolute path (POSIX or Windows, or under ~) not inside a URL or a relative path."""
-EXPECTED = ("DataError", "ConfigError", "TemplateError", "ModelError", "ScaleError", "JobError", "WorkspaceError")
-"""Errors whose text is written for people; anything else is reported by its kind only."""
+EXPECTED = (RaftError, ValueError, FileNotFoundError)
+"""Errors whose text is written for people (the library's RaftError, and the plain ValueError of a
+refused value); anything else is reported by its kind only."""
 
 
 def without_paths(text: str) -> str:
@@ -40,7 +43,7 @@ def visitor_error(exc: BaseException) -> gr.Error:
     """The gr.Error a visitor sees for `exc`: its message if it was written for people, else its kind."""
     if isinstance(exc, gr.Error):
         message = str(exc.message)
-    elif type(exc).__name__ in EXPECTED or isinstance(exc, (ValueError, FileNotFoundError)):
+    elif isinstance(exc, EXPECTED):
         message = str(exc)
     else:
         log.error("unexpected error in a studio handler", exc_info=exc)

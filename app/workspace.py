@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from raft.errors import RaftError
 from raft.output import writing_through
 
 SWEEP_EVERY_S = 600.0
@@ -37,7 +38,7 @@ STAGING_TTL_S = 300.0
 """Staged download copies older than this are removed (Gradio copied them to its cache long before)."""
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(RaftError, ValueError):
     """A request the visitor's workspace cannot take (quota, disk full, unknown name)."""
 
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from raft.engines import ENGINES, engines_help
+from raft.errors import RaftError
 from raft.files import DataError
 from raft.gold import GOLD_CANDIDATES
-from raft.prompts import JUDGE_MODES, MODES, TemplateError
-from raft.scores import ScaleError
+from raft.prompts import JUDGE_MODES, MODES
 
 RUBRIC_HELP = (
     "a rubric for rows without one: a preset name (Helpfulness, 'Factual accuracy', ...) or a .json/.yaml "
@@ -21,15 +21,8 @@ RUBRIC_HELP = (
 )
 
 
-EXPECTED = (DataError, TemplateError, ScaleError, FileNotFoundError, ValueError)
-"""Errors written for people: one line, exit 2. raft.models' ModelError joins them once a command
-has imported it (it brings torch; `--help` and parsing never do)."""
-
-
-def expected() -> tuple[type[BaseException], ...]:
-    """EXPECTED, with ModelError where raft.models is loaded (only then can it have been raised)."""
-    models = sys.modules.get("raft.models")
-    return EXPECTED + ((models.ModelError,) if models is not None else ())
+EXPECTED = (RaftError, FileNotFoundError, ValueError)
+"""Errors written for people: one line, exit 2."""
 
 
 def _scale(text: str) -> tuple[int, int]:
@@ -119,7 +112,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     status.update()  # "loading" from the first second, before the slow imports and the judge
     try:
         summary = _score(args, status)
-    except expected() as exc:
+    except EXPECTED as exc:
         status.result({"status": "failed", "error": str(exc)}, args.result)
         raise
     status.result({"status": "completed", **summary}, args.result)
@@ -664,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as exc:
-        if not isinstance(exc, expected()):
+        if not isinstance(exc, EXPECTED):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

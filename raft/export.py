@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from raft.data import MANIFEST as DATASET_MANIFEST
+from raft.errors import RaftError
 from raft.files import DataError
 from raft.insample import TRAINED_ROWS, trained_hashes
 from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
@@ -292,7 +293,7 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
     return "\n\n".join(parts) + "\n"
 
 
-class HubError(RuntimeError):
+class HubError(RaftError, RuntimeError):
     """A push to the Hub that did not happen, with the reason and what to do instead."""
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raft.errors import RaftError
 from raft.limits import LIMITS, Limits, arrow_sizes, current_budget, row_problem, too_long
 from raft.output import open_output, write_text
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
-class DataError(ValueError):
+class DataError(RaftError, ValueError):
     """Bad input, located: file, row (1-based, as a person counts) and field where known."""
 
     def __init__(self, reason: str, file: str | None = None, row: int | None = None, field: str | None = None):

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from raft.errors import RaftError
+
 ACTIVE = ("starting", "running", "stopping")
 QUEUED = "queued"
 """A job waiting for its turn (not active: it holds no process until `JobManager.promote` launches it)."""
@@ -22,7 +24,7 @@ JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 """What a job id looks like (UTC start time and a random suffix); anything else is no job."""
 
 
-class JobError(RuntimeError):
+class JobError(RaftError, RuntimeError):
     """A job request that cannot be carried out, with the reason."""
 
 

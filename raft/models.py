@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from raft.errors import RaftError
 from raft.runs import run_weights
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ CHATML = (
 )
 
 
-class ModelError(RuntimeError):
+class ModelError(RaftError, RuntimeError):
     """A model that cannot be found or loaded, with the reason."""
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raft.errors import RaftError
+
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
 PLACEHOLDERS = {"instruction", "response", "reference_answer", "rubric", "min_score", "max_score"}
@@ -53,7 +55,7 @@ def check_judge_mode(mode: str) -> str:
         raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(JUDGE_MODES)}") from None
 
 
-class TemplateError(ValueError):
+class TemplateError(RaftError, ValueError):
     """A template file that cannot be used, with the reason."""
 
 

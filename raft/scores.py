@@ -10,10 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from raft.errors import RaftError
 from raft.prompts import SCORE_CUE
 
 
-class ScaleError(ValueError):
+class ScaleError(RaftError, ValueError):
     """A score scale the tokenizer cannot express with one token per label."""
 
 

@@ -123,3 +123,29 @@ def test_the_loss_choices_everywhere_are_the_loss_table():
     assert "gr.Radio(list(LOSSES)" in source
     trainer = (RAFT / "train" / "trainer.py").read_text()
     assert not any(f'loss == "{name}"' in trainer for name in LOSSES)  # branches read the row, not the name
+
+
+def test_every_error_of_the_library_and_the_studio_is_a_raft_error_shown_by_type():
+    """One error contract: each *Error class in raft/ and app/ derives from raft.errors.RaftError,
+    and the studio shows a RaftError's words by its type, not by a list of class names."""
+    import importlib
+
+    from raft.errors import RaftError
+
+    found = []
+    for folder in (RAFT, RAFT.parent / "app"):
+        for path in folder.rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                    module = ".".join(path.relative_to(RAFT.parent).with_suffix("").parts)
+                    found.append(getattr(importlib.import_module(module), node.name))
+    assert len(found) >= 9
+    assert [cls.__name__ for cls in found if not issubclass(cls, RaftError)] == []
+
+    from app.messages import visitor_error
+
+    class NewKind(RaftError):
+        pass
+
+    assert visitor_error(NewKind("the file has no rows: add one")).message == "the file has no rows: add one"
+    assert "something went wrong (KeyError)" in visitor_error(KeyError("/srv/x")).message

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from raft.errors import RaftError
+
 MAX_YAML_BYTES = 64 * 1024
 SCHEDULERS = (
     "linear",
@@ -33,7 +35,7 @@ SCHEDULERS = (
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d{1,2})?)$")
 
 
-class ConfigError(ValueError):
+class ConfigError(RaftError, ValueError):
     """A config value of the wrong type or out of range, naming the field."""
 
 

@@ -22,6 +22,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.engines.transformers import TransformersEngine
+from raft.errors import RaftError
 from raft.gold import ce_examples, describe_ce_targets
 from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
@@ -36,7 +37,7 @@ from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, 
 from raft.train.phase import write_phase
 
 
-class RunFolderError(ValueError):
+class RunFolderError(RaftError, ValueError):
     """A run folder that cannot be used for this run (it holds another run, or nothing to resume)."""
 
 
