@@ -33,7 +33,7 @@ from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
 from raft.limits import Budget, using, within
 from raft.models import (
-    MANIFEST,
+    JUDGE_MANIFEST,
     ModelError,
     default_ready,
     load_tokenizer,
@@ -319,7 +319,7 @@ class Studio:
     def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:
         """A model on an engine, the weights a run serves and its manifest's modification time: a run
         trained again, or one with a newer checkpoint, is loaded again."""
-        manifest = Path(str(model)) / MANIFEST if model else None
+        manifest = Path(str(model)) / JUDGE_MANIFEST if model else None
         if not (manifest and manifest.is_file()):
             return f"{engine}:{model}", 0
         weights = run_weights(manifest.parent, read_manifest(manifest.parent) or {})

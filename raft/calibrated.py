@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.calibration import Calibration
-from raft.models import MANIFEST, read_manifest
+from raft.models import JUDGE_MANIFEST, read_manifest
 from raft.prompts import SCORE_CUE, JudgePrompt
 from raft.runs import run_weights
 
@@ -94,7 +94,7 @@ def write_calibrated_judge(
             }
         manifest["calibration"] = asdict(calibration)
         manifest["calibrated"] = {"from": name or (Path(base).name if base else "default model"), **(fitted_on or {})}
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        (partial / JUDGE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         partial.rename(out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

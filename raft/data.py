@@ -30,7 +30,7 @@ from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError, apply_chat, chec
 from raft.rubrics import Rubric, with_rubric
 from raft.scores import check_scale, parse_result
 
-MANIFEST = "dataset.json"
+DATASET_MANIFEST = "dataset.json"
 """A dataset folder's description: prompt template text, scale, mode, score cue and column mapping."""
 
 TEXT_FIELDS = ("orig_instruction", "orig_response", "orig_reference_answer", "orig_criteria")
@@ -337,10 +337,10 @@ def dataset_manifest(
 
 def read_dataset_manifest(folder: str | Path) -> dict[str, Any]:
     """The manifest of a dataset folder, with its prompt as a JudgePrompt; a clear error when absent."""
-    path = Path(folder) / MANIFEST
+    path = Path(folder) / DATASET_MANIFEST
     if not path.is_file():
         raise DataError(
-            f"no {MANIFEST}: not a dataset folder, or one written by an older version (run `python -m raft "
+            f"no {DATASET_MANIFEST}: not a dataset folder, or one written by an older version (run `python -m raft "
             "prepare` again so that the prompt template travels with the data)",
             str(folder),
         )
@@ -491,7 +491,7 @@ def _write_files(out: Path, built: BuiltDataset, tokenizer: Any, name: str) -> d
         **dataset_stats(built, tokenizer),
     }
     write_text(out / "stats.json", json.dumps(stats, indent=2) + "\n")
-    write_text(out / MANIFEST, json.dumps(built.manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / DATASET_MANIFEST, json.dumps(built.manifest, indent=2, ensure_ascii=False) + "\n")
     return stats
 
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from raft.data import MANIFEST as DATASET_MANIFEST
+from raft.data import DATASET_MANIFEST
 from raft.errors import RaftError
 from raft.files import DataError
 from raft.insample import TRAINED_ROWS, trained_hashes
-from raft.models import DEFAULT_MODEL, MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
+from raft.models import DEFAULT_MODEL, JUDGE_MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
 from raft.runs import run_status, run_weights
 
 DEFAULT_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL}"
@@ -54,7 +54,7 @@ def export_judge(
     run, out = Path(run_dir), Path(out_dir)
     manifest = read_manifest(run) if run.is_dir() else None
     if not manifest:
-        raise DataError(f"not a run folder (no {MANIFEST}); train one with `python -m raft train`", str(run))
+        raise DataError(f"not a run folder (no {JUDGE_MANIFEST}); train one with `python -m raft train`", str(run))
     weights = run_weights(run, manifest)
     if weights is None or weights.step is not None:
         raise DataError(
@@ -88,7 +88,7 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
             **manifest,
             "base_model": None if _is_default(manifest.get("base_model")) else manifest["base_model"],
         }
-        (partial / MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+        (partial / JUDGE_MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
         (partial / "README.md").write_text(model_card(run, partial, exported, card_report, False), encoding="utf-8")
         return
     if adapter and merge:
@@ -106,7 +106,7 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
     if manifest.get("continued_from"):
         exported["continued_from"] = _name(manifest["continued_from"])
     exported["rubric"] = trained_rubric(run, manifest)
-    (partial / MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+    (partial / JUDGE_MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
     _name_the_base(partial, base)
     (partial / "README.md").write_text(
         model_card(run, partial, exported, card_report, adapter and not merge), encoding="utf-8"

@@ -3,7 +3,7 @@ that the generation itself produced right after the score cue. Where the model d
 cue, the cue is appended and scored with the generation's own KV cache, not a fresh pass.
 
 Either way the distribution is the next-token distribution after prompt + `prefix` + `suffix`
-(`Sample`), the very sequence that `two_pass` runs again from scratch for comparison.
+(`Sample`), the very sequence that tests/test_scoring.py scores again in a fresh pass to compare.
 """
 
 from __future__ import annotations

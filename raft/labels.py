@@ -42,7 +42,7 @@ from raft.scores import check_scale
 
 PROJECT = "project.json"
 ROWS = "rows.jsonl"
-LABELS = "labels.jsonl"
+LABELS_FILE = "labels.jsonl"
 JUDGMENT_FIELDS = ("expected_score", "mode_score", "probs", "score_mass", "feedback", "error", "samples", "flag")
 JUDGMENT_FIELDS += ("interval", "row", "key")
 OFFERS = "offers.json"
@@ -197,7 +197,7 @@ class LabelProject:
             with open_output(tmp / ROWS, "w") as f:
                 for key in keys:
                     f.write(json.dumps(usable[key], ensure_ascii=False) + "\n")
-            (tmp / LABELS).touch()
+            (tmp / LABELS_FILE).touch()
             write_text(tmp / PROJECT, json.dumps(meta, indent=2, ensure_ascii=False))
         return cls(out, meta, usable)
 
@@ -244,7 +244,7 @@ class LabelProject:
     # the labels file
     @property
     def labels_path(self) -> Path:
-        return self.folder / LABELS
+        return self.folder / LABELS_FILE
 
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Append one entry as one write under an exclusive lock, after any torn last line."""

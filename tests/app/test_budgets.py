@@ -17,7 +17,7 @@ from app.previews import PreviewStore
 from app.studio import RUN_PREFIX, Settings, Studio
 from raft.files import write_csv_download
 from raft.labels import LabelProject
-from raft.models import MANIFEST
+from raft.models import JUDGE_MANIFEST
 from raft.synthetic import generate_rows
 
 
@@ -80,7 +80,7 @@ def test_labels_and_notes_are_charged_to_the_quota(public):
 def test_continue_names_the_run_and_never_its_folder(public, tmp_path):
     run = public.runs_dir / "run-7"
     (run / "model").mkdir(parents=True)
-    (run / MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only"}))
+    (run / JUDGE_MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only"}))
     ada = visitor("ada")
     project = _project(public, ada)
     project.meta["judge"] = "run: run-7"

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from raft.labels import LabelProject
-from raft.models import MANIFEST
+from raft.models import JUDGE_MANIFEST
 from raft.synthetic import generate_rows
 from tests.helpers import under_cap_bomb
 from tests.security.conftest import raw_call, signed_in
@@ -209,7 +209,7 @@ def _(url, studio, mode, tmp):
 def _(url, studio, mode, tmp):
     run = studio.runs_dir / "run-aligned"
     (run / "model").mkdir(parents=True, exist_ok=True)
-    (run / MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only", "loss": "raft"}))
+    (run / JUDGE_MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only", "loss": "raft"}))
     root = workspace_of(studio, "user:owner")
     project = _project_with_labels(root / "labels" / f"cont-{uuid.uuid4().hex[:6]}")
     project.meta["judge"] = "run: run-aligned"
