@@ -149,3 +149,50 @@ def test_every_error_of_the_library_and_the_studio_is_a_raft_error_shown_by_type
 
     assert visitor_error(NewKind("the file has no rows: add one")).message == "the file has no rows: add one"
     assert "something went wrong (KeyError)" in visitor_error(KeyError("/srv/x")).message
+
+
+LAYERS = [
+    (
+        "foundation",
+        "raft raft.errors raft.text raft.paths raft.limits raft.output raft.context raft.stats raft.metrics "
+        "raft.passfail raft.levels raft.repetition raft.streaming raft.synthetic raft.insample raft.runs raft.loss "
+        "raft.job_logs raft.job_process raft.train.phase raft.train.sizing",
+    ),
+    (
+        "prompts and data",
+        "raft.prompts raft.rubrics raft.scores raft.files raft.atomic raft.columns raft.gold raft.prometheus "
+        "raft.data raft.calibration raft.models raft.train.config raft.train.memory",
+    ),
+    (
+        "engines and judge",
+        "raft.engines.base raft.engines raft.generation raft.engines.transformers raft.engines.vllm raft.judge "
+        "raft.calibrated",
+    ),
+    ("training", "raft.train raft.train.trainer raft.train.plan raft.distill"),
+    (
+        "workflows",
+        "raft.job_registry raft.jobs raft.batch raft.report raft.report_html raft.estimate raft.export raft.labels "
+        "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards",
+    ),
+    ("interfaces", "raft.cli raft.label_cli raft.__main__"),
+]
+"""The library's layers, lowest first: a module imports only from its own layer or those below
+(prompts -> data -> train -> judge -> app, never backwards). A new module gets a place here."""
+
+
+def test_no_import_runs_back_up_the_layers():
+    import sys
+
+    sys.path.insert(0, str(RAFT.parent / "bench"))
+    from structure import arrows, modules
+
+    found = {name: path for name, path in modules().items() if name.startswith("raft")}
+    layer = {m: i for i, (_, names) in enumerate(LAYERS) for m in names.split()}
+    assert sorted(set(found) - set(layer)) == [], "place each new module in a layer of LAYERS"
+    assert sorted(set(layer) - set(found)) == [], "a module in LAYERS is gone: take it out"
+    upward = [
+        f"{a} ({LAYERS[layer[a]][0]}) -> {b} ({LAYERS[layer[b]][0]})"
+        for a, b in sorted(arrows(found))
+        if layer[b] > layer[a]
+    ]
+    assert upward == []
