@@ -47,20 +47,22 @@ def _exported(studio: Studio, name: str | None, into: Path) -> Path:
 
 
 def export_run(studio: Studio, name: str | None, request: gr.Request = None) -> tuple[list[str], str]:
-    """Write the run's Hub-ready folder and offer it as `<run>-judge.zip`; a line saying what it holds."""
+    """Write the run's Hub-ready folder and offer it as `<run>-judge.zip`; a line saying what it holds.
+
+    The folder and its zip are written in the visitor's staging area, charged to the quota as they
+    are written (a refusal keeps nothing of them); the folder goes as soon as it is zipped, and the
+    zip as soon as its download copy is staged (charged too)."""
     workspace = studio.workspace(request)
-    workspace.staging.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="export-", dir=workspace.staging.parent) as tmp:
-        folder = _exported(studio, name, Path(tmp))
-        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        workspace.reserve(2 * size)
-        target = workspace.reports / "exports"
-        target.mkdir(parents=True, exist_ok=True)
-        zipped = zip_folder(folder, target / f"{folder.name}-judge.zip")
+    workspace.staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="export-", dir=workspace.staging) as tmp:
+        with workspace.writing():
+            folder = _exported(studio, name, Path(tmp))
+            zipped = zip_folder(folder, Path(tmp) / f"{folder.name}-judge.zip")
         zip_size = zipped.stat().st_size  # what the download says (the newcomer saw 22.1 MB beside 17.8 MB)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         files = sorted(p.name for p in folder.iterdir())
-    offered = workspace.offer([zipped])
-    zipped.unlink(missing_ok=True)  # the staged copy is the download
+        shutil.rmtree(folder)
+        offered = workspace.offer([zipped])
     return offered, (
         f"Wrote **{zipped.name}** ({zip_size / 2**20:.1f} MB zipped, {size / 2**20:.1f} MB unzipped): "
         f"{', '.join(files)}. Unzip it and push it with "
@@ -79,11 +81,11 @@ def push_run(
             "this public studio never pushes with its own."
         )
     workspace = studio.workspace(request)
-    staging = workspace.staging.parent
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="push-", dir=staging))
+    workspace.staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="push-", dir=workspace.staging))
     try:
-        folder = _exported(studio, name, tmp)
+        with workspace.writing():  # the folder pushed, charged to the quota as written
+            folder = _exported(studio, name, tmp)
         url = push_judge(folder, repo_id, token or None, private)
     except HubError as exc:
         raise gr.Error(str(exc)) from None

@@ -11,6 +11,10 @@ folder appear nowhere in it (the config in the card names the dataset and run by
 `adapter_config.json` names the base model by its hub id, so plain PEFT loading works elsewhere.
 A base model that is a local folder with no hub id keeps its path in `judge.json` only (that is
 how `Judge.load` finds it on this machine) and is named by its folder name everywhere else.
+
+Every file is written through `raft.output`, so a host that bounds what its users write (the
+studio's Export tab) charges each as it is written; a merge's `save_pretrained` is the exception,
+which the studio never asks for.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from raft.errors import RaftError
 from raft.files import DataError
 from raft.insample import TRAINED_ROWS, trained_hashes
 from raft.models import DEFAULT_MODEL, JUDGE_MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
+from raft.output import copy_file, copy_tree, open_output, write_text
 from raft.runs import run_status, run_weights
 
 DEFAULT_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL}"
@@ -88,17 +93,17 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
             **manifest,
             "base_model": None if _is_default(manifest.get("base_model")) else manifest["base_model"],
         }
-        (partial / JUDGE_MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
-        (partial / "README.md").write_text(model_card(run, partial, exported, card_report, False), encoding="utf-8")
+        write_text(partial / JUDGE_MANIFEST, json.dumps(exported, indent=2, ensure_ascii=False))
+        write_text(partial / "README.md", model_card(run, partial, exported, card_report, False))
         return
     if adapter and merge:
         model, tokenizer, _ = load_model(run, device="cpu")
         model.merge_and_unload().save_pretrained(partial)
         tokenizer.save_pretrained(partial)
     else:
-        shutil.copytree(run / manifest.get("weights", "model"), partial)
+        copy_tree(run / manifest.get("weights", "model"), partial)
     if (run / TRAINED_ROWS).is_file():  # hashes only: lets an evaluation elsewhere leave training rows apart
-        shutil.copy2(run / TRAINED_ROWS, partial / TRAINED_ROWS)
+        copy_file(run / TRAINED_ROWS, partial / TRAINED_ROWS)
     exported = {**manifest, "adapter": "." if adapter and not merge else None, "weights": "."}
     base = manifest.get("base_model")
     if _is_default(base):
@@ -106,11 +111,9 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
     if manifest.get("continued_from"):
         exported["continued_from"] = _name(manifest["continued_from"])
     exported["rubric"] = trained_rubric(run, manifest)
-    (partial / JUDGE_MANIFEST).write_text(json.dumps(exported, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(partial / JUDGE_MANIFEST, json.dumps(exported, indent=2, ensure_ascii=False))
     _name_the_base(partial, base)
-    (partial / "README.md").write_text(
-        model_card(run, partial, exported, card_report, adapter and not merge), encoding="utf-8"
-    )
+    write_text(partial / "README.md", model_card(run, partial, exported, card_report, adapter and not merge))
 
 
 def _name(path_or_id: str | None) -> str | None:
@@ -129,13 +132,13 @@ def _name_the_base(folder: Path, base: str | None) -> None:
             config = json.loads(path.read_text(encoding="utf-8"))
             if key in config:
                 config[key] = _name(base) if base else DEFAULT_HUB_ID
-                path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                write_text(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     tokenizer = folder / "tokenizer_config.json"
     if tokenizer.is_file():
         config = json.loads(tokenizer.read_text(encoding="utf-8"))
         if "name_or_path" in config:
             config["name_or_path"] = _name(base) if base else DEFAULT_HUB_ID
-            tokenizer.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_text(tokenizer, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def trained_rubric(run: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -302,7 +305,7 @@ def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
     import zipfile
 
     folder, zip_path = Path(folder), Path(zip_path)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    with open_output(zip_path, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 z.write(path, path.relative_to(folder).as_posix())

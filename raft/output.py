@@ -10,6 +10,7 @@ lives in a context variable, so a call in one thread never charges another's wri
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -63,3 +64,20 @@ def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     with open_output(path, "w", encoding=encoding) as f:
         f.write(text)
     return Path(path)
+
+
+def copy_file(source: str | Path, path: str | Path) -> Path:
+    """A copy of `source` at `path`, written through the installed writer (contents only)."""
+    with Path(source).open("rb") as src, open_output(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return Path(path)
+
+
+def copy_tree(source: str | Path, path: str | Path) -> Path:
+    """A copy of the files under `source` at `path` (made), written through the installed writer."""
+    source, path = Path(source), Path(path)
+    path.mkdir(parents=True, exist_ok=False)
+    for file in sorted(source.rglob("*")):
+        if file.is_file():
+            copy_file(file, path / file.relative_to(source))
+    return path

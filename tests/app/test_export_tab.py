@@ -73,3 +73,34 @@ def test_a_public_studio_pushes_only_with_the_visitors_own_token(trained, tiny_m
     monkeypatch.setenv("HF_TOKEN", "hf_the_studios_own")
     with pytest.raises(gr.Error, match="your own Hugging Face token"):
         export_tab.push_run(public, "run-1", "me/demo-judge", "  ", True)
+
+
+def test_the_export_is_charged_as_written_and_a_refused_one_keeps_nothing(trained, tiny_model, monkeypatch):
+    """The folder, its zip and the staged download are each charged to the visitor's quota as they
+    are written (the tab used to reserve an estimate and then write uncharged), and an export that
+    does not fit stops at the quota leaving nothing of itself."""
+    from types import SimpleNamespace
+
+    from app.workspace import Disk, Workspace, WorkspaceError, staging_root
+
+    studio, root = trained
+    public = Studio(Settings(data_root=root, default_model=str(tiny_model), public=True, workspace_mb=100))
+    visitor = SimpleNamespace(username=None, session_hash="exporter", request=None)
+    charged = []
+    real_charge = Workspace.charge
+    monkeypatch.setattr(Workspace, "charge", lambda self, path, n: (charged.append(n), real_charge(self, path, n)))
+    [download], _ = export_tab.export_run(public, "run-1", visitor)
+    workspace = public.workspace(visitor)
+    zipped = Path(download).stat().st_size
+    with zipfile.ZipFile(download) as z:
+        unzipped = sum(info.file_size for info in z.infolist())
+    assert sum(charged) >= unzipped + 2 * zipped, (sum(charged), unzipped, zipped)
+    assert not list(workspace.staging.glob("export-*")), "the folder and zip outlive the request"
+
+    tight = Workspace(workspace.root, workspace.staging, workspace.used_bytes() + unzipped // 2,
+                      Disk(root / "workspaces", staging_root(root), 10**12))  # fmt: skip
+    held = tight.used_bytes()
+    monkeypatch.setattr(Studio, "workspace", lambda self, request=None: tight)
+    with pytest.raises(WorkspaceError, match="workspace is full"):
+        export_tab.export_run(public, "run-1", visitor)
+    assert tight.used_bytes() == held, "a refused export left files"
