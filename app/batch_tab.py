@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ from raft.data import parse_columns, read_jsonl
 from raft.engines import available_engines
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_records, write_csv_download
 from raft.jobs import Job, JobError
-from raft.limits import current_budget
 from raft.metrics import agreement, confusion
 from raft.text import md_text
 
@@ -225,19 +223,27 @@ def start_batch(
         scale = studio.model_scale(model)
         check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
         resolved = studio.resolve_model(model)
-        # the job's own process writes the output, so it is checked here, from what the rows decode to:
-        # the rows again with their scores, as JSONL and CSV, about 1 KB a row more
-        budget = current_budget()
-        decoded = budget.used_bytes if budget is not None else file.stat().st_size
-        workspace.reserve(2 * decoded + 2048 * total)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
     key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
     out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
-    source = sidecar(out, ".input" + file.suffix.lower())
-    if not source.is_file():
-        shutil.copyfile(file, source)
+    side_files = {".rubric.json": whole_file.to_dict() if whole_file else None, ".cal.json": cal}
+    try:
+        with workspace.writing():  # the job's inputs, charged as written; the job charges its own output
+            source = sidecar(out, ".input" + file.suffix.lower())
+            if not source.is_file():
+                workspace.copy(file, source)
+            for suffix, value in side_files.items():
+                if value is not None and suffix == ".cal.json":
+                    workspace.copy(Path(calibration_file), sidecar(out, suffix))
+                elif value is not None:
+                    workspace.write_text(sidecar(out, suffix), json.dumps(value, ensure_ascii=False))
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
+    # the job's own process writes the output, charged as it writes against the workspace's quota
+    # and the total cap, measured on disk there: it stops at them, keeping the rows already scored
     command = [sys.executable, "-m", "raft", "score", "--input", str(source), "--out", str(out)]
+    command += workspace.job_bounds()
     command += ["--mode", mode, "--batch-size", str(int(batch_size)), "--chunk-rows", "32", "--engine", engine]
     command += ["--exact-columns", "--input-name", file.name, "--scale", f"{scale[0]},{scale[1]}"]
     if columns_used:
@@ -246,14 +252,9 @@ def start_batch(
         command += ["--model", str(resolved)]
     if studio.settings.device:
         command += ["--device", str(studio.settings.device)]
-    for suffix, value in ((".rubric.json", whole_file.to_dict() if whole_file else None), (".cal.json", cal)):
+    for suffix, value in side_files.items():
         if value is not None:
-            side = sidecar(out, suffix)
-            if suffix == ".cal.json":
-                shutil.copyfile(calibration_file, side)
-            else:
-                side.write_text(json.dumps(value, ensure_ascii=False))
-            command += ["--rubric" if suffix == ".rubric.json" else "--calibration", str(side)]
+            command += ["--rubric" if suffix == ".rubric.json" else "--calibration", str(sidecar(out, suffix))]
     info = {
         "out": str(out),
         "file": file.name,
@@ -400,7 +401,7 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
             r["error"] = str(r["error"]).replace(str(out), name)
     good = sum(1 for r in rows if r.get("expected_score") is not None)
     try:
-        with workspace.writing():  # charged as written; the job's output was checked before it started
+        with workspace.writing():  # charged as written (the job charged its own output as it wrote it)
             if good:  # what Evaluate and Align list: rewritten with every finish (a rerun may have added rows)
                 meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
                 meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))

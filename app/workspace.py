@@ -10,6 +10,8 @@ file whose every write is charged first, and `Workspace.writing()` installs the 
 library's output (`raft.output`). A write that would pass a bound raises `WorkspaceError` before
 its bytes land, and the file it was writing is put back as it was (a new file removed, an appended
 one cut back), so a refused request leaves nothing half-written and loses nothing that was there.
+A batch job writes from a process of its own: it is given the same two bounds and the folders they
+count (`job_bounds`), measured there on disk as it writes (`raft.disk_quota`).
 Eviction takes only workspaces idle past the stated idle time (`RAFT_WORKSPACE_IDLE_HOURS`), the
 same ones the periodic sweep removes: never a workspace in use because another visitor's write did
 not fit. A workspace's folder is made on its first write, not on a visit. Nothing a client sends
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from raft.disk_quota import folder_bytes
 from raft.errors import RaftError
 from raft.output import writing_through
 
@@ -40,18 +43,6 @@ STAGING_TTL_S = 300.0
 
 class WorkspaceError(RaftError, ValueError):
     """A request the visitor's workspace cannot take (quota, disk full, unknown name)."""
-
-
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under a folder (0 when it does not exist)."""
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-        except OSError:  # removed meanwhile
-            pass
-    return total
 
 
 class Disk:
@@ -141,14 +132,16 @@ class ChargedFile:
         self.was = path.stat().st_size if path.is_file() and not mode.startswith("w") else None
         self.file: IO = path.open(mode, encoding=encoding, newline=newline) if self.text else path.open(mode)
         self.encoding = encoding or "utf-8"
-        self.refused = False
+        self.refused: WorkspaceError | None = None
 
     def write(self, data: Any) -> int:
+        if self.refused is not None:  # a writer that goes on after a refusal (a zip's closing record)
+            raise WorkspaceError(str(self.refused))
         n = (len(data) if data.isascii() else len(data.encode(self.encoding))) if self.text else len(data)
         try:
             self.workspace.charge(self.path, n)
-        except WorkspaceError:
-            self.refused = True
+        except WorkspaceError as exc:
+            self.refused = exc
             self.restore()
             raise
         return self.file.write(data)
@@ -220,22 +213,17 @@ class Workspace:
             if self.disk is not None:
                 self.disk.end(self)
 
-    def reserve(self, more: int) -> Workspace:
-        """Refuse early what cannot fit: `more` bytes about to be written by another process (a batch
-        job) against the quota and the total cap, measured now. Not a charge: bytes written here are
-        charged as they are written (`writing`, `open`)."""
-        used = self.used_bytes()
-        if self.quota_bytes is not None and used + more > self.quota_bytes:
-            raise WorkspaceError(
-                f"your workspace is full: this needs about {_mb(more)}, {_mb(used)} of your {_mb(self.quota_bytes)} "
-                "are in use; download what you need and come back later (idle workspaces are cleared)"
-            )
-        if self.disk is not None and self.disk.used() + more > self.disk.total_bytes:
-            raise WorkspaceError(
-                f"this studio's disk for visitors is full ({self.disk.total_bytes >> 20} MB for everyone): try again "
-                "later, when idle workspaces have been cleared"
-            )
-        return self.make()
+    def job_bounds(self) -> list[str]:
+        """The `python -m raft score` flags that hold a job writing here (another process) to this
+        workspace's quota and the total cap, both measured on disk by the job as it writes."""
+        flags = []
+        if self.quota_bytes is not None:
+            flags += ["--quota-bytes", str(self.quota_bytes), "--quota-folder", str(self.root)]
+            flags += ["--quota-folder", str(self.staging)]
+        if self.disk is not None:
+            flags += ["--disk-bytes", str(self.disk.total_bytes), "--disk-folder", str(self.disk.workspaces)]
+            flags += ["--disk-folder", str(self.disk.staging)]
+        return flags
 
     def charge(self, path: Path, n: int) -> None:
         """Charge `n` bytes about to be written (refused past the quota or the total cap)."""
@@ -250,6 +238,13 @@ class Workspace:
         if not (path.is_relative_to(self.root) or path.is_relative_to(self.staging)):
             raise WorkspaceError("a write outside the visitor's workspace was refused")
         return ChargedFile(self, path, mode, encoding, newline)
+
+    def copy(self, source: Path, path: Path) -> Path:
+        """A copy of `source` (a server-side file: an upload) at `path` in the workspace, charged as it
+        is written; within `writing()`."""
+        with Path(source).open("rb") as src, self.open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return path
 
     def write_text(self, path: Path, text: str) -> Path:
         with self.writing(), self.open(path) as f:
@@ -269,9 +264,7 @@ class Workspace:
             with self.writing():
                 for path, name in zip(paths, names or [p.name for p in paths]):
                     copy = folder / Path(name).name  # a name the server chose, never a visitor's path
-                    with path.open("rb") as src, self.open(copy, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                    out.append(str(copy))
+                    out.append(str(self.copy(path, copy)))
         except WorkspaceError:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from raft.disk_quota import Bound, DiskQuota, QuotaError
 from raft.engines import ENGINES, engines_help
 from raft.errors import RaftError
 from raft.files import DataError
 from raft.gold import GOLD_CANDIDATES
+from raft.output import writing_through
 from raft.prompts import JUDGE_MODES, MODES
 
 RUBRIC_HELP = (
@@ -111,12 +113,34 @@ def cmd_score(args: argparse.Namespace) -> int:
     status = StatusFile(args.status)
     status.update()  # "loading" from the first second, before the slow imports and the judge
     try:
-        summary = _score(args, status)
+        with writing_through(disk_quota(args)):
+            summary = _score(args, status)
+    except QuotaError as exc:
+        from raft.batch import done_rows
+
+        kept = len(done_rows(Path(args.out)))
+        error = QuotaError(
+            f"{exc}; the {kept} rows scored before it filled are kept, and scoring the same file again resumes "
+            "after them once there is room"
+        )
+        status.result({"status": "failed", "error": str(error)}, args.result)
+        raise error from None
     except EXPECTED as exc:
         status.result({"status": "failed", "error": str(exc)}, args.result)
         raise
     status.result({"status": "completed", **summary}, args.result)
     return 0
+
+
+def disk_quota(args: argparse.Namespace) -> DiskQuota | None:
+    """The writer that charges the output to --quota-bytes over --quota-folder (a visitor's workspace)
+    and --disk-bytes over --disk-folder (every visitor's), measured on disk; None when neither is set."""
+    bounds = []
+    if args.quota_bytes is not None:
+        bounds.append(Bound(args.quota_bytes, tuple(map(Path, args.quota_folder or [])), "workspace"))
+    if args.disk_bytes is not None:
+        bounds.append(Bound(args.disk_bytes, tuple(map(Path, args.disk_folder or [])), "the disk for visitors"))
+    return DiskQuota(bounds) if bounds else None
 
 
 class StatusFile:
@@ -282,6 +306,12 @@ def add_score_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-name", help="the name errors give the input (default: its path)")
     p.add_argument("--status", metavar="STATUS.json", help="keep the phase and rows done of total in this file")
     p.add_argument("--result", metavar="RESULT.json", help="write how the run ended (completed or failed) here")
+    p.add_argument(
+        "--quota-bytes", type=int, help="stop (keeping the rows scored) before the --quota-folder folders pass this"
+    )
+    p.add_argument("--quota-folder", action="append", help="a folder counted by --quota-bytes (repeatable)")
+    p.add_argument("--disk-bytes", type=int, help="the same, a second bound, over the --disk-folder folders")
+    p.add_argument("--disk-folder", action="append", help="a folder counted by --disk-bytes (repeatable)")
     p.set_defaults(func=cmd_score)
 
 

@@ -154,7 +154,8 @@ def test_every_error_of_the_library_and_the_studio_is_a_raft_error_shown_by_type
 LAYERS = [
     (
         "foundation",
-        "raft raft.errors raft.text raft.paths raft.limits raft.output raft.context raft.stats raft.metrics "
+        "raft raft.errors raft.text raft.paths raft.limits raft.output raft.disk_quota raft.context raft.stats "
+        "raft.metrics "
         "raft.passfail raft.levels raft.repetition raft.streaming raft.synthetic raft.insample raft.runs raft.loss "
         "raft.job_logs raft.job_process raft.train.phase raft.train.sizing",
     ),

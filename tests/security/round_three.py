@@ -114,11 +114,39 @@ def _(url, studio, mode, tmp):
     finally:
         studio.settings.workspace_mb = saved
     for kind, payload in answers:
-        refused(kind, payload, "workspace is full")
+        refused(kind, payload, "workspace is full", "workspace full")
     assert held <= 2 * 2**20, f"the workspace holds {held / 2**20:.1f} MB over a 2 MB quota"
     projects = workspace_of(studio, f"session:{session}") / "labels"
     assert not projects.exists() or not any(projects.iterdir()), "a refused project left files"
     return f"refused as written, twice each; the workspace holds {held / 2**20:.2f} MB of 2 MB"
+
+
+@attack("Batch output past a 1 MB quota from a small file: stopped as written, the rows scored kept", modes=PUBLIC)
+def _(url, studio, mode, tmp):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    session = uuid.uuid4().hex
+    table = pa.Table.from_pylist(generate_rows(60, seed=4))
+    padding = pa.array(["p" * 50_000]).dictionary_encode().dictionary  # one string, carried by every row
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * 60, pa.int32()), padding)
+    pq.write_table(table.append_column("notes", column), tmp / "padded.parquet", compression="zstd")
+    file = upload(url, tmp / "padded.parquet")  # 3 MB decoded, each row scoreable
+    root = workspace_of(studio, f"session:{session}")
+    saved = _over_quota(studio, 1)
+    try:
+        batch = [file, "", "default model", "score_only", 8, "orig_score", None, "hf", None, *[""] * 6]
+        kind, payload = raw_call(url, "score_batch", batch, 600, session_hash=session)
+        held = folder_bytes(root)
+    finally:
+        studio.settings.workspace_mb = saved
+    outcome = refused(kind, payload, "workspace full")
+    assert "rows scored before it filled are kept" in text_of(payload), text_of(payload)
+    assert held <= 2**20, f"the workspace holds {held / 2**20:.2f} MB over a 1 MB quota"
+    [out] = (root / "batch").glob("*.jsonl")
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert kept and all(row.get("expected_score") is not None for row in kept), "no scored row was kept"
+    return f"{outcome}: stopped as written, {len(kept)} of 60 rows kept; {held / 2**20:.2f} MB of 1 MB"
 
 
 @attack("forged sessions against the total cap beside a visitor idle for 22 minutes", modes=PUBLIC)
