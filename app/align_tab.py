@@ -228,12 +228,16 @@ def view(
         return ("Start a project from a scored file, or choose one.", "", "", None, None, *hidden, None)
     project = open_project(studio, name, request)
     labeller = labeller_of(request, grader)
-    busy = project.offered_to_others(labeller)
     strategy = strategy if strategy in STRATEGIES else "uncertain"
-    keys = next_rows(project, strategy, 1, exclude=busy)
-    key = keys[0] if keys else None
+    try:
+        with studio.workspace(request).writing():  # the offers file is charged to the quota as written
+            busy = project.offered_to_others(labeller)
+            keys = next_rows(project, strategy, 1, exclude=busy)
+            key = keys[0] if keys else None
+            project.offer(labeller, key)
+    except WorkspaceError as exc:
+        raise gr.Error(f"No card can be offered: {exc}") from None
     waiting = len(next_rows(project, strategy, len(project.rows))) if key is None and busy else 0
-    project.offer(labeller, key)
     lo, hi = project.scale
     buttons = [gr.Button(str(lo + i), visible=lo + i <= hi and key is not None) for i in range(MAX_LEVELS)]
     result = agreement(project)

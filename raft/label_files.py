@@ -9,6 +9,7 @@ from typing import Any
 
 from raft.files import DataError, read_records
 from raft.labels import LabelProject
+from raft.output import open_output
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell that starts with these as a formula (CSV injection): such text is
@@ -41,7 +42,7 @@ def export_rows(project: LabelProject, keys: list[int], path: str | Path, show_j
                 str(project.folder.name),
             ) from None
     tmp = out.with_name(out.name + ".writing")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
+    with open_output(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for key in keys:

@@ -12,7 +12,8 @@ measure agreement, never to train.
 A project is created whole or not at all: its files are written into a hidden temporary folder
 that is renamed into place, so two creates of one name give one project and a clear refusal.
 `offers.json` records which row each labeller's card shows: the studio accepts a label only for
-the row on the labeller's card, and does not offer that row to another labeller for a while.
+the row on the labeller's card, and does not offer that row to another labeller for a while. Every
+file here is written through `raft.output` (an append is charged first), so a host's quota holds.
 """
 
 from __future__ import annotations
@@ -330,9 +331,7 @@ class LabelProject:
             now = time.time()
             offers = {k: v for k, v in offers.items() if now - float(v.get("time", 0)) < OFFER_SECONDS}
             if json.dumps(offers, sort_keys=True) != before:
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(offers), encoding="utf-8")
-                tmp.replace(path)
+                write_text(path.with_name(path.name + ".tmp"), json.dumps(offers)).replace(path)  # charged
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             lock.close()

@@ -119,7 +119,8 @@ def next_rows(
     held_pool = sorted((key for key in held if key not in done), key=rank.__getitem__)
     train_pool = [key for key in all_keys if key not in held and key not in done]
     rows = project.rows
-    probs = np.asarray([rows[key]["probs"] for key in train_pool], dtype=np.float64).reshape(len(train_pool), -1)
+    levels = project.scale[1] - project.scale[0] + 1  # (an empty pool has no row to tell the width from)
+    probs = np.asarray([rows[key]["probs"] for key in train_pool], dtype=np.float64).reshape(len(train_pool), levels)
     expected = np.asarray([float(rows[key]["expected_score"]) for key in train_pool], dtype=np.float64)
     known = {key: (e["score"], float(rows[key]["expected_score"])) for key, e in labels.items() if key not in held}
     train_order = order_rows(train_pool, probs, expected, strategy, seed, project.scale, known, rank)

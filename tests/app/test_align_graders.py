@@ -72,3 +72,32 @@ def test_label_values_are_the_scales_integers_only(studio, project, value):
     with pytest.raises(gr.Error, match="not a label|must be an integer"):
         align_tab.submit(studio, project, key, value, "", request=a)
     assert align_tab.open_project(studio, project, a).labels() == {}
+
+
+def test_the_offers_file_is_charged_to_the_quota(studio, project, monkeypatch):
+    """Each grader name typed in one session is a labeller with its own offer: the offers file grew
+    uncharged, past a full workspace; it is charged as written, and a card that cannot be offered
+    says the workspace is full."""
+    from app.studio import Studio
+    from app.workspace import Disk, Workspace, staging_root
+
+    local = studio.workspace()
+    quota = local.used_bytes() + 2_000
+    disk = Disk(local.root / "workspaces", staging_root(local.root), 10**12)
+    full = Workspace(local.root, local.staging, quota, disk)
+    monkeypatch.setattr(Studio, "workspace", lambda self, request=None: full)
+    a = browser("session-a")
+    with pytest.raises(gr.Error, match="workspace is full"):
+        for i in range(200):  # about 60 bytes more of offers each
+            align_tab.view(studio, project, "uncertain", True, f"grader {i}", request=a)
+    assert full.used_bytes() <= quota, f"{full.used_bytes() - quota} bytes over the quota"
+
+
+def test_more_graders_than_rows_are_told_the_rows_are_on_other_cards(studio, project):
+    """With every training row on another grader's card (or labelled) the next card said nothing:
+    the selection failed on its empty pool of training rows."""
+    a = browser("session-a")
+    keys = [align_tab.view(studio, project, "uncertain", True, f"grader {i}", request=a)[-1] for i in range(16)]
+    assert None not in keys and len(set(keys)) == 16
+    card, *_, key = align_tab.view(studio, project, "uncertain", True, "grader 16", request=a)
+    assert key is None and "on other graders' cards just now" in card
