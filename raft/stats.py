@@ -5,8 +5,17 @@ Resampling is vectorised in blocks: a block of resamples is one (B, n) array, dr
 used, with B chosen so that B * n stays near `BLOCK_ELEMENTS`. Memory is therefore O(n), a few
 arrays of `BLOCK_ELEMENTS` numbers (8 MiB each) whatever the number of resamples, not
 O(resamples x n); the draws come from one generator in order, so a seed gives the same resamples
-(and the same intervals) whatever the block size. Kendall's tau-b, which has no cheap vectorised
-form, runs scipy's O(n log n) implementation per resample.
+(and the same intervals) whatever the block size.
+
+A resample is scored from its counts, not its rows: how many times it drew each distinct (gold,
+prediction) pair (`Pairs`). Every metric is then a weighted sum over the pairs, sorted once by
+prediction: Pearson and the errors from weighted moments, Spearman from the average rank of each
+gold level and prediction value (cumulative counts), Kendall's tau-b from, for each two gold
+levels, the cumulative count of one level's rows below each prediction of the other's (exact
+integer arithmetic in floats).
+No resample is sorted, so a resample costs O(n) instead of scipy's O(n log n) sort per metric;
+gold of more than `KENDALL_LEVELS` distinct values (not a rating scale) takes scipy's tau-b per
+resample as before. The figures are the old ones to rounding (`tests/test_stats.py`).
 """
 
 from __future__ import annotations
@@ -70,6 +79,100 @@ def metric_rows(gold: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     return {name: fn(gold, pred) for name, fn in FUNCTIONS.items()}
 
 
+KENDALL_LEVELS = 16
+"""Gold of at most this many distinct values (a rating scale) gets the counted Kendall's tau-b: it
+holds, for each level, where every row falls among each other level's rows (levels x rows int32)."""
+
+
+class Pairs:
+    """The distinct (gold, prediction) pairs of n rows, sorted by prediction then gold, and what the
+    counted metrics need of them (O(pairs) memory, computed once for every resample)."""
+
+    def __init__(self, gold: np.ndarray, pred: np.ndarray):
+        pairs, inverse = np.unique(np.stack([pred, gold], axis=1), axis=0, return_inverse=True)
+        self.n, self.inverse = len(gold), inverse.ravel()
+        self.p, self.g = pairs[:, 0], pairs[:, 1]
+        first = np.r_[True, self.p[1:] != self.p[:-1]]
+        self.p_starts = np.flatnonzero(first)  # each prediction value's first pair
+        self.p_group = np.cumsum(first) - 1  # each pair's prediction value
+        self.levels, self.ig = np.unique(self.g, return_inverse=True)
+        self.ig = self.ig.ravel()
+        self.g_order = np.argsort(self.ig, kind="stable")
+        self.g_starts = np.r_[0, np.flatnonzero(np.diff(self.ig[self.g_order])) + 1]
+        gc, pc = self.g - self.g.mean(), self.p - self.p.mean()  # centred: fewer digits lost
+        match = np.floor(self.g + 0.5) == np.floor(self.p + 0.5)
+        sums = [gc, pc, gc**2, pc**2, gc * pc, (self.g - self.p) ** 2, np.abs(self.g - self.p), match]
+        if len(self.levels) <= KENDALL_LEVELS:  # and each gold level's count, in the same product
+            sums += [self.ig == k for k in range(len(self.levels))]
+        self.sums = np.stack(sums, axis=1).astype(np.float64)
+        """What each resample sums, weighted by its counts: one matrix product a block."""
+        self._at = [np.flatnonzero(self.ig == k) for k in range(len(self.levels))]  # each level's pairs, by prediction
+        self._below: list[list[np.ndarray]] | None = None
+
+    def counts(self, block: np.ndarray) -> np.ndarray:
+        """(B, pairs) times each resample of a (B, n) block of row indices drew each pair."""
+        b, u = len(block), len(self.p)
+        flat = (self.inverse[block] + (np.arange(b) * u)[:, None]).ravel()
+        return np.bincount(flat, minlength=b * u).reshape(b, u).astype(np.float64)
+
+    def metrics(self, w: np.ndarray, rows: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Every metric of each resample given its counts `w` (B, pairs); `rows()` gives the
+        resamples' (gold, prediction) rows, for the gold that Kendall cannot count."""
+        n = float(self.n)
+        sums = w @ self.sums
+        if sums.shape[1] > 8:
+            by_gold = sums[:, 8:]
+        else:
+            by_gold = np.add.reduceat(w[:, self.g_order], self.g_starts, axis=1)  # (B, gold levels)
+        by_pred = np.add.reduceat(w, self.p_starts, axis=1)  # (B, prediction values)
+        constant = (by_gold.max(axis=1) == n) | (by_pred.max(axis=1) == n)
+        gold_rank = np.cumsum(by_gold, axis=1) - (by_gold - 1) / 2 - (n + 1) / 2  # average ranks, centred
+        pred_rank = np.cumsum(by_pred, axis=1) - (by_pred - 1) / 2 - (n + 1) / 2
+        cov = (w * gold_rank[:, self.ig] * pred_rank[:, self.p_group]).sum(axis=1)
+        spread = (by_gold * gold_rank**2).sum(axis=1) * (by_pred * pred_rank**2).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spearman = np.clip(cov / np.sqrt(spread), -1, 1)
+        if len(self.levels) <= KENDALL_LEVELS:
+            kendall = self._kendall(w, by_gold, by_pred)
+        else:
+            kendall = _kendall(*rows())
+        sx, sy, sxx, syy, sxy, square, absolute, match = sums[:, :8].T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pearson = np.clip((sxy - sx * sy / n) / np.sqrt((sxx - sx**2 / n) * (syy - sy**2 / n)), -1, 1)
+        return {
+            "pearson": np.where(constant, np.nan, pearson),
+            "spearman": np.where(constant, np.nan, spearman),
+            "kendall": np.where(constant, np.nan, kendall),
+            "rmse": np.sqrt(square / n),
+            "mae": absolute / n,
+            "exact": match / n,
+        }
+
+    def _kendall(self, w: np.ndarray, by_gold: np.ndarray, by_pred: np.ndarray) -> np.ndarray:
+        """Tau-b: (concordant - discordant pairs) / sqrt((pairs - gold ties) (pairs - prediction ties)).
+        For gold levels a < b, a row of level b concords with each row of level a under its
+        prediction and discords with each above it: cumulative counts of level a, read at the
+        rows of level b (where `below[b][a]` says, fixed once the pairs are sorted)."""
+        if self._below is None:
+            self._below = [
+                [np.searchsorted(self.p[at_a], self.p[at_b], side="left").astype(np.int32) for at_a in self._at]
+                for at_b in self._at
+            ]
+        cumulative = [np.concatenate([np.zeros((len(w), 1)), np.cumsum(w[:, at], axis=1)], axis=1) for at in self._at]
+        net = np.zeros(len(w))
+        for b, at_b in enumerate(self._at):
+            rows_b = w[:, at_b]
+            for a in range(len(self._at)):
+                if a != b:
+                    net += np.sign(b - a) * np.einsum("ij,ij->i", rows_b, cumulative[a][:, self._below[b][a]])
+        n = float(self.n)
+        pairs = n * (n - 1) / 2
+        ties = (by_gold * (by_gold - 1) / 2).sum(axis=1), (by_pred * (by_pred - 1) / 2).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau = net / np.sqrt((pairs - ties[0]) * (pairs - ties[1]))
+        return np.clip(tau, -1, 1)
+
+
 def resample_blocks(n: int, n_boot: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
     """(first resample's index, (B, n) row indices) for each block, drawn one block at a time from
     one generator: the same draws, in the same order, as (n_boot, n) drawn at once."""
@@ -108,9 +211,14 @@ def bootstrap(
     if len(g) < 2:
         return {m: {"value": _number(point[m][0]), "lo": None, "hi": None, "se": None} for m in METRICS}
     draws = {m: np.empty(n_boot) for m in METRICS}
+    counted = Pairs(g, p) if np.isfinite(g).all() and np.isfinite(p).all() else None
     for start, block in _resamples(len(g), n_boot, seed):
-        for m, values in metric_rows(g[block], p[block]).items():
-            draws[m][start : start + len(block)] = values
+        if counted is not None:
+            values = counted.metrics(counted.counts(block), lambda block=block: (g[block], p[block]))
+        else:
+            values = metric_rows(g[block], p[block])
+        for m in METRICS:
+            draws[m][start : start + len(block)] = values[m]
     out = {}
     for m in METRICS:
         lo, hi = _interval(draws[m], level)

@@ -147,3 +147,45 @@ def test_the_bootstrap_holds_memory_in_rows_not_in_resamples_times_rows():
     assert out["pearson"]["lo"] < out["pearson"]["value"] < out["pearson"]["hi"]
     assert peak < 12 * 8 * elements, f"peak {peak / 2**20:.0f} MB"
     assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB (160 MB for the draw alone before)"
+
+
+@pytest.mark.parametrize(
+    "gold_values, pred_digits",
+    [(5, 1), (5, 6), (2, 0), (10, 2), (200, 3)],  # ratings, ties in predictions or not; pass/fail; continuous gold
+)
+def test_counted_metrics_are_the_resampled_rows_metrics(gold_values, pred_digits):
+    """Each resample scored from its counts of distinct (gold, prediction) pairs gives the metrics
+    of its rows (as `metric_rows` computes them, scipy's ranks and tau-b) to rounding."""
+    from raft.stats import Pairs, metric_rows, resample_blocks
+
+    rng = np.random.default_rng(gold_values)
+    gold = rng.integers(0, gold_values, 300).astype(float)
+    pred = (gold * 4 / gold_values + rng.normal(0, 1, 300)).round(pred_digits)
+    counted = Pairs(gold, pred)
+    for _, block in resample_blocks(300, 40, seed=3):
+        fast = counted.metrics(counted.counts(block), lambda block=block: (gold[block], pred[block]))
+        slow = metric_rows(gold[block], pred[block])
+        for m in METRICS:
+            assert fast[m] == pytest.approx(slow[m], abs=1e-10, nan_ok=True), m
+
+
+def test_the_counted_bootstrap_keeps_the_old_intervals_and_takes_o_rows_time():
+    """The same seed gives the intervals of the row-by-row bootstrap (scipy's sorts per resample),
+    at 20,000 rows in a fraction of its time."""
+    import time
+
+    from raft import stats
+
+    rng = np.random.default_rng(8)
+    gold = rng.integers(1, 6, 20_000).astype(float)
+    pred = np.clip(gold + rng.normal(0, 0.8, gold.size), 1, 5)
+    started = time.process_time()
+    fast = bootstrap(gold, pred, n_boot=1000, seed=2)
+    took = time.process_time() - started
+    draws = {m: [] for m in METRICS}
+    for _, block in stats.resample_blocks(len(gold), 1000, 2):
+        for m, values in stats.metric_rows(gold[block], pred[block]).items():
+            draws[m].extend(values)
+    for m in METRICS:
+        assert [fast[m]["lo"], fast[m]["hi"]] == pytest.approx(np.percentile(draws[m], [2.5, 97.5]), abs=1e-9), m
+    assert took < 10, f"{took:.1f} s of CPU for 20,000 rows (about 16 s before)"
