@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file
 
 from raft.files import write_rows
 from raft.synthetic import generate_rows
-from tests.security import round_three, round_two  # noqa: F401 - register the later rounds
+from tests.security import align_attacks, round_three, round_two  # noqa: F401 - register the later rounds
 from tests.security.conftest import raw_call
 from tests.security.registry import (
     ATTACKS,
