@@ -28,7 +28,7 @@ from app.studio import (
     model_dropdown,
 )
 from app.workspace import Workspace, WorkspaceError
-from raft.batch import check_source, meta_path
+from raft.batch import check_source, download_rows, meta_path
 from raft.data import parse_columns, read_jsonl
 from raft.engines import available_engines
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_records, write_csv_download
@@ -406,7 +406,7 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
                 meta = {"file": name, "judge": info.get("judge"), "time": time.time(), "rows": len(rows)}
                 meta.update(scored=good, columns=info.get("columns") or {}, rubric=info.get("rubric"))
                 workspace.write_text(meta_path(out), json.dumps(meta, ensure_ascii=False))
-            csv_path = write_csv_download(out.with_suffix(".csv"), rows)
+            csv_path = write_csv_download(out.with_suffix(".csv"), download_rows(rows, info.get("columns")))
     except WorkspaceError as exc:
         raise gr.Error(f"The rows are scored, but their downloads do not fit: {exc}") from None
     scale = tuple(info.get("scale") or (1, 5))

@@ -261,6 +261,14 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
                 yield json.loads(line)[ROW_KEY], line
 
 
+def download_rows(rows: list[dict[str, Any]], columns: dict[str, str] | None) -> list[dict[str, Any]]:
+    """The scored rows as the visitor's own file again, each column once: the copies of mapped
+    columns under the judge's field names (`orig_score` beside `score`), which the output keeps for
+    Evaluate and Align, are left out where the row holds the column they copy."""
+    copies = {f: c for f, c in (columns or {}).items() if f != c}
+    return [{k: v for k, v in r.items() if not (k in copies and copies[k] in r)} for r in rows]
+
+
 def meta_path(out: Path) -> Path:
     """The description of a finished batch result (file, judge, time, mapping, whole-file rubric)
     beside it, as the studio's Batch writes it; everything derived from the result reads it."""
