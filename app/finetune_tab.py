@@ -341,8 +341,6 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
 def refresh_jobs(studio: Studio, selected: str | None, shown: list | None) -> tuple[Any, list]:
     """The job dropdown's labels (they carry each job's status) when they changed since `shown`,
     else no update, so that a job list never keeps saying "stopping" after the job ended."""
-    if studio.settings.allow_training:
-        studio.jobs.promote()  # a queued job starts when the one before it has ended
     choices = [list(c) for c in job_choices(studio)]
     if choices == shown:
         return gr.skip(), shown

@@ -200,6 +200,8 @@ class Studio:
         for sub in ("datasets", "runs", "batch", "samples"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.jobs = JobManager(self.root)
+        if settings.allow_training:
+            self.jobs.advance_queue()  # queued jobs start on the server, with or without a page open
         self._judges: dict[tuple[str, int], Judge] = {}
         self._tokenizers: dict[str | None, object] = {}
         self._lock = threading.Lock()

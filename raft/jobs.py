@@ -13,6 +13,7 @@ A batch job (`kind="batch"`) is `python -m raft score` of one file into one outp
 the job's own, where the scorer writes `status.json` (phase, rows done of total) as it goes and
 `result.json` at the end. It resumes row by row: starting the same output again continues it.
 Batch jobs neither wait in nor hold up the training queue; at most `max_batches` run at once.
+A second training job waits in a queue; `advance_queue` starts it on the server when its turn comes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +50,9 @@ machine) gets this many times the stop timeout: it honours the stop at its first
 MAX_QUEUED = 8
 """Jobs that may wait their turn at once: a queue, not a way to fill the disk with configs."""
 
+QUEUE_EVERY_S = 2.0
+"""How often the server's queue thread looks for a queued job whose turn has come."""
+
 
 class JobManager:
     """Start, watch, stop and resume training jobs under `root` (the studio's data root)."""
@@ -63,6 +68,8 @@ class JobManager:
         self._record_locks: dict[str, threading.Lock] = {}
         self._record_locks_lock = threading.Lock()
         self._stoppers: dict[str, threading.Thread] = {}
+        self._queue_thread: threading.Thread | None = None
+        self._queue_stop = threading.Event()
 
     def _save(self, job: Job) -> None:
         self.registry.save(job)
@@ -174,8 +181,8 @@ class JobManager:
         return max(queued, key=_turn) if queued else next(j for j in jobs if j.active)
 
     def promote(self) -> Job | None:
-        """Launch the oldest queued job when fewer than max_active jobs run (the studio's timer calls
-        this every few seconds); returns the job launched, if any."""
+        """Launch the oldest queued job when fewer than max_active jobs run (the queue thread of
+        `advance_queue` calls this every few seconds); returns the job launched, if any."""
         with self._starting():
             jobs = self.list("train")
             if sum(1 for j in jobs if j.active) >= self.max_active:
@@ -194,6 +201,23 @@ class JobManager:
                 return None
             job.note = None
             return self._launch(job)
+
+    def advance_queue(self, every: float = QUEUE_EVERY_S) -> None:
+        """Advance the queue on the server: a daemon thread calls `promote` every `every` seconds, so
+        a queued job starts when the one before it ends whether or not a page is open. Idempotent;
+        the thread ends with `stop_queue` or when the manager is gone."""
+        if self._queue_thread is not None and self._queue_thread.is_alive():
+            return
+        self._queue_stop.clear()
+        ref = weakref.ref(self)
+        self._queue_thread = threading.Thread(
+            target=_advance, args=(ref, self._queue_stop, every), name="raft-job-queue", daemon=True
+        )
+        self._queue_thread.start()
+
+    def stop_queue(self) -> None:
+        """End the queue thread (queued jobs then wait for `promote`)."""
+        self._queue_stop.set()
 
     def _launch(self, job: Job) -> Job:
         """Start the job's command, its output appended to the job's log, and record it running."""
@@ -395,6 +419,21 @@ class JobManager:
     def log_tail(self, job: Job | str, lines: int = 40) -> str:
         job = self._load(job) if isinstance(job, str) else job
         return job_logs.tail(self.log_path(job), lines)
+
+
+def _advance(ref: weakref.ref, stop: threading.Event, every: float) -> None:
+    """The queue thread's loop: promote while the manager lives; a failed look (a disk error, a
+    record being rewritten) is tried again at the next tick rather than ending the queue."""
+    while not stop.wait(every):
+        manager = ref()
+        if manager is None:
+            return
+        try:
+            if any(j.status == QUEUED for j in manager.list("train")):
+                manager.promote()
+        except (OSError, JobError, ValueError) as exc:
+            print(f"job queue: {exc}", file=sys.stderr)
+        del manager
 
 
 def _turn(job: Job) -> tuple[float, str]:
