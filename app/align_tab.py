@@ -26,7 +26,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import align_compare, finetune_form
+from app import align_compare, align_state, finetune_form
 from app.estimate_panel import align_block
 from app.evaluate_tab import NONE, _meta, _scored_file, batch_results
 from app.finetune_tab import FORM
@@ -91,12 +91,14 @@ def open_project(studio: Studio, name: str | None, request: gr.Request | None) -
     return LabelProject.open(projects_dir(workspace) / name)
 
 
-def labeller_of(request: gr.Request | None, grader: str | None = "") -> str:
-    """Who labels: the typed name, else this browser session (a short digest of its hash), after
-    the signed-in account when there is one; two people on one login are two labellers."""
+def labeller_of(request: gr.Request | None, grader: str | None = "", browser: str | None = "") -> str:
+    """Who labels: the typed name, else this browser (its identity kept across reloads, by digest:
+    app.align_state), else this page's session, after the signed-in account when there is one;
+    two people on one login are two labellers."""
     typed = " ".join(str(grader or "").split())[:40]
     session = str(getattr(request, "session_hash", None) or "")
-    who = typed or ("session " + hashlib.sha256(session.encode()).hexdigest()[:8] if session else "")
+    kept = align_state.browser_labeller(browser)
+    who = typed or kept or ("session " + hashlib.sha256(session.encode()).hexdigest()[:8] if session else "")
     user = str(getattr(request, "username", None) or "")
     return f"{user} / {who}" if user and who else user or who
 
@@ -217,7 +219,13 @@ def _judge_text(project: LabelProject, key: int | None, blind: bool) -> str:
 
 
 def view(
-    studio: Studio, name: str | None, strategy: str, blind: bool, grader: str = "", request: gr.Request = None
+    studio: Studio,
+    name: str | None,
+    strategy: str,
+    blind: bool,
+    grader: str = "",
+    browser: str = "",
+    request: gr.Request = None,
 ) -> tuple[Any, ...]:
     """The card of the next row, the judge panel, the agreement panel, the buttons and the row shown.
 
@@ -227,7 +235,7 @@ def view(
         hidden = [gr.Button(visible=False)] * MAX_LEVELS
         return ("Start a project from a scored file, or choose one.", "", "", None, None, *hidden, None)
     project = open_project(studio, name, request)
-    labeller = labeller_of(request, grader)
+    labeller = labeller_of(request, grader, browser)
     strategy = strategy if strategy in STRATEGIES else "uncertain"
     try:
         with studio.workspace(request).writing():  # the offers file is charged to the quota as written
@@ -269,6 +277,7 @@ def submit(
     score: str,
     note: str,
     grader: str = "",
+    browser: str = "",
     request: gr.Request = None,
 ) -> tuple[str, str]:
     """Record the label of the row on this grader's card (`key`, the row the card showed); a row the
@@ -277,7 +286,7 @@ def submit(
     if key is None:
         raise gr.Error("No row to label: choose a project.")
     project = open_project(studio, name, request)
-    labeller = labeller_of(request, grader)
+    labeller = labeller_of(request, grader, browser)
     try:
         value = project.label_value(score)
         with studio.workspace(request).writing():  # a label is charged to the quota before it is appended
@@ -288,12 +297,14 @@ def submit(
     return _revealed(project, int(key), f"labelled {value}"), ""
 
 
-def skip(studio: Studio, name: str | None, key: int | None, grader: str = "", request: gr.Request = None) -> str:
+def skip(
+    studio: Studio, name: str | None, key: int | None, grader: str = "", browser: str = "", request: gr.Request = None
+) -> str:
     """Pass over the row on this grader's card (refused for a row the card did not show)."""
     if key is None:
         raise gr.Error("No row to skip: choose a project.")
     project = open_project(studio, name, request)
-    labeller = labeller_of(request, grader)
+    labeller = labeller_of(request, grader, browser)
     try:
         with studio.workspace(request).writing():
             project.claim(labeller, key)
@@ -303,12 +314,12 @@ def skip(studio: Studio, name: str | None, key: int | None, grader: str = "", re
     return f"Row {int(key)} skipped (Undo brings it back)."
 
 
-def undo(studio: Studio, name: str | None, grader: str = "", request: gr.Request = None) -> str:
+def undo(studio: Studio, name: str | None, grader: str = "", browser: str = "", request: gr.Request = None) -> str:
     """Take back this grader's own last label or skip (never another grader's)."""
     project = open_project(studio, name, request)
     try:
         with studio.workspace(request).writing():
-            entry = project.undo(labeller=labeller_of(request, grader))
+            entry = project.undo(labeller=labeller_of(request, grader, browser))
     except WorkspaceError as exc:
         raise gr.Error(str(exc)) from None
     if entry is None:
@@ -397,14 +408,19 @@ def comparison(studio: Studio, name: str | None, request: gr.Request = None) -> 
     return align_compare.last_comparison(open_project(studio, name, request))
 
 
-def project_list(studio: Studio, request: gr.Request = None) -> Any:
-    """The project dropdown filled from the server, the newest chosen (page load, after a write)."""
+def project_list(studio: Studio, saved: Any = None, request: gr.Request = None) -> tuple[Any, str, dict[str, Any]]:
+    """As the page loads: the project dropdown filled from the server, the newest chosen, with, in
+    the same update (before the card is drawn for it), this browser's labeller identity and the
+    state kept with it."""
     names = project_names(studio.workspace(request))
-    return gr.Dropdown(choices=names, value=names[0] if names else None)
+    who, kept = align_state.restored_identity(saved)
+    return gr.Dropdown(choices=names, value=names[0] if names else None), who, kept
 
 
-def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]:
-    """The Align tab; *Fine-tune on my labels* fills the Fine-tune tab (`tune`) and switches `tabs` to it."""
+def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any], saved: gr.BrowserState | None = None) -> dict[str, Any]:
+    """The Align tab; *Fine-tune on my labels* fills the Fine-tune tab (`tune`) and switches `tabs` to
+    it; its choices and labeller identity are kept in `saved` (align_state.browser_state, made by
+    the caller outside the tabs)."""
     results = [NONE] if studio.settings.public else [NONE, *batch_results(studio.workspace())]
     with gr.Tab("Align", id="align"):
         gr.Markdown(
@@ -481,10 +497,13 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
             elem_id="align-rows",
         )
         shown = gr.State(None)
+        who = gr.State("")  # this browser's labeller identity, restored from `saved` as the page loads
+        if saved is None:
+            saved = align_state.browser_state(studio)
 
     views = [card, judge_panel, panel, confusion, worst, *scores, shown]
     refresh = bind(view, studio)
-    looking = [project, strategy, blind, grader]
+    looking = [project, strategy, blind, grader, who]
     choice.change(bind(scored_by, studio), [choice, judge], judge, api_name="align_scored_by", show_progress="hidden")
     start.click(bind(create, studio), [choice, upload, judge, heldout, rubric], project, api_name="align_create")
     project.change(refresh, looking, views, api_name="align_view")
@@ -493,12 +512,12 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
     grader.blur(refresh, looking, views, api_name=False)
     for button in scores:  # align_label, align_label_1, ...: the button's own text is the score
         button.click(
-            bind(submit, studio), [project, shown, button, note, grader], [last, note], api_name="align_label"
+            bind(submit, studio), [project, shown, button, note, grader, who], [last, note], api_name="align_label"
         ).then(refresh, looking, views, api_name=False)
-    skip_btn.click(bind(skip, studio), [project, shown, grader], last, api_name="align_skip").then(
+    skip_btn.click(bind(skip, studio), [project, shown, grader, who], last, api_name="align_skip").then(
         refresh, looking, views, api_name=False
     )
-    undo_btn.click(bind(undo, studio), [project, grader], last, api_name="align_undo").then(
+    undo_btn.click(bind(undo, studio), [project, grader, who], last, api_name="align_undo").then(
         refresh, looking, views, api_name=False
     )
     base_model = tune["form"][FORM.index("base_model")]
@@ -512,6 +531,17 @@ def build(studio: Studio, tabs: gr.Tabs, tune: dict[str, Any]) -> dict[str, Any]
         finetune_form.save, [*tune["form"], tune["steps_own"]], tune["saved_form"], api_name="align_finetune_kept"
     )
     compare_btn.click(bind(compare, studio), [project, after], [compared, per_row], api_name="align_compare")
-    calibrate_btn.click(bind(calibrate, studio), project, [compared, per_row, after], api_name="align_calibrate")
+    keep = {"api_name": "align_kept", "show_progress": "hidden"}
+    calibrate_btn.click(bind(calibrate, studio), project, [compared, per_row, after], api_name="align_calibrate").then(
+        align_state.save, [saved, choice, after, who], saved, **keep
+    )
+    gr.on([choice.input, after.input], align_state.save, [saved, choice, after, who], saved, **keep)
     project.change(bind(comparison, studio), project, [compared, per_row], api_name="align_comparison")
-    return {"project": project, "list": bind(project_list, studio), "results": [choice], "models": [judge, after]}
+    return {
+        "project": project,
+        "list": bind(project_list, studio),
+        "kept": [project, who, saved],
+        "saved": saved,
+        "results": [choice],
+        "models": [judge, after],
+    }

@@ -18,6 +18,7 @@ import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from app import (  # noqa: E402
+    align_state,
     align_tab,
     batch_tab,
     dataset_tab,
@@ -45,38 +46,46 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             "fine-tuning, and score responses by their expected score."
         )
         saved_form = finetune_form.browser_state(studio)  # outside the tabs: mounted, so read, as the page loads
+        saved_align = align_state.browser_state(studio)  # Align's choices and labeller identity, likewise
         with gr.Tabs() as tabs:
             data = dataset_tab.build(studio)
             tune = finetune_tab.build(studio, saved_form)
             score = score_tab.build(studio)
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
-            align = align_tab.build(studio, tabs, tune)
+            align = align_tab.build(studio, tabs, tune, saved_align)
             export = export_tab.build(studio)
 
-        def scored_choices(request: gr.Request):
-            """Batch results for Evaluate, the newest chosen (the comparison left empty), and for Align."""
+        def scored_choices(request: gr.Request, kept: object = None):
+            """Batch results for Evaluate, the newest chosen (the comparison left empty), and for Align,
+            the one the visitor chose before a reload (`kept`, align_state) or else the newest."""
             results = evaluate_tab.batch_results(studio.workspace(request))
             choices = [evaluate_tab.NONE, *results]
             newest = results[0][1] if results else evaluate_tab.NONE
             evaluate_lists = (gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=choices))
-            return (*evaluate_lists, *(gr.Dropdown(choices=choices) for _ in align["results"]))
+            chosen = align_state.kept_choice(kept, "result", results, newest)
+            return (*evaluate_lists, *(gr.Dropdown(choices=choices, value=chosen) for _ in align["results"]))
 
         def dataset_choices(request: gr.Request, chosen: str | None = None):
             names = studio.datasets(request)
             return gr.Dropdown(choices=names, value=chosen if chosen in names else (names[0] if names else None))
 
-        def refresh_choices(saved: object, request: gr.Request):
+        def refresh_choices(saved: object, kept: object, request: gr.Request):
             """Every server-side list, as the page loads: datasets, judges and batch results; and in the
             same update the Fine-tune form kept in the browser (its dataset among the choices just
-            listed), so that no list refilled later overwrites it and the proposal sees the kept steps."""
+            listed), so that no list refilled later overwrites it and the proposal sees the kept steps,
+            and Align's kept choices (`kept`: its batch result and the judge to compare)."""
             models = studio.model_choices()
             form = dict(zip(finetune_tab.FORM, tune["restore"](saved, request)))
             chosen = form.pop("dataset")
+            after = align_state.kept_choice(kept, "after", models, None)
+            judges = [gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]]
+            if after is not None:
+                judges[-1] = gr.Dropdown(choices=models, value=after)  # align["models"] ends with the after judge
             return (
                 dataset_choices(request, chosen if isinstance(chosen, str) else None),
-                *(gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]),
-                *scored_choices(request),
+                *judges,
+                *scored_choices(request, kept),
                 *form.values(),
                 finetune_form.restored_own_steps(saved),
             )
@@ -96,8 +105,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             api_name="datasets_refresh",
         )
         restored = [*tune["form"][1:], tune["steps_own"]]
-        demo.load(refresh_choices, saved_form, model_dropdowns + restored, api_name="refresh_choices")
-        demo.load(align["list"], None, align["project"], api_name="align_projects")
+        demo.load(refresh_choices, [saved_form, saved_align], model_dropdowns + restored, api_name="refresh_choices")
+        demo.load(align["list"], saved_align, align["kept"], api_name="align_projects")
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(batch["latest"], None, batch["job"], api_name="batch_latest")

@@ -197,7 +197,7 @@ def _(url, studio, mode, tmp):
     saved = _over_quota(studio, 1)
     try:
         filler.write_bytes(b"x" * (2**20 - folder_bytes(root) - 100))
-        raw_call(url, "align_projects", [], session_hash=session)  # the page's list of projects, loaded
+        raw_call(url, "align_projects", [None], session_hash=session)  # the page's list of projects, loaded
         kind, payload = raw_call(url, "align_compare", ["full", "default model"], session_hash=session)
         held = folder_bytes(root)
     finally:
@@ -242,7 +242,7 @@ def _(url, studio, mode, tmp):
     project = _project_with_labels(root / "labels" / f"cont-{uuid.uuid4().hex[:6]}")
     project.meta["judge"] = "run: run-aligned"
     (project.folder / "project.json").write_text(json.dumps(project.meta))
-    raw_call(url, "align_projects", [], session_hash=(session := uuid.uuid4().hex))  # the page's list, loaded
+    raw_call(url, "align_projects", [None], session_hash=(session := uuid.uuid4().hex))  # the page's list, loaded
     args = [project.folder.name, "continue", 4, 1]  # project, start from, batch size, accumulation
     kind, payload = raw_call(url, "align_finetune", args, session_hash=session)
     assert kind == "complete", text_of(payload)

@@ -200,7 +200,7 @@ def _(url, studio, mode, tmp):
     before = set(folders.glob("*"))
     with ThreadPoolExecutor(8) as pool:
         answers = list(
-            pool.map(lambda i: raw_call(url, "refresh_choices", [None], session_hash=f"anon-{i}"), range(100))
+            pool.map(lambda i: raw_call(url, "refresh_choices", [None, None], session_hash=f"anon-{i}"), range(100))
         )
     assert all(kind == "complete" for kind, _ in answers)
     assert set(folders.glob("*")) == before, "a visit made a folder"
