@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import honest, mapping, plots
+from app import honest, judge_rubric, mapping, plots
 from app.messages import for_visitor, guarded
 from app.studio import (
     DEFAULT_CHOICE,
@@ -426,6 +426,12 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
     return table, summary, scatter, matrix, offered
 
 
+def trained_rubric(studio: Studio, choice: str | None, current: str | None, own: bool = False) -> list[Any]:
+    """A fine-tuned judge chosen: the rubric it was trained with, for a file whose rows carry none,
+    unless the visitor chose or typed one (`own`) (app.judge_rubric)."""
+    return judge_rubric.for_batch(studio, choice, current, bool(own))
+
+
 TABLE_COLUMNS = ["row", "expected_score", "mode_score", "score_mass", "gold", "response", "error"]
 
 
@@ -475,12 +481,33 @@ def build(studio: Studio) -> dict[str, Any]:
         status = gr.Markdown(elem_id="batch-status")
         shown = gr.State(None)
         timer = gr.Timer(2.0)
+        rubric_own = gr.State(False)  # a rubric chosen or typed by the visitor: no judge replaces it
 
     form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
+    rubric_outputs = [form["rubric"], form["criterion"], *form["levels"]]
     upload.upload(
         guarded(lambda p: detect_columns(studio, p)), upload, form["columns"], api_name="batch_columns"
-    ).success(mapping.filled(form), form["columns"], form_outputs, api_name=False)
+    ).success(mapping.filled(form), form["columns"], form_outputs, api_name=False).then(
+        lambda: False, None, rubric_own, api_name=False, show_progress="hidden"
+    ).then(  # a new file's fill proposes the first preset; a fine-tuned judge's own rubric replaces it
+        bind(trained_rubric, studio), [model, form["rubric"]], rubric_outputs, api_name=False, show_progress="hidden"
+    )
     model.change(studio.model_mode, model, mode, api_name="batch_model_mode")
+    model.change(
+        bind(trained_rubric, studio),
+        [model, form["rubric"], rubric_own],
+        rubric_outputs,
+        api_name="batch_trained_rubric",
+        show_progress="hidden",
+    )
+    gr.on(
+        [c.input for c in mapping.rubric_inputs(form)],
+        lambda: True,
+        None,
+        rubric_own,
+        api_name=False,
+        show_progress="hidden",
+    )
     batch_inputs = [upload, form["text"], model, mode, batch_size, gold, calibration, engine]
     batch_inputs += mapping.rubric_inputs(form)
     started = run.click(bind(follow_batch, studio), batch_inputs, [job, status, shown], api_name="batch_start")

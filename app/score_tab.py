@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import plots
+from app import judge_rubric, plots
 from app.studio import (
     DEFAULT_CHOICE,
     ENGINE_CHOICES,
@@ -73,6 +73,12 @@ def rubric_boxes(studio: Studio, choice: str | None) -> list[Any]:
     lo, hi = studio.model_scale(choice)
     boxes = [gr.Textbox(label=f"Score {lo + i}", visible=lo + i <= hi) for i in range(MAX_LEVELS)]
     return [studio.model_mode(choice), *boxes]
+
+
+def trained_rubric(studio: Studio, choice: str | None, own: bool = False) -> list[Any]:
+    """A fine-tuned judge chosen: the rubric it was trained with, in the preset and boxes, unless the
+    visitor chose or typed one (`own`) (app.judge_rubric)."""
+    return judge_rubric.for_score(studio, choice, CUSTOM, MAX_LEVELS, bool(own))
 
 
 def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
@@ -321,9 +327,25 @@ def build(studio: Studio) -> dict[str, Any]:
         gr.Markdown(GLOSSARY)
         plot = gr.Plot(label="Score distribution", elem_id="score-plot")
         details = gr.JSON(label="Details")
+        rubric_own = gr.State(False)  # a preset picked or a rubric typed by the visitor: no judge replaces it
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
     model.change(bind(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
+    model.change(
+        bind(trained_rubric, studio),
+        [model, rubric_own],
+        [preset, criteria, *descriptions],
+        api_name="score_trained_rubric",
+        show_progress="hidden",
+    )
+    gr.on(
+        [preset.input, criteria.input, example.click, *(d.input for d in descriptions)],
+        lambda: True,
+        None,
+        rubric_own,
+        api_name=False,
+        show_progress="hidden",
+    )
     gr.on(
         [model.change, mode.change],
         bind(feedback_note, studio),
