@@ -301,7 +301,10 @@ def status_line(studio: Studio, job: Job, progress: list[dict[str, Any]]) -> str
     parts = [f"**{job.status}**"]
     activity = studio.jobs.activity(job)
     if phase and phase["phase"] == "training" and phase.get("total"):
-        activity += f" ({100 * (phase['done'] - 1) / phase['total']:.0f}% done)"
+        # steps done, the count the log's last line gives: the phase names the step under way, and
+        # between a step's log line and the next step's start it still names the step just logged
+        done = max(int(phase["done"] or 1) - 1, int(s["step"] or 0))
+        activity = f"training: {done}/{phase['total']} steps done ({100 * done / phase['total']:.0f}%)"
     elif not job.active and s["total_steps"]:
         activity = ", ".join(filter(None, [activity, f"step {s['step']} / {s['total_steps']}"]))
     if activity:
@@ -327,14 +330,15 @@ def watch(studio: Studio, job_id: str | None, log_scale: bool) -> tuple[Any, ...
         job = studio.jobs.get(job_id)
     except JobError as exc:
         return str(exc), plots.loss_curve([]), plots.eval_curve([]), ""
-    progress = studio.jobs.progress(job)
-    status = status_line(studio, job, progress)
     hidden = studio.settings.public and not studio.settings.allow_training
     shown = without_paths  # local too: the log names site-packages and the data root, which no visitor needs
+    # the log is read first: the status, read after it, is never behind the log's last step
+    log = "(the log is not shown on a public studio)" if hidden else shown(studio.jobs.log_tail(job, 30))
+    progress = studio.jobs.progress(job)
+    status = status_line(studio, job, progress)
     if job.status in ("failed", "killed"):
         why = "see the server log" if hidden else shown(job.error or "")
         status += f"\n\n**Why:** exit code {job.exit_code}\n\n```\n{why}\n```"
-    log = "(the log is not shown on a public studio)" if hidden else shown(studio.jobs.log_tail(job, 30))
     return status, plots.loss_curve(progress, log_scale), plots.eval_curve(progress), log
 
 

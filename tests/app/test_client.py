@@ -47,7 +47,7 @@ def test_build_dataset_train_stop_score_and_batch(launched, tmp_path):
         if "loss" in status:
             break
         time.sleep(1)
-    assert status.startswith("**running** · training step")
+    assert status.startswith("**running** · training: ")
     started = time.time()
     assert client.predict(job, api_name="/train_stop") == job
     assert time.time() - started < 10, "Stop holds a worker until the job has stopped"

@@ -162,7 +162,7 @@ def test_finetune_start_watch_stop(studio):
         if "step 0 " not in status and "loss" in status:
             break
         time.sleep(0.5)
-    assert status.startswith("**running** · training step") and "remaining" in status and len(loss_plot.data) >= 1
+    assert status.startswith("**running** · training: ") and "remaining" in status and len(loss_plot.data) >= 1
     assert finetune_tab.stop(studio, job_id) == job_id
     deadline = time.time() + 120
     while not (status := finetune_tab.watch(studio, job_id, True)[0]).startswith("**stopped**"):

@@ -45,9 +45,22 @@ def test_the_status_names_the_phase_with_its_progress(studio, tmp_path):
     assert status.startswith("**running** · validating 3/300 batches (before training) · elapsed ")
     assert "elapsed ?" not in status
     write_phase(job.run_dir, "training", 5, 100)
-    assert "training step 5/100 (4% done)" in finetune_tab.watch(studio, JOB_ID, False)[0]
+    assert "training: 4/100 steps done (4%)" in finetune_tab.watch(studio, JOB_ID, False)[0]
     write_phase(job.run_dir, "preparing", 0, 3, detail="preparing the default model: downloading (517 MB)")
     assert "preparing the default model: downloading (517 MB) (0/3)" in finetune_tab.watch(studio, JOB_ID, False)[0]
+
+
+def test_the_status_counts_the_steps_the_log_has(studio, tmp_path):
+    """Step 4 is logged (progress and log line) before step 5 begins and names itself in the phase:
+    the status says 4 steps done, as the log does, not one behind it."""
+    job = fake_job(studio, tmp_path)
+    write_phase(job.run_dir, "training", 4, 100)  # written as step 4 began
+    progress = [{"step": k, "loss": 1.0 / k, "elapsed_s": k} for k in range(1, 5)]
+    (Path(job.run_dir) / "progress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress))
+    Path(studio.jobs.log_path(job)).write_text("".join(f"step {k}/100 · loss {1.0 / k:.4g}\n" for k in range(1, 5)))
+    status, *_, log = finetune_tab.watch(studio, JOB_ID, False)
+    assert log.strip().endswith("step 4/100 · loss 0.25")
+    assert "training: 4/100 steps done (4%)" in status, status
 
 
 def test_while_stopping_the_status_says_what_it_waits_for(studio, tmp_path):
