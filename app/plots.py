@@ -127,12 +127,16 @@ def eval_curve(progress: list[dict[str, Any]]) -> go.Figure:
     steps = [r["step"] for r in rows]
     ns = [r["eval"].get("n") for r in rows]
     n_text = ", ".join(sorted({str(n) for n in ns if n is not None})) or "?"
+    drawn = ", ".join(sorted({str(n) for n in ns if (n or 0) >= MIN_N}))
+    # the legend says what is drawn: the n of the points shown, or that none is computed (never a
+    # correlation's n beside the note that says correlations need more rows)
+    corr_n = f"n = {drawn}" if drawn else f"not computed, n < {MIN_N}"
     for i, key in enumerate(CORRELATIONS):
         values = [r["eval"].get(key) if (r["eval"].get("n") or 0) >= MIN_N else None for r in rows]
         fig.add_scatter(
             x=steps,
             y=values,
-            name=f"{key} (n = {n_text})",
+            name=f"{key} ({corr_n})",
             mode="lines+markers",
             line=dict(color=COLORS[i]),
             customdata=ns,

@@ -17,12 +17,15 @@ def _progress(n_val, steps=4):
 def test_validation_correlations_carry_n_and_are_not_drawn_on_too_few_rows():
     fig = plots.eval_curve(_progress(2))
     pearson = next(t for t in fig.data if t.name.startswith("pearson"))
-    assert pearson.name == "pearson (n = 2)" and all(v is None for v in pearson.y)
+    # the legend says what the page says: not computed (never "n = 2" beside "need at least 5")
+    assert pearson.name == "pearson (not computed, n < 5)" and all(v is None for v in pearson.y)
     rmse = next(t for t in fig.data if t.name.startswith("rmse"))
+    assert rmse.name == "rmse (n = 2)"  # an error is computed on any n
     assert rmse.yaxis != pearson.yaxis  # errors on their own axis
     assert "need at least 5" in fig.layout.annotations[0].text
     fig = plots.eval_curve(_progress(20))
-    assert [v for v in next(t for t in fig.data if t.name.startswith("pearson")).y] == [1, 1, 1]
+    pearson = next(t for t in fig.data if t.name.startswith("pearson"))
+    assert pearson.name == "pearson (n = 20)" and list(pearson.y) == [1, 1, 1]
 
 
 def test_step_axes_are_whole_numbers_and_log_ticks_are_labelled_in_full():
