@@ -205,7 +205,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 gold = gr.Textbox(
                     "",
                     label="Gold column",
-                    info="empty: the column the batch mapped to the gold score (orig_score), else gpt4_score, score",
+                    info="empty: the column the batch mapped to the score, else gpt4_score, score",
                 )
                 pred = gr.Textbox("expected_score", label="Prediction column", info="expected_score: the RAIL score")
                 by = gr.Textbox(

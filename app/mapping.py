@@ -8,10 +8,11 @@ from typing import Any
 
 import gradio as gr
 
-from raft.columns import guess_mapping, label, missing_fields, missing_message
+from raft.columns import guess_mapping, label, missing_fields, missing_message, word
 from raft.data import parse_columns
 from raft.files import DataError
 from raft.rubrics import Rubric, load_rubric, presets
+from raft.text import md_text
 
 MAPPED = ["orig_instruction", "orig_response", "orig_reference_answer", "orig_score", "orig_criteria", "orig_feedback"]
 """The fields a dropdown maps; per-row score descriptions are recognised by name, or come from the rubric."""
@@ -44,12 +45,14 @@ def build(prefix: str, fields: list[str] = MAPPED, need_score: bool = True) -> d
         )
         for field in fields
     }
-    text = gr.Textbox(
-        label="Mapping (the same as the CLI's --columns)",
-        info="made by the dropdowns above; columns already named like a field need no mapping",
-        interactive=False,
-        elem_id=f"{prefix}-map-text",
-    )
+    words = gr.Markdown(elem_id=f"{prefix}-map-words")
+    with gr.Accordion("The mapping as the CLI's --columns", open=False):
+        text = gr.Textbox(
+            show_label=False,
+            info="made by the dropdowns above; columns already named like a field need no mapping",
+            interactive=False,
+            elem_id=f"{prefix}-map-text",
+        )
     with gr.Accordion("Rubric for the whole file (for rows without their own)", open=True):
         rubric = gr.Dropdown(
             rubric_choices(),
@@ -62,6 +65,7 @@ def build(prefix: str, fields: list[str] = MAPPED, need_score: bool = True) -> d
         levels = [gr.Textbox("", label=f"Score {k}", lines=1, interactive=False) for k in range(1, LEVELS + 1)]
     status = gr.Markdown(elem_id=f"{prefix}-map-status")
     form = {"columns": columns, "dropdowns": dropdowns, "text": text, "rubric": rubric, "criterion": criterion}
+    form["words"] = words
     form.update(levels=levels, status=status, need_score=need_score)
     wire(form)
     return form
@@ -115,6 +119,19 @@ def mapping_text(columns: list[str], *chosen: str) -> str:
     return ", ".join(f"{f}={c}" for f, c in mapping.items())
 
 
+def mapping_words(text: str) -> str:
+    """The mapping in people's words, e.g. "Columns: question → instruction, answer → response"
+    (column names escaped: they are the file's text); empty for none or a mapping that does not parse."""
+    try:
+        mapping = parse_columns(text)
+    except DataError:
+        return ""
+    if not mapping:
+        return ""
+    pairs = ", ".join(f"**{md_text(column, 60)}** → {word(field)}" for field, column in mapping.items())
+    return f"Columns: {pairs}"
+
+
 def rubric_of(choice: str | None, criterion: str = "", *levels: str) -> Rubric | None:
     """The whole-file rubric the form chose (a preset, typed text, or none), checked on the scale 1..5."""
     if choice in (None, "", OWN_RUBRIC):
@@ -154,6 +171,7 @@ def wire(form: dict[str, Any]) -> None:
         api_name=False,
         show_progress="hidden",
     )
+    form["text"].change(mapping_words, form["text"], form["words"], api_name=False, show_progress="hidden")
     form["rubric"].change(
         rubric_boxes, form["rubric"], [form["criterion"], *form["levels"]], api_name=False, show_progress="hidden"
     )

@@ -31,6 +31,23 @@ LABELS = {
 """How a form names each field (description fields read 'description of score k')."""
 
 
+WORDS = {
+    "orig_instruction": "instruction",
+    "orig_response": "response",
+    "orig_reference_answer": "reference",
+    "orig_criteria": "rubric",
+    "orig_score": "score",
+    "orig_feedback": "feedback",
+}
+"""A field in one plain word, where a line names several (a mapping, a report's gold column)."""
+
+
+def word(field: str) -> str:
+    """A field in a person's word ('score', 'score 2 description'); any other name as it is."""
+    match = re.fullmatch(r"orig_score(-?\d+)_description", str(field))
+    return f"score {match.group(1)} description" if match else WORDS.get(str(field), str(field))
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from raft import calibration as cal
+from raft.columns import word
 from raft.files import DataError, read_records
 from raft.gold import GOLD_CANDIDATES
 from raft.insample import training_mask
@@ -295,7 +296,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     data (column names, group values, judge names) is escaped (`raft.text.md_text`): it shows as
     text wherever the Markdown is rendered, and never breaks a table."""
     level = int(round(report["level"] * 100))
-    gold, pred = md_text(report["gold"], 80), md_text(report["pred"], 80)
+    gold, pred = md_text(word(report["gold"]), 80), md_text(report["pred"], 80)  # "score", not "orig_score"
     lines = [
         f"Judge report: {report['n']} rows with gold **{gold}** and prediction **{pred}** "
         f"({report['n_rows']} rows read, {report['n_errors']} with errors); {level}% bootstrap intervals from "

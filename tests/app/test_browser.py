@@ -118,8 +118,8 @@ def test_a_newcomers_path_with_a_reload_between_every_step(page, tmp_path, launc
     expect(page.locator("#ds-map-orig_score input")).to_have_value("score")
     _pick(page, "ds-map-rubric", "Factual accuracy")
     expect(page.locator("#ds-map-status")).to_contain_text("Ready: every field the judge reads", timeout=30_000)
-    expect(page.locator("#ds-map-text textarea")).to_have_value(
-        "orig_instruction=question, orig_response=answer, orig_score=score"
+    expect(page.locator("#ds-map-words")).to_have_text(  # people's words, not the judge's field names
+        "Columns: question → instruction, answer → response, score → score"
     )
     page.locator("#dataset-preview").click()
     expect(page.locator("#ds-target textarea")).to_have_value(re.compile(r"^\[RESULT\] \d"), timeout=60_000)
