@@ -88,6 +88,21 @@ def built_of(studio: Studio, token: Any, request: Any = None) -> BuiltDataset | 
     return studio.previews.get(visitor_key(request), token)
 
 
+def fill_on_load(form: dict[str, Any]) -> Any:
+    """A handler: the synthetic sample's columns, read as the page loads, fill the mapping only while
+    the source is still the sample and no file is uploaded: a visitor who uploaded while the page was
+    loading keeps their file's mapping (the late fill is dropped)."""
+    fill = mapping.filled(form)
+    outputs = 3 + len(form["dropdowns"]) + len(form["levels"])  # columns, dropdowns, rubric, criterion, levels
+
+    def on_load(kind: str, upload: Any, columns: list[str] | None) -> list[Any]:
+        if kind != SOURCES[0] or upload or not columns:
+            return [gr.skip()] * outputs
+        return fill(columns)
+
+    return on_load
+
+
 def show_example(built: BuiltDataset | None, tokenizer_choice: str, index: int, studio: Studio) -> tuple[str, str]:
     if not built:
         return "", ""
@@ -330,4 +345,4 @@ def build(studio: Studio) -> dict[str, Any]:
     written = write_btn.click(bind(preview, studio), form_inputs, previewed, api_name=False).success(
         bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
     )
-    return {"written": written, "name": name, "load": (fill, form["columns"], form_outputs), "sources": sources}
+    return {"written": written, "name": name, "load": (fill_on_load(form), form_outputs), "sources": sources}

@@ -113,16 +113,18 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         demo.load(export["list"], None, export["run"], api_name="export_runs")
         demo.load(studio.fresh_run_name, None, tune["run_name"], api_name="fresh_run_name")
         demo.load(tune["views"], tune["form"], [tune["yaml"], tune["command"]], api_name="initial_config")
-        fill, columns, form_outputs = data["load"]
+        on_load, form_outputs = data["load"]
+        sample_columns = gr.State([])
 
         def synthetic_columns(kind: str, upload, hub_id: str, n: int, seed: int, request: gr.Request):
-            """The page opens on the synthetic sample: its columns fill the mapping at once."""
+            """The page opens on the synthetic sample: its columns fill the mapping at once (unless a file
+            was uploaded meanwhile: dataset_tab.fill_on_load)."""
             if kind != "synthetic sample":
                 return []
             return dataset_tab.columns_of(studio, kind, upload, hub_id, n, seed, request)
 
-        demo.load(guarded(synthetic_columns), data["sources"], columns, api_name=False).then(
-            fill, columns, form_outputs, api_name=False
+        demo.load(guarded(synthetic_columns), data["sources"], sample_columns, api_name=False).then(
+            on_load, [data["sources"][0], data["sources"][1], sample_columns], form_outputs, api_name=False
         )
     return demo, studio
 
