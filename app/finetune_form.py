@@ -92,6 +92,28 @@ def propose(
     return propose_steps(rows, batch, accum), describe_proposal(rows, batch, accum) + " (edit Max steps to change it)."
 
 
+APPLY_JS = "(proposed, seen, steps) => (proposed == null || steps !== seen) ? steps : proposed"
+"""Applies a proposal in the browser, at the moment it lands: Max steps typed since the dataset was
+chosen (the field no longer holds the value the proposal saw) keeps the visitor's value."""
+
+
+def propose_pending(
+    studio: Studio,
+    dataset: str | None,
+    batch_size: float,
+    grad_accum: float,
+    steps_own: bool = False,
+    note: str | None = None,
+    steps: float | None = None,
+    request: gr.Request = None,
+) -> tuple[Any, Any, Any]:
+    """`propose`, as (the steps proposed or None, the Max steps it saw, the note): the page applies
+    the proposal only if Max steps still holds what it saw (APPLY_JS), so a value typed while the
+    proposal was on its way is never overwritten."""
+    proposed, said = propose(studio, dataset, batch_size, grad_accum, steps_own, note, request)
+    return (None if isinstance(proposed, type(gr.skip())) else proposed), steps, said
+
+
 def save(*values: Any) -> dict[str, Any]:
     """The form as the browser keeps it: field name -> value (FORM order), then whether Max steps
     is the visitor's own."""

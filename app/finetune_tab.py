@@ -447,6 +447,8 @@ def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str
         timer = gr.Timer(2.0)
         shown_jobs = gr.State(None)
         steps_own = gr.State(False)  # Max steps typed by the visitor (or a job's): no proposal replaces it
+        proposed = gr.Number(None, visible=False)  # the dataset's proposal on its way to Max steps
+        proposal_saw = gr.Number(None, visible=False)  # Max steps when the proposal was asked for
         if saved_form is None:
             saved_form = finetune_form.browser_state(studio)
 
@@ -483,11 +485,13 @@ def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str
     kept = [*form, steps_own]
     keep = {"api_name": "train_form_save", "show_progress": "hidden"}
     dataset.change(  # any dataset chosen (picked, written, from Align, restored): a few epochs over its rows
-        bind(finetune_form.propose, studio),
-        [dataset, batch_size, grad_accum, steps_own, steps_note],
-        [max_steps, steps_note],
+        bind(finetune_form.propose_pending, studio),
+        [dataset, batch_size, grad_accum, steps_own, steps_note, max_steps],
+        [proposed, proposal_saw, steps_note],
         api_name="train_propose_steps",
         show_progress="hidden",
+    ).then(  # applied in the browser as it lands: steps typed meanwhile are kept
+        None, [proposed, proposal_saw, max_steps], max_steps, js=finetune_form.APPLY_JS, show_progress="hidden"
     ).then(finetune_form.save, kept, saved_form, **keep)
     max_steps.input(finetune_form.own_steps, None, steps_own, api_name="train_own_steps").then(
         finetune_form.save, kept, saved_form, **keep
