@@ -62,10 +62,10 @@ def _victim(studio) -> tuple[str, LabelProject]:
 
 
 EVENTS = {
-    "align_view": lambda name: [name, "uncertain", True, ""],
-    "align_label": lambda name: [name, 1, "3", "", ""],
-    "align_skip": lambda name: [name, 1, ""],
-    "align_undo": lambda name: [name, ""],
+    "align_view": lambda name: [name, "uncertain", True, "", None],
+    "align_label": lambda name: [name, 1, "3", "", "", None],
+    "align_skip": lambda name: [name, 1, "", None],
+    "align_undo": lambda name: [name, "", None],
     "align_compare": lambda name: [name, "default model"],
     "align_calibrate": lambda name: [name],
     "align_finetune": lambda name: [name, "base", 4, 1],
@@ -80,7 +80,7 @@ def _names_refused(event: str):
         name, project = _victim(studio)
         labels_before = project.labels_path.read_bytes()
         session = _session()
-        raw_call(url, "align_projects", [], session_hash=session)  # the page's list, loaded
+        raw_call(url, "align_projects", [None], session_hash=session)  # the page's list, loaded
         said = set()
         for sent in (name, f"../{name}", f"../../workspaces/x/labels/{name}", str(project.folder), "/etc/passwd"):
             kind, payload = raw_call(url, event, EVENTS[event](sent), session_hash=session)
@@ -119,7 +119,7 @@ def _(url, studio, mode, tmp):
 @attack("Align align_projects: lists only the visitor's own projects", modes=PUBLIC)
 def _(url, studio, mode, tmp):
     name, _ = _victim(studio)
-    kind, payload = raw_call(url, "align_projects", [], session_hash=_session())
+    kind, payload = raw_call(url, "align_projects", [None], session_hash=_session())
     assert kind == "complete" and name not in text_of(payload), text_of(payload)
     return "another visitor's project is not listed"
 
@@ -144,7 +144,7 @@ def _batch_result(url: str, studio, tmp, session: str) -> str:
         session_hash=session,
     )
     assert kind == "complete", payload
-    kind, payload = raw_call(url, "refresh_choices", [None], session_hash=session)  # as the page loads
+    kind, payload = raw_call(url, "refresh_choices", [None, None], session_hash=session)  # as the page loads
     assert kind == "complete", payload
     return next(name for label, name in _results(studio) if label.startswith(f"mine-{session}.csv"))
 
@@ -157,7 +157,7 @@ def _create(url, session, choice):
 
 
 def _view(url, session, project, grader=""):
-    kind, payload = raw_call(url, "align_view", [project, "uncertain", True, grader], session_hash=session)
+    kind, payload = raw_call(url, "align_view", [project, "uncertain", True, grader, None], session_hash=session)
     assert kind == "complete", payload
     return payload
 
@@ -180,21 +180,22 @@ def _(url, studio, mode, tmp):
 def _(url, studio, mode, tmp):
     ann, bob = _session(), _session()
     project = _create(url, ann, _batch_result(url, studio, tmp, ann))
-    raw_call(url, "align_projects", [], session_hash=bob)
+    raw_call(url, "align_projects", [None], session_hash=bob)
     row_ann = _row_on_card(_view(url, ann, project)[0])
     row_bob = _row_on_card(_view(url, bob, project)[0])
     assert row_ann != row_bob  # the row on Ann's card is not offered to Bob
     for session, score in ((ann, "4"), (bob, "2")):
-        kind, payload = raw_call(url, "align_label", [project, None, score, "", ""], session_hash=session)
+        kind, payload = raw_call(url, "align_label", [project, None, score, "", "", None], session_hash=session)
         assert kind == "complete", payload
-    kind, payload = raw_call(url, "align_undo", [project, ""], session_hash=bob)
+    kind, payload = raw_call(url, "align_undo", [project, "", None], session_hash=bob)
     assert kind == "complete" and f"row {row_bob}" in str(payload), payload
-    kind, payload = raw_call(url, "align_undo", [project, ""], session_hash=bob)
+    kind, payload = raw_call(url, "align_undo", [project, "", None], session_hash=bob)
     assert "Nothing to undo" in str(payload)
     assert LabelProject.open(studio.root / "labels" / project).labels() == {row_ann: 4}  # Bob's Undo kept Ann's
-    kind, payload = raw_call(url, "align_label", [project, None, "5", "", ""], session_hash=ann)  # a second answer
+    # a second answer
+    kind, payload = raw_call(url, "align_label", [project, None, "5", "", "", None], session_hash=ann)
     assert kind == "error" and "answered already" in str(payload), payload
-    kind, payload = raw_call(url, "align_skip", [project, None, ""], session_hash=ann)  # and a skip of it
+    kind, payload = raw_call(url, "align_skip", [project, None, "", None], session_hash=ann)  # and a skip of it
     assert kind == "error" and "answered already" in str(payload), payload
     assert LabelProject.open(studio.root / "labels" / project).labels() == {row_ann: 4}
     return "separate: different rows, each Undo its own, a second answer refused"
@@ -206,7 +207,7 @@ def _(url, studio, mode, tmp):
     project = _create(url, session, _batch_result(url, studio, tmp, session))
     for value in ("True", "1e0", "+3", "\uff13", "3.0"):
         _view(url, session, project)
-        kind, payload = raw_call(url, "align_label", [project, None, value, "", ""], session_hash=session)
+        kind, payload = raw_call(url, "align_label", [project, None, value, "", "", None], session_hash=session)
         assert kind == "error" and "not a label" in str(payload), (value, payload)
     assert LabelProject.open(studio.root / "labels" / project).labels() == {}
     return "refused (not a label), nothing recorded"
