@@ -20,6 +20,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
 """Judge field -> column names that mean it, most specific first (compared lowercased, with
 spaces and dashes as underscores)."""
 
+PAIR_ALIASES: dict[str, tuple[str, ...]] = {
+    "orig_instruction": ALIASES["orig_instruction"],
+    "orig_response_A": ("response_a", "answer_a", "completion_a", "output_a", "chosen"),
+    "orig_response_B": ("response_b", "answer_b", "completion_b", "output_b", "rejected"),
+    "orig_reference_answer": ALIASES["orig_reference_answer"],
+    "orig_criteria": ALIASES["orig_criteria"],
+    "orig_preference": ("preference", "winner", "preferred", "choice", "label"),
+    "orig_feedback": ALIASES["orig_feedback"],
+}
+"""Pair field -> column names that mean it: chosen/rejected data reads as A/B (A preferred, both
+orders are presented in training and scoring), arena data as response_a/response_b and a winner."""
+PAIR_FIELDS = tuple(PAIR_ALIASES)
+
 LABELS = {
     "orig_instruction": "question / instruction",
     "orig_response": "answer / response",
@@ -27,6 +40,9 @@ LABELS = {
     "orig_criteria": "criterion (rubric)",
     "orig_score": "gold score",
     "orig_feedback": "feedback",
+    "orig_response_A": "response A",
+    "orig_response_B": "response B",
+    "orig_preference": "preference for A",
 }
 """How a form names each field (description fields read 'description of score k')."""
 
@@ -92,6 +108,33 @@ def guess_mapping(columns: Iterable[str], scale: tuple[int, int] = (1, 5)) -> di
                 used.add(column)
                 break
     return mapping
+
+
+def guess_pair_mapping(columns: Iterable[str]) -> dict[str, str]:
+    """{pair field: column} for each pair field whose own name is absent but a common name for it is
+    present (compared as `guess_mapping` does; a column is used once)."""
+    by_norm: dict[str, str] = {}
+    for c in columns:
+        by_norm.setdefault(_norm(c), c)
+    used: set[str] = set()
+    mapping = {}
+    for field, aliases in PAIR_ALIASES.items():
+        if _norm(field) in by_norm:
+            continue
+        for alias in aliases:
+            column = by_norm.get(alias)
+            if column is not None and column not in used:
+                mapping[field] = column
+                used.add(column)
+                break
+    return mapping
+
+
+def is_pairs(columns: Iterable[str]) -> bool:
+    """Whether a file's columns hold two responses to compare (its own pair fields, or common names for them)."""
+    columns = list(columns)
+    found = {*guess_pair_mapping(columns), *(c for c in columns if c in PAIR_FIELDS)}
+    return {"orig_response_A", "orig_response_B"} <= found
 
 
 def required_fields(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from raft.atomic import creating
-from raft.columns import missing_fields, missing_message
+from raft.columns import PAIR_FIELDS, missing_fields, missing_message
 from raft.files import DataError, Record, read_records
 from raft.gold import is_fractional, nearest_score
 from raft.output import open_output, write_text
@@ -47,8 +47,11 @@ def known_fields(scale: tuple[int, int] = (1, 5)) -> list[str]:
     return [*TEXT_FIELDS, *score_fields(scale), *OTHER_FIELDS]
 
 
-def parse_columns(spec: str | dict[str, str] | None, scale: tuple[int, int] = (1, 5)) -> dict[str, str]:
-    """'field=column,field=column' (or a dict) -> {field: column}; unknown fields are refused."""
+def parse_columns(
+    spec: str | dict[str, str] | None, scale: tuple[int, int] = (1, 5), pair: bool = False
+) -> dict[str, str]:
+    """'field=column,field=column' (or a dict) -> {field: column}; unknown fields (of a pair, with
+    `pair`) are refused."""
     if not spec:
         return {}
     if isinstance(spec, str):
@@ -61,7 +64,7 @@ def parse_columns(spec: str | dict[str, str] | None, scale: tuple[int, int] = (1
             field, column = (s.strip() for s in part.split("=", 1))
             pairs[field] = column
         spec = pairs
-    fields = known_fields(check_scale(scale))
+    fields = list(PAIR_FIELDS) if pair else known_fields(check_scale(scale))
     for field in spec:
         if field not in fields:
             raise DataError(f"unknown field in column mapping; fields are {', '.join(fields)}", field=field)

@@ -29,12 +29,14 @@ from raft.data import normalize_item
 from raft.engines import ENGINES, Engine, Sample, load_engine
 from raft.engines.base import OnTokens
 from raft.files import DataError
+from raft.pairwise import PairJudgment, combine, swapped, win_probability
 from raft.prompts import SCORE_CUE, JudgePrompt, Template, TemplateError, apply_chat, check_judge_mode
 from raft.scores import (
     ScaleError,
     ScoreTokens,
     check_scale,
     cut_at_cue,
+    find_pair_tokens,
     find_score_tokens,
     parse_result,
     split_feedback,
@@ -109,6 +111,8 @@ class Judge:
         self.mode = check_judge_mode(mode)
         """The default way to judge: the mode the judge was trained in."""
         self.score_tokens: ScoreTokens = find_score_tokens(tokenizer, self.scale, cue)
+        self.cue = cue
+        self._pair_tokens: ScoreTokens | None = None
         self.prompt_spec = JudgePrompt.resolve(prompt, "score_only") if isinstance(prompt, (str, Path)) else prompt
         """The templates the judge reads; None: the built-in defaults of the scoring mode."""
         self.calibration: Calibration | None = None
@@ -213,6 +217,126 @@ class Judge:
     def score_token_ids(self) -> list[int]:
         return list(self.score_tokens.ids)
 
+    @property
+    def pairwise(self) -> bool:
+        """A judge trained to compare pairs (its templates show response A and response B)."""
+        return self.prompt_spec is not None and self.prompt_spec.pairwise
+
+    @property
+    def pair_tokens(self) -> ScoreTokens:
+        """The verdict tokens 'A' (value 1) and 'B' (value 0) after the score cue, found once."""
+        if self._pair_tokens is None:
+            self._pair_tokens = find_pair_tokens(self.tokenizer, self.cue)
+        return self._pair_tokens
+
+    def pair_prompt(self, mode: str) -> JudgePrompt:
+        """The relative-grading templates: the judge's own when it was trained on pairs, else the built-in ones."""
+        return self.prompt_spec if self.pairwise else JudgePrompt.resolve(None, mode, pairwise=True)
+
+    def compare(
+        self,
+        pairs: Sequence[dict[str, Any]],
+        mode: str | None = None,
+        both_orders: bool = True,
+        batch_size: int = 8,
+        n_samples: int = 1,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[PairJudgment]:
+        """The probability that response A beats response B, for each pair (pair field names).
+
+        Each order is one forward pass (score_only) or one generated feedback per sample (feedback)
+        after which P('A') is read renormalised over {A, B}; with `both_orders` the pair is also read
+        swapped and the two combined, so that swapping A and B in a pair gives exactly 1 - P. The
+        sequences of a call are sent in one canonical order, so a pair and its swap are computed on
+        the same batches. An invalid pair gets a PairJudgment with `error` set.
+        """
+        from raft.pairs import normalize_pair
+
+        mode = check_judge_mode(mode or ("feedback" if self.mode == "feedback" else "score_only"))
+        if mode == "decode":
+            raise ValueError("pairs are judged by the probability of A and B: choose score_only or feedback")
+        prompt, tokens = self.pair_prompt(mode), self.pair_tokens
+        cue = self.encode(tokens.cue)
+        reserve = len(cue) + (1 if mode == "score_only" else max_new_tokens + 1)
+        limit = self.context_limit()
+        results = [PairJudgment() for _ in pairs]
+        jobs: list[tuple[int, str, list[int]]] = []
+        for i, raw in enumerate(pairs):
+            try:
+                item = normalize_pair(raw)
+                template = prompt.for_item(item)
+                if template.uses_reference and not item["orig_reference_answer"]:
+                    raise DataError("empty, but the template needs it", field="orig_reference_answer")
+                orders = [("ab", item), ("ba", swapped(item))] if both_orders else [("ab", item)]
+                mine = [(i, order, self.encode(apply_chat(self.tokenizer, template.fill(it)))) for order, it in orders]
+                longest = max(len(ids) for _, _, ids in mine)
+                if limit and longest + reserve > limit:
+                    raise DataError(
+                        f"the prompt is {longest} tokens, and with {reserve} more it exceeds the context of {limit}",
+                        field="orig_response_A",
+                    )
+                jobs.extend(mine)
+            except (DataError, KeyError) as exc:
+                results[i].error = str(exc)
+        seqs = sorted({tuple(ids) for _, _, ids in jobs}, key=lambda ids: (len(ids), ids))
+        read = self._pair_reads([list(s) for s in seqs], cue, mode, batch_size, n_samples, max_new_tokens,
+                                temperature, seed, progress)  # fmt: skip
+        for i, order, ids in jobs:
+            p, mass, feedback = read[tuple(ids)]
+            setattr(results[i], f"p_{order}", p)
+            setattr(results[i], f"mass_{order}", mass)
+            setattr(results[i], f"feedback_{order}", feedback)
+        for r in results:
+            if r.p_ab is None:
+                continue
+            r.p_a = combine(r.p_ab, r.p_ba) if r.p_ba is not None else r.p_ab
+            masses = [m for m in (r.mass_ab, r.mass_ba) if m is not None]
+            if min(masses) < LOW_MASS:
+                r.flag = f"low probability mass on A and B ({min(masses):.2f}): check the template and verdict tokens"
+        return results
+
+    def _pair_reads(
+        self,
+        seqs: list[list[int]],
+        cue: list[int],
+        mode: str,
+        batch_size: int,
+        n_samples: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[tuple[int, ...], tuple[float, float, str | None]]:
+        """{prompt ids: (P(A) renormalised, raw mass, feedback)} for each distinct prompt."""
+        tokens = self.pair_tokens
+        out: dict[tuple[int, ...], tuple[float, float, str | None]] = {}
+        if mode == "score_only":
+            logprobs = self.engine.next_token_logprobs([s + cue for s in seqs], tokens.ids, batch_size, progress)
+            for ids, lp in zip(seqs, logprobs):
+                out[tuple(ids)] = (*win_probability(lp), None)
+            return out
+        for start in range(0, len(seqs), batch_size):
+            part = seqs[start : start + batch_size]
+            samples = self.engine.generate_scored(
+                part,
+                tokens.ids,
+                lambda ids: cut_at_cue(self.tokenizer, ids, tokens),
+                max_new_tokens,
+                n_samples,
+                temperature,
+                seed + start,
+            )
+            for ids, group in zip(part, samples):
+                reads = [win_probability(s.logprobs) for s in group]
+                p, mass = float(np.mean([r[0] for r in reads])), float(np.mean([r[1] for r in reads]))
+                out[tuple(ids)] = (p, mass, split_feedback(group[0].text, tokens.cue))
+            if progress:
+                progress(min(start + batch_size, len(seqs)), len(seqs))
+        return out
+
     def _template(self, item: dict[str, Any], mode: str) -> Template:
         spec = self.prompt_spec or JudgePrompt.resolve(None, "score_only" if mode == "score_only" else "feedback")
         return spec.for_item(item)
@@ -285,6 +409,8 @@ class Judge:
         first, then each batch), so a caller can write them to disk before the next batch runs.
         """
         mode = check_judge_mode(mode or self.mode)
+        if self.pairwise:
+            raise ValueError("this judge was trained to compare two responses: give it pairs (compare)")
         if overflow not in OVERFLOW:
             raise ValueError(f"unknown overflow policy '{overflow}'; choose one of {', '.join(OVERFLOW)}")
         results = [Judgment() for _ in items]

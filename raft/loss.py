@@ -131,6 +131,61 @@ def cot_raft_loss(
     return ce + lam * score
 
 
+def pair_probability(row_logits: torch.Tensor, pair_token_ids: Sequence[int]) -> torch.Tensor:
+    """P(A) renormalised over {A, B} from each row's logits: sigmoid(z_A - z_B), shape (N,)."""
+    dtype = torch.promote_types(row_logits.dtype, torch.float32)
+    ids = torch.as_tensor(list(pair_token_ids), device=row_logits.device)
+    z = row_logits[:, ids].to(dtype)
+    return torch.sigmoid(z[:, 0] - z[:, 1])
+
+
+def _pair_squared_errors(logits, labels, pair_token_ids, gold=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each verdict row's (target - P(A))^2; the target is the row's float `gold` (a share of graders
+    preferring A) when given, else 1 for a labelled 'A' and 0 for 'B'."""
+    rows, pos = score_positions(labels, pair_token_ids)
+    predicted = pair_probability(logits[rows, pos - 1], pair_token_ids)
+    if gold is not None:
+        target = torch.as_tensor(gold, device=labels.device).to(predicted.dtype)[rows]
+    else:
+        target = (labels[rows, pos] == pair_token_ids[0]).to(predicted.dtype)
+    return (target - predicted) ** 2, rows, pos
+
+
+def pair_raft_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pair_token_ids: Sequence[int],
+    num_items_in_batch: Any = None,
+    gold: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pairwise RAFT: squared error between the target preference and P(A) renormalised over {A, B}
+    at each row's verdict position (`pair_token_ids` = (id of 'A', id of 'B'))."""
+    se, _, _ = _pair_squared_errors(logits, labels, pair_token_ids, gold)
+    if se.numel() == 0:
+        return logits.sum() * 0.0
+    return se.sum() / _divisor(num_items_in_batch, 1, se.numel())
+
+
+def pair_cot_raft_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pair_token_ids: Sequence[int],
+    lam: float = 1.0,
+    num_items_in_batch: Any = None,
+    parts: dict[str, float] | None = None,
+    gold: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CoT-RAFT for pairs: CE over the feedback tokens (verdict letter excluded) + lam * the pairwise RAFT term."""
+    se, rows, pos = _pair_squared_errors(logits, labels, pair_token_ids, gold)
+    ce_labels = labels.clone()
+    ce_labels[rows, pos] = IGNORE
+    ce_total, ce_count = _token_ce(logits, ce_labels)
+    ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
+    score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
+    add_parts(parts, ce_loss=ce, score_loss=score)
+    return ce + lam * score
+
+
 def add_parts(parts: dict[str, float] | None, **terms: torch.Tensor) -> None:
     """Add each term to `parts` (summed over a step's micro-batches, as the terms' divisors are global)."""
     if parts is not None:
@@ -204,6 +259,16 @@ def _cot_raft_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch
     )
 
 
+def _pair_raft_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    value = pair_raft_loss(logits, labels, t.score_token_ids, t.num_items_in_batch, t.gold)
+    add_parts(t.parts, score_loss=value)
+    return value
+
+
+def _pair_cot_raft_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
+    return pair_cot_raft_loss(logits, labels, t.score_token_ids, t.lam, t.num_items_in_batch, t.parts, t.gold)
+
+
 def _ce_row(logits: torch.Tensor, labels: torch.Tensor, t: Terms) -> torch.Tensor:
     value = ce_loss(logits, labels, t.num_items_in_batch)
     add_parts(t.parts, ce_loss=value)
@@ -232,6 +297,9 @@ class LossKind:
     needs_mode: str | None
     """The dataset mode the loss needs ('feedback'), or None for any."""
     summary: str
+    pairwise: Callable[[torch.Tensor, torch.Tensor, Terms], torch.Tensor] | None = None
+    """What the loss computes on pairs (the score tokens are then the verdict letters A and B, `gold`
+    the preference for A); None: the loss does not apply to pairs."""
 
 
 LOSSES: dict[str, LossKind] = {
@@ -244,6 +312,7 @@ LOSSES: dict[str, LossKind] = {
             per_rater=False,
             needs_mode=None,
             summary="regression-aware: squared error of the expected score over the score tokens",
+            pairwise=_pair_raft_row,
         ),
         LossKind(
             "cot_raft",
@@ -252,6 +321,7 @@ LOSSES: dict[str, LossKind] = {
             per_rater=False,
             needs_mode="feedback",
             summary="TRACT: RAFT plus the cross-entropy of the written feedback (needs a feedback dataset)",
+            pairwise=_pair_cot_raft_row,
         ),
         LossKind(
             "ce",
@@ -260,6 +330,7 @@ LOSSES: dict[str, LossKind] = {
             per_rater=True,
             needs_mode=None,
             summary="next-token cross-entropy on the target, one example per rater score (the baseline)",
+            pairwise=_ce_row,
         ),
         LossKind(
             "emd",
@@ -280,12 +351,18 @@ def loss_kind(name: str) -> LossKind:
     return LOSSES[name]
 
 
+def pair_losses() -> list[str]:
+    """The losses that train a pairwise judge."""
+    return [name for name, row in LOSSES.items() if row.pairwise is not None]
+
+
 def make_loss(
     kind: str,
     score_token_ids: Sequence[int],
     score_values: Sequence[float],
     lam: float = 1.0,
     parts: dict[str, float] | None = None,
+    pairwise: bool = False,
 ) -> Callable[..., torch.Tensor]:
     """A `compute_loss_func(outputs, labels, num_items_in_batch=None, gold=None, target=None)` for
     transformers' Trainer (`gold`: each row's float gold score, used by the RAFT terms; `target`:
@@ -293,14 +370,18 @@ def make_loss(
 
     `parts`, when given, accumulates the score and CE terms for logging; the caller empties it each
     optimizer step, so it then holds that step's value of each term whatever the accumulation.
+    With `pairwise` the table's pairwise column is computed (score tokens: the verdicts A and B).
     """
     row = loss_kind(kind)
+    compute = row.pairwise if pairwise else row.compute
+    if compute is None:
+        raise ValueError(f"loss '{kind}' does not apply to pairs; choose one of {', '.join(pair_losses())}")
 
     def loss(
         outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, gold: Any = None, target: Any = None
     ) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         terms = Terms(score_token_ids, score_values, lam, parts, num_items_in_batch, gold, target)
-        return row.compute(logits, labels, terms)
+        return compute(logits, labels, terms)
 
     return loss

@@ -137,6 +137,7 @@ def train_tiny_tokenizer(vocab_size: int = 2000) -> Any:
     corpus = [load_template(name).text for name in builtin_templates()]
     corpus += [" ".join(str(v) for v in row.values()) for row in generate_rows(200, seed=1)]
     corpus += ["user assistant system [RESULT] Feedback: Score 0 1 2 3 4 5 6 7 8 9 10"]
+    corpus += ["Response A Response B [RESULT] A [RESULT] B"] * 4  # pairwise verdicts: ' A' and ' B' one token each
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=specials,

@@ -15,8 +15,21 @@ from raft.errors import RaftError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
-PLACEHOLDERS = {"instruction", "response", "reference_answer", "rubric", "min_score", "max_score"}
+PLACEHOLDERS = {
+    "instruction",
+    "response",
+    "response_a",
+    "response_b",
+    "reference_answer",
+    "rubric",
+    "min_score",
+    "max_score",
+}
 REQUIRED = {"instruction", "response", "rubric"}
+PAIR_REQUIRED = {"instruction", "response_a", "response_b", "rubric"}
+"""A pairwise (relative grading) template shows two responses, A and B, and no single one."""
+PAIR_LABELS = ("A", "B")
+"""The verdict tokens of pairwise judging, read after the score cue as the digits are."""
 
 SCORE_CUE = "[RESULT] "
 """Text that precedes the score token, in training targets and at inference alike."""
@@ -34,6 +47,12 @@ DEFAULT_TEMPLATES = {
     ("score_only", False): "absolute_score_noref",
     ("feedback", True): "absolute_feedback",
     ("feedback", False): "absolute_feedback_noref",
+}
+PAIR_TEMPLATES = {
+    ("score_only", True): "relative_score",
+    ("score_only", False): "relative_score_noref",
+    ("feedback", True): "relative_feedback",
+    ("feedback", False): "relative_feedback_noref",
 }
 
 
@@ -82,7 +101,12 @@ class Template:
                     f"known placeholders are {', '.join(sorted(PLACEHOLDERS))}"
                 )
             names.add(name)
-        missing = REQUIRED - names
+        pairwise = bool(names & {"response_a", "response_b"})
+        if pairwise and "response" in names:
+            raise TemplateError(
+                f"template '{self.name}': use either '{{response}}' or '{{response_a}}' and '{{response_b}}'"
+            )
+        missing = (PAIR_REQUIRED if pairwise else REQUIRED) - names
         if missing:
             raise TemplateError(
                 f"template '{self.name}': missing placeholder(s) " + ", ".join(f"'{{{m}}}'" for m in sorted(missing))
@@ -93,8 +117,24 @@ class Template:
     def uses_reference(self) -> bool:
         return "reference_answer" in self.placeholders
 
+    @property
+    def pairwise(self) -> bool:
+        """A relative-grading template: it shows two responses and asks which is better."""
+        return "response_a" in self.placeholders
+
     def fill(self, item: dict[str, Any], scale: tuple[int, int] = (1, 5)) -> str:
-        """The user message for one item (Feedback-Collection field names)."""
+        """The user message for one item (Feedback-Collection field names; a pair's responses are
+        `orig_response_A` and `orig_response_B`, its rubric the criterion alone)."""
+        if self.pairwise:
+            return self.text.format(
+                instruction=str(item["orig_instruction"]).strip(),
+                response_a=str(item["orig_response_A"]).strip(),
+                response_b=str(item["orig_response_B"]).strip(),
+                reference_answer=str(item.get("orig_reference_answer") or "").strip(),
+                rubric=str(item["orig_criteria"]).strip(),
+                min_score=scale[0],
+                max_score=scale[1],
+            )
         values = {
             "instruction": str(item["orig_instruction"]).strip(),
             "response": str(item["orig_response"]).strip(),
@@ -114,14 +154,16 @@ def render_rubric(item: dict[str, Any], scale: tuple[int, int] = (1, 5)) -> str:
     return "\n".join(lines)
 
 
-def load_template(name_or_path: str | Path | None = None, mode: str = "score_only", reference: bool = True) -> Template:
+def load_template(
+    name_or_path: str | Path | None = None, mode: str = "score_only", reference: bool = True, pairwise: bool = False
+) -> Template:
     """A template by built-in name (a file in prompts/), by file path, or the default for the mode.
 
-    The default follows the mode and whether a reference answer is available.
+    The default follows the mode, whether a reference answer is available, and whether pairs are graded.
     """
     mode = check_mode(mode)
     if name_or_path is None or str(name_or_path) == "":
-        name_or_path = DEFAULT_TEMPLATES[(mode, reference)]
+        name_or_path = (PAIR_TEMPLATES if pairwise else DEFAULT_TEMPLATES)[(mode, reference)]
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PROMPTS_DIR / f"{name_or_path}.txt"
@@ -142,9 +184,21 @@ class JudgePrompt:
     without_reference: Template
 
     @classmethod
-    def resolve(cls, name_or_path: str | Path | None, mode: str) -> JudgePrompt:
-        """A built-in name or file for both cases, or (None) the mode's defaults with and without reference."""
-        return cls(load_template(name_or_path, mode, True), load_template(name_or_path, mode, False))
+    def resolve(cls, name_or_path: str | Path | None, mode: str, pairwise: bool = False) -> JudgePrompt:
+        """A built-in name or file for both cases, or (None) the mode's defaults with and without
+        reference (the relative-grading ones when `pairwise`)."""
+        prompt = cls(
+            load_template(name_or_path, mode, True, pairwise), load_template(name_or_path, mode, False, pairwise)
+        )
+        if prompt.pairwise != pairwise:
+            want = "a pairwise (response_a, response_b)" if pairwise else "an absolute (response)"
+            raise TemplateError(f"template '{prompt.with_reference.name}' is not {want} template")
+        return prompt
+
+    @property
+    def pairwise(self) -> bool:
+        """Templates that compare two responses (relative grading)."""
+        return self.with_reference.pairwise
 
     def for_item(self, item: dict[str, Any]) -> Template:
         return self.with_reference if item.get("orig_reference_answer") else self.without_reference
@@ -171,8 +225,13 @@ class JudgePrompt:
         return None
 
 
-def builtin_templates() -> list[str]:
-    return sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
+def builtin_templates(pairwise: bool = False) -> list[str]:
+    """The names of the built-in templates of one kind: absolute grading, or pairwise (relative) grading."""
+    return sorted(
+        p.stem
+        for p in PROMPTS_DIR.glob("*.txt")
+        if Template(p.stem, p.read_text(encoding="utf-8")).pairwise == pairwise
+    )
 
 
 def apply_chat(tokenizer: Any, user_message: str) -> str:
@@ -191,8 +250,8 @@ def target_prefix(mode: str, feedback: str | None = None) -> str:
     return f"{FEEDBACK_PREFIX}{(feedback or '').strip()} "
 
 
-def target_text(mode: str, score: int, feedback: str | None = None) -> str:
-    """The full assistant target, ending in the score cue and the score."""
+def target_text(mode: str, score: int | str, feedback: str | None = None) -> str:
+    """The full assistant target, ending in the score cue and the score (or a pair's verdict letter)."""
     return f"{target_prefix(mode, feedback)}{SCORE_CUE}{score}"
 
 

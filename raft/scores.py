@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raft.errors import RaftError
-from raft.prompts import SCORE_CUE
+from raft.prompts import PAIR_LABELS, SCORE_CUE
 
 
 class ScaleError(RaftError, ValueError):
@@ -51,37 +51,62 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _try_variant(tokenizer: Any, cue: str, label_prefix: str, values: tuple[int, ...]) -> tuple[list[int], list[str]]:
+def _try_variant(tokenizer: Any, cue: str, label_prefix: str, labels: tuple[str, ...]) -> tuple[list[int], list[str]]:
     base = _encode(tokenizer, cue)
     ids, bad = [], []
-    for v in values:
-        full = _encode(tokenizer, cue + label_prefix + str(v))
+    for label in labels:
+        full = _encode(tokenizer, cue + label_prefix + label)
         if full[: len(base)] == base and len(full) == len(base) + 1:
             ids.append(full[-1])
         else:
-            bad.append(str(v))
+            bad.append(label)
     return ids, bad
+
+
+def _find_label_tokens(
+    tokenizer: Any, labels: tuple[str, ...], values: tuple[int, ...], cue: str
+) -> tuple[ScoreTokens | None, list[str]]:
+    """One token per label after `cue`, trying the bare label, then a space-prefixed one; else the labels that fail."""
+    variants = [(cue, "", "bare"), (cue.rstrip(), cue[len(cue.rstrip()) :], "space-prefixed")]
+    failures = {}
+    for cue_text, prefix, name in variants:
+        if name == "space-prefixed" and not prefix:
+            continue
+        ids, bad = _try_variant(tokenizer, cue_text, prefix, labels)
+        if not bad and len(set(ids)) == len(ids):
+            tokens = tuple(tokenizer.convert_ids_to_tokens(ids))
+            return ScoreTokens(values, tuple(ids), tokens, cue_text, name), []
+        failures[name] = bad or ["(labels share a token)"]
+    return None, min(failures.values(), key=len)
 
 
 def find_score_tokens(tokenizer: Any, scale: tuple[int, int] = (1, 5), cue: str = SCORE_CUE) -> ScoreTokens:
     """Find one token per score label after `cue`, trying a bare digit, then a space-prefixed one."""
     lo, hi = check_scale(scale)
     values = tuple(range(lo, hi + 1))
-    variants = [(cue, "", "bare"), (cue.rstrip(), cue[len(cue.rstrip()) :], "space-prefixed")]
-    failures = {}
-    for cue_text, prefix, name in variants:
-        if name == "space-prefixed" and not prefix:
-            continue
-        ids, bad = _try_variant(tokenizer, cue_text, prefix, values)
-        if not bad and len(set(ids)) == len(ids):
-            tokens = tuple(tokenizer.convert_ids_to_tokens(ids))
-            return ScoreTokens(values, tuple(ids), tokens, cue_text, name)
-        failures[name] = bad or ["(labels share a token)"]
-    worst = min(failures.values(), key=len)
-    raise ScaleError(
-        f"scale {lo}..{hi}: label(s) {', '.join(worst)} are not single tokens for this tokenizer "
-        f"after the cue {cue!r}; choose a scale whose labels are one token each (for example 1..5)"
-    )
+    found, worst = _find_label_tokens(tokenizer, tuple(str(v) for v in values), values, cue)
+    if found is None:
+        raise ScaleError(
+            f"scale {lo}..{hi}: label(s) {', '.join(worst)} are not single tokens for this tokenizer "
+            f"after the cue {cue!r}; choose a scale whose labels are one token each (for example 1..5)"
+        )
+    return found
+
+
+PAIR_VALUES = (1, 0)
+"""The value of each pairwise verdict token: A (the first response wins) is 1, B is 0, so the
+expected value over the verdict tokens is the probability that A wins."""
+
+
+def find_pair_tokens(tokenizer: Any, cue: str = SCORE_CUE) -> ScoreTokens:
+    """The verdict tokens 'A' and 'B' after `cue`, each one token, found as the score digits are."""
+    found, worst = _find_label_tokens(tokenizer, PAIR_LABELS, PAIR_VALUES, cue)
+    if found is None:
+        raise ScaleError(
+            f"pairwise verdict label(s) {', '.join(worst)} are not single tokens for this tokenizer "
+            f"after the cue {cue!r}"
+        )
+    return found
 
 
 _RESULT = re.compile(r"\[RESULT\]\s*\(?\s*([-+]?\d+(?:\.\d+)?)")
