@@ -30,9 +30,10 @@ from raft.judge import Judge
 from raft.loss import IGNORE, loss_kind, make_loss, target_distribution
 from raft.metrics import agreement
 from raft.models import JUDGE_MANIFEST, default_ready, fetch_default, needs_default, resolve_device, resolve_model
+from raft.pair_report import pair_metrics
 from raft.prompts import JudgePrompt, apply_chat
 from raft.runs import CONFIG_FILE, PROGRESS_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step, trim_progress
-from raft.scores import ScoreTokens, find_score_tokens
+from raft.scores import ScoreTokens, find_pair_tokens, find_score_tokens
 from raft.train.config import TrainConfig
 from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, keep_heap_small, memory_warning
 from raft.train.phase import write_phase
@@ -299,6 +300,8 @@ class Evaluate(TrainerCallback):
         was_training = self.judge.model.training
         self.judge.model.eval()
         try:
+            if self.judge.pairwise:
+                return self._pairs(step)
             results = self.judge.score(
                 self.items,
                 mode=self.mode,
@@ -313,6 +316,26 @@ class Evaluate(TrainerCallback):
             self.judge.model.train(was_training)
         metrics = agreement([i["orig_score"] for i in self.items], [r.expected_score for r in results])
         return {k: metrics[k] for k in ("n", "pearson", "spearman", "kendall", "rmse", "mae", "exact")}
+
+    def _pairs(self, step: int) -> dict[str, Any]:
+        """Validation of a pairwise judge: both orders of each pair, accuracy, Brier and position consistency."""
+        results = self.judge.compare(
+            self.items,
+            mode=self.mode,
+            batch_size=self.config.batch_size,
+            max_new_tokens=self.config.eval_max_new_tokens,
+            progress=self._batch_done(step),
+        )
+        kept = [(i, r) for i, r in zip(self.items, results) if r.p_a is not None]
+        m = pair_metrics(
+            [i["orig_preference"] for i, _ in kept],
+            [r.p_a for _, r in kept],
+            [r.p_ab for _, r in kept],
+            [r.p_ba for _, r in kept],
+            n_boot=0,
+        )
+        out = {"n": m["n"], **{k: m[k]["value"] for k in ("accuracy", "auc", "brier", "position_consistency")}}
+        return {**out, "position_bias": m["position_bias"]}
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.items and state.global_step == 0:
@@ -424,7 +447,8 @@ def load_dataset_for(config: TrainConfig) -> tuple[list[dict[str, Any]], list[di
         raise FileNotFoundError(f"{data}: no train.jsonl (build one with `python -m raft prepare`)")
     manifest = read_dataset_manifest(data)
     if config.template:
-        diff = JudgePrompt.resolve(config.template, manifest["mode"]).differs_from(manifest["prompt"])
+        pairwise = manifest.get("task") == "pairwise"
+        diff = JudgePrompt.resolve(config.template, manifest["mode"], pairwise).differs_from(manifest["prompt"])
         if diff:
             raise ValueError(f"config template '{config.template}' differs from the dataset {data}: {diff}")
     if config.scale is not None and list(config.scale) != manifest["scale"]:
@@ -544,12 +568,15 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=config.trust_remote_code)
     phase("loading", detail=f"tokenizing {len(train_rows)} training examples")
     scale = tuple(dataset["scale"])
-    score_tokens = find_score_tokens(tokenizer, scale, dataset["score_cue"])
+    pairwise = dataset.get("task") == "pairwise"  # the score tokens are the verdict letters A and B
+    find = find_pair_tokens if pairwise else functools.partial(find_score_tokens, scale=scale)
+    score_tokens = find(tokenizer, cue=dataset["score_cue"])
     print(score_tokens.describe(), flush=True)
 
     kind = loss_kind(config.loss)
     score_only = kind.score_only  # only the score term is trained: label just the score token
-    if kind.per_rater:  # a token target: one example per rater score, else the rounded gold
+    if kind.per_rater and not pairwise:  # a token target: one example per rater score, else the rounded gold
+        # (a pair's letter is set already: a tie's is A, then B in the swapped order)
         given = len(train_rows)
         train_rows, counts = ce_examples(train_rows)
         if any(counts.values()):
@@ -612,10 +639,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         **amp,
     )
     parts: dict[str, float] = {}
-    loss = make_loss(config.loss, score_tokens.ids, score_tokens.values, config.lam, parts)
+    loss = make_loss(config.loss, score_tokens.ids, score_tokens.values, config.lam, parts, pairwise)
     progress = Progress(run_dir, parts)
     judge = Judge(TransformersEngine(model, tokenizer), prompt, scale, mode=mode, cue=dataset["score_cue"])
-    val_items = [r["item"] for r in val_rows[: config.eval_rows or None]]
+    val_items = [r["item"] for r in val_rows if r.get("order", "AB") == "AB"][: config.eval_rows or None]
     head = config.head_at_score and score_only
     trainer = RaftTrainer(
         model=model,
@@ -725,6 +752,7 @@ def write_manifest(
         "score_cue": score_tokens.cue,
         "score_token_ids": list(score_tokens.ids),
         "mode": dataset["mode"],
+        "task": dataset.get("task", "absolute"),
         "loss": config.loss,
         "columns": dataset.get("columns", {}),
     }
