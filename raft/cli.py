@@ -56,6 +56,18 @@ def recognised_columns(source: str, spec: str | None, scale: tuple[int, int]) ->
     return {**guessed, **given}
 
 
+def is_pairs_source(source: str, pairs: bool = False) -> bool:
+    """Whether a source holds pairs: said so (--pairs), or a local file whose columns name two responses."""
+    if pairs:
+        return True
+    if not Path(source).is_file():
+        return False
+    from raft.columns import is_pairs
+    from raft.files import peek_columns
+
+    return is_pairs(peek_columns(source))
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from raft.data import prepare_dataset, rejection_warning
     from raft.rubrics import load_rubric
@@ -65,6 +77,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from raft.models import load_tokenizer
 
         tokenizer = load_tokenizer(args.tokenizer)
+    if args.pairs_from_scores or is_pairs_source(args.source, args.pairs):
+        from raft.pairs import prepare_pairs
+
+        from_scores = bool(args.pairs_from_scores)
+        stats = prepare_pairs(
+            args.source,
+            args.out,
+            mode=args.mode,
+            template=args.template,
+            tokenizer=tokenizer,
+            num_samples=args.num_samples,
+            validation_ratio=args.validation_ratio,
+            seed=args.seed,
+            columns=recognised_columns(args.source, args.columns, args.scale) if from_scores else args.columns,
+            split=args.split,
+            rubric=load_rubric(args.rubric, args.scale),
+            from_scores=from_scores,
+            ties=args.ties,
+            group_by=args.group_by,
+        )
+        print(json.dumps(stats, indent=2))
+        return 0
     stats = prepare_dataset(
         args.source,
         args.out,
@@ -105,6 +139,24 @@ def add_prepare_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rubric", help=RUBRIC_HELP)
     p.add_argument("--scale", type=_scale, default=(1, 5), help="LOW,HIGH (default 1,5)")
     p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="the source holds pairs (response A, response B, preference): a pairwise dataset, both orders of "
+        "each pair (recognised without this flag from columns such as chosen/rejected or response_a/response_b)",
+    )
+    p.add_argument(
+        "--pairs-from-scores",
+        action="store_true",
+        help="build pairs from an absolute file: every two answers to one question with different gold scores",
+    )
+    p.add_argument(
+        "--ties",
+        choices=["drop", "half"],
+        default="drop",
+        help="--pairs-from-scores: two answers with equal gold are left out (drop) or kept at preference 0.5",
+    )
+    p.add_argument("--group-by", help="--pairs-from-scores: the column naming the question (default: idx, ...)")
     p.set_defaults(func=cmd_prepare)
 
 
@@ -184,6 +236,8 @@ def _score(args: argparse.Namespace, status: StatusFile) -> dict:
 
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
+    if is_pairs_source(args.input, args.pairs):
+        return _score_pairs(args, status)
     if args.exact_columns:
         from raft.data import parse_columns
 
@@ -266,6 +320,58 @@ def _score(args: argparse.Namespace, status: StatusFile) -> dict:
     return summary
 
 
+def _score_pairs(args: argparse.Namespace, status: StatusFile) -> dict:
+    """Score a pairs file: P(A) in each order, combined, and the raw mass, with the judge's position bias."""
+    from raft.data import parse_columns
+    from raft.judge import Judge
+    from raft.pair_batch import score_pairs_file
+    from raft.rubrics import Rubric, load_rubric
+
+    status.update(phase="loading")
+    print(f"loading the judge {args.model or '(the default model)'} ({args.engine} engine)...", file=sys.stderr)
+    judge = Judge.load(
+        args.model,
+        args.adapter,
+        None,
+        args.scale,
+        args.device,
+        trust_remote_code=args.trust_remote_code,
+        engine=args.engine,
+        engine_args=engine_args(args),
+    )
+    print(judge.pair_tokens.describe(), file=sys.stderr)
+    try:  # a preset or rubric file gives its criterion; other text is the criterion itself
+        criterion = load_rubric(args.rubric, (1, 5))
+    except DataError:
+        criterion = Rubric(args.rubric, ())
+    bar = ProgressBar(args.input, 1, 0, done_rows_of(args.out))
+    summary = score_pairs_file(
+        judge,
+        args.input,
+        args.out,
+        mode=args.mode,
+        columns=parse_columns(args.columns, pair=True),
+        batch_size=args.batch_size,
+        chunk_rows=args.chunk_rows,
+        progress=bar.show,
+        rubric=criterion,
+        both_orders=not args.one_order,
+        label=args.input_name,
+        n_samples=args.n_samples,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    bar.close()
+    print(json.dumps(summary))
+    return summary
+
+
+def done_rows_of(out: str) -> set[int]:
+    from raft.batch import done_rows
+
+    return done_rows(Path(out)) if Path(out).is_file() else set()
+
+
 def add_score_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score every row of a file (resumable)")
     p.add_argument("--input", required=True)
@@ -304,6 +410,13 @@ def add_score_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine-args", help='vLLM: JSON of further vllm.LLM arguments, e.g. {"max_model_len": 4096}')
     p.add_argument("--exact-columns", action="store_true", help="use --columns as given; recognise no column by name")
     p.add_argument("--input-name", help="the name errors give the input (default: its path)")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="the input holds pairs: write P(A) per order, combined, and the raw mass (recognised by column names "
+        "without this flag); --rubric is then the criterion text",
+    )
+    p.add_argument("--one-order", action="store_true", help="pairs: score only the order given (no swapped pass)")
     p.add_argument("--status", metavar="STATUS.json", help="keep the phase and rows done of total in this file")
     p.add_argument("--result", metavar="RESULT.json", help="write how the run ended (completed or failed) here")
     p.add_argument(
@@ -364,6 +477,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from raft.report import judge_scale
 
     rows = read_jsonl(args.input)
+    from raft.pair_report import is_pair_rows, pair_report
+
+    if is_pair_rows(rows):
+        gold = "orig_preference" if args.gold == "orig_score" else args.gold
+        report = pair_report(rows, gold, n_boot=args.n_boot, seed=args.seed)
+        print(json.dumps({k: v for k, v in report.items() if k != "reliability"}))
+        return 0
     judged = any(isinstance(r.get("probs"), list) and r["probs"] and not r.get("error") for r in rows)
     scale = args.scale or (judge_scale(rows) if judged else None)  # else the range of the scores
     rows = gold_levels(rows, args.gold, scale or (0, 1))
@@ -424,6 +544,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from raft.report import build_report, load_scored, to_markdown, write_report
 
     rows = load_scored(args.scored)
+    from raft.pair_report import is_pair_rows, pair_markdown, pair_report
+
+    if is_pair_rows(rows):
+        report = pair_report(rows, args.gold or "orig_preference", n_boot=args.n_boot, seed=args.seed)
+        for out in args.out or []:
+            path = Path(out)
+            path.write_text(json.dumps(report, indent=2) if path.suffix == ".json" else pair_markdown(report))
+            print(f"wrote {path}", file=sys.stderr)
+        print(pair_markdown(report))
+        return 0
     other = load_scored(args.compare) if args.compare else None
     names = (Path(args.scored).stem, Path(args.compare).stem if args.compare else "B")
     trained = None
