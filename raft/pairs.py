@@ -199,7 +199,7 @@ def pair_examples(item: dict[str, Any], mode: str, prompt: JudgePrompt) -> list[
         if not first and it.get("orig_feedback"):
             it = {**it, "orig_feedback": swap_letters(it["orig_feedback"])}
         template = prompt.for_item(it)
-        letter = verdict_letter(item[PREFERENCE], first)
+        letter = verdict_letter(it[PREFERENCE], first)
         feedback = it.get("orig_feedback")
         out.append(
             {
