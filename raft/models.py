@@ -120,8 +120,9 @@ def fetch_default(force: bool = False, progress: Callable[[int, int, str], None]
     return target
 
 
-def train_tiny_tokenizer(vocab_size: int = 2000) -> Any:
-    """A byte-level BPE tokenizer trained offline on synthetic judge text, digits split, ChatML."""
+def train_tiny_tokenizer(vocab_size: int = 2000, pairwise: bool = False) -> Any:
+    """A byte-level BPE tokenizer trained offline on synthetic judge text, digits split, ChatML;
+    `pairwise` adds relative-grading text, so that the verdicts ' A' and ' B' are one token each."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -137,7 +138,8 @@ def train_tiny_tokenizer(vocab_size: int = 2000) -> Any:
     corpus = [load_template(name).text for name in builtin_templates()]
     corpus += [" ".join(str(v) for v in row.values()) for row in generate_rows(200, seed=1)]
     corpus += ["user assistant system [RESULT] Feedback: Score 0 1 2 3 4 5 6 7 8 9 10"]
-    corpus += ["Response A Response B [RESULT] A [RESULT] B"] * 4  # pairwise verdicts: ' A' and ' B' one token each
+    if pairwise:
+        corpus += ["Response A Response B [RESULT] A [RESULT] B"] * 4
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=specials,
@@ -163,11 +165,13 @@ def build_tiny_model(
     hidden: int = 64,
     layers: int = 2,
     max_positions: int = 4096,
+    pairwise: bool = False,
 ) -> Path:
-    """Write a tiny random causal LM (Llama or Mistral config) with a trained tokenizer to out_dir."""
+    """Write a tiny random causal LM (Llama or Mistral config) with a trained tokenizer to out_dir
+    (`pairwise`: one that also writes the verdicts A and B as single tokens)."""
     from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
 
-    tokenizer = train_tiny_tokenizer()
+    tokenizer = train_tiny_tokenizer(pairwise=pairwise)
     config_cls = {"llama": LlamaConfig, "mistral": MistralConfig}[arch]
     config = config_cls(
         vocab_size=len(tokenizer),

@@ -20,6 +20,21 @@ from raft.pairwise import combine, position_bias, swapped, win_probability
 from raft.prompts import JudgePrompt, apply_chat, builtin_templates, load_template
 from raft.scores import find_pair_tokens
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny random Llama whose tokenizer writes ' A' and ' B' as one token each (as SmolLM2's does)."""
+    from raft.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_pairs") / "model", pairwise=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tiny_model):
+    from raft.judge import Judge
+
+    return Judge.load(str(tiny_model), device="cpu")
+
+
 PAIR = {
     "orig_instruction": "What is 2 + 2?",
     "orig_response_A": "2 + 2 is 4.",
