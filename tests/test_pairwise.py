@@ -20,6 +20,7 @@ from raft.pairwise import combine, position_bias, swapped, win_probability
 from raft.prompts import JudgePrompt, apply_chat, builtin_templates, load_template
 from raft.scores import find_pair_tokens
 
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny random Llama whose tokenizer writes ' A' and ' B' as one token each (as SmolLM2's does)."""
@@ -363,3 +364,26 @@ def test_tiny_model_prepare_train_score_report_on_pairs(tmp_path, tiny_model, ca
     assert "Pairwise report card (1 pairs" in capsys.readouterr().out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["left_out"] == 1 and len(report["reliability"]) == 10
+
+
+# --- the pairwise reward --------------------------------------------------------------------
+
+
+def test_pairwise_reward_is_the_probability_that_the_completion_beats_the_reference(tiny_judge):
+    from raft.rewards import PairwiseReward
+
+    reward = PairwiseReward(tiny_judge, criterion="Is the answer correct?", batch_size=2)
+    prompts = [[{"role": "user", "content": "What is 2 + 2?"}], "Name a colour."]
+    completions = [[{"role": "assistant", "content": "4"}], "Blue."]
+    references = ["5, roughly", "Blue is a colour."]
+    got = reward(prompts=prompts, completions=completions, reference_completion=references, trainer_state=None)
+    pairs = [
+        {"orig_instruction": "What is 2 + 2?", "orig_response_A": "4", "orig_response_B": "5, roughly"},
+        {"orig_instruction": "Name a colour.", "orig_response_A": "Blue.", "orig_response_B": "Blue is a colour."},
+    ]
+    want = [j.p_a for j in tiny_judge.compare([{**p, "orig_criteria": "Is the answer correct?"} for p in pairs])]
+    assert got == want
+    centered = PairwiseReward(tiny_judge, criterion="Is the answer correct?", scaling="centered")
+    assert centered(prompts, completions, reference_completion=references) == pytest.approx([2 * p - 1 for p in want])
+    with pytest.warns(UserWarning, match="not compared"):
+        assert reward(prompts[:1], [""], reference_completion=references[:1]) == [0.0]
