@@ -172,7 +172,8 @@ class Judge:
         """A judge on a loaded engine, configured by its manifest (a plain model's is nearly empty)."""
         prompt = JudgePrompt.from_dict(manifest["prompt"]) if "prompt" in manifest else manifest.get("template")
         if template and isinstance(prompt, JudgePrompt):
-            diff = JudgePrompt.resolve(template, manifest.get("mode", "score_only")).differs_from(prompt)
+            mode = manifest.get("mode", "score_only")
+            diff = JudgePrompt.resolve(template, mode, prompt.pairwise).differs_from(prompt)
             if diff:
                 raise TemplateError(f"{model} was trained with other prompt text: {diff}; leave the template out")
         trained_scale = tuple(manifest["scale"]) if "scale" in manifest else None

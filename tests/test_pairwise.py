@@ -387,3 +387,29 @@ def test_pairwise_reward_is_the_probability_that_the_completion_beats_the_refere
     assert centered(prompts, completions, reference_completion=references) == pytest.approx([2 * p - 1 for p in want])
     with pytest.warns(UserWarning, match="not compared"):
         assert reward(prompts[:1], [""], reference_completion=references[:1]) == [0.0]
+
+
+@pytest.mark.parametrize("loss, mode", [("ce", "score_only"), ("cot_raft", "feedback")])
+def test_ce_and_cot_raft_train_on_pairs(tmp_path, tiny_model, loss, mode):
+    from raft.pairs import prepare_pairs
+    from raft.train import TrainConfig, train
+
+    rows = [
+        {"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "feedback": "Response A is right."}
+        for i in range(6)
+    ]
+    data = tmp_path / "ds"
+    stats = prepare_pairs(write_rows(tmp_path / "prefs.jsonl", rows), data, mode=mode, validation_ratio=0.34)
+    assert stats["train"] == 8 and stats["validation"] == 4
+    swapped_targets = [r["target"] for r in read_jsonl(data / "train.jsonl") if r["order"] == "BA"]
+    assert all(t.endswith("[RESULT] B") for t in swapped_targets)
+    if mode == "feedback":
+        assert all(t.startswith("Feedback: Response B is right.") for t in swapped_targets)
+    config = TrainConfig(
+        data=str(data), output_dir=str(tmp_path / "run"), base_model=str(tiny_model), loss=loss, max_steps=2,
+        batch_size=4, lora=False, device="cpu", eval_steps=2, eval_rows=2, eval_max_new_tokens=4,
+    )  # fmt: skip
+    run = train(config)
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+    evals = [json.loads(line).get("eval") for line in (run / "progress.jsonl").read_text().splitlines()]
+    assert any(e and e["n"] == 2 and e["brier"] is not None for e in evals)
