@@ -413,3 +413,21 @@ def test_ce_and_cot_raft_train_on_pairs(tmp_path, tiny_model, loss, mode):
     assert json.loads((run / "result.json").read_text())["status"] == "completed"
     evals = [json.loads(line).get("eval") for line in (run / "progress.jsonl").read_text().splitlines()]
     assert any(e and e["n"] == 2 and e["brier"] is not None for e in evals)
+
+
+def test_a_loss_without_a_pairwise_form_is_refused_on_pairs(tmp_path, tiny_model):
+    from raft.loss import LOSSES, pair_losses
+    from raft.pairs import prepare_pairs
+    from raft.train import TrainConfig, train
+
+    assert pair_losses() == ["raft", "cot_raft", "ce"]
+    unpaired = [name for name in LOSSES if name not in pair_losses()]
+    rows = [{"prompt": f"q{i}", "chosen": "good", "rejected": "bad"} for i in range(2)]
+    prepare_pairs(write_rows(tmp_path / "prefs.jsonl", rows), tmp_path / "ds")
+    for name in unpaired:
+        config = TrainConfig(data=str(tmp_path / "ds"), output_dir=str(tmp_path / name), base_model=str(tiny_model),
+                             loss=name, max_steps=1, lora=False, device="cpu")  # fmt: skip
+        with pytest.raises(ValueError, match="does not train on pairs"):
+            train(config)
+        with pytest.raises(ValueError, match="does not apply to pairs"):
+            make_loss(name, PAIR_IDS, (1, 0), pairwise=True)

@@ -455,7 +455,10 @@ def load_dataset_for(config: TrainConfig) -> tuple[list[dict[str, Any]], list[di
         raise ValueError(
             f"config scale {list(config.scale)} differs from the dataset {data}, made on {manifest['scale']}"
         )
-    needs = loss_kind(config.loss).needs_mode
+    kind = loss_kind(config.loss)
+    if manifest.get("task") == "pairwise" and kind.pairwise is None:
+        raise ValueError(f"loss {config.loss} does not train on pairs; {data} is a pairwise dataset")
+    needs = kind.needs_mode
     if needs and manifest["mode"] != needs:
         raise ValueError(f"loss {config.loss} needs a {needs} dataset; {data} is {manifest['mode']}")
     train = read_jsonl(data / "train.jsonl")
