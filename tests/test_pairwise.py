@@ -364,6 +364,9 @@ def test_tiny_model_prepare_train_score_report_on_pairs(tmp_path, tiny_model, ca
     assert "Pairwise report card (1 pairs" in capsys.readouterr().out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["left_out"] == 1 and len(report["reliability"]) == 10
+    assert main(["eval", "--input", str(out), "--n-boot", "100"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["n"] == 1 and evaluated["brier"]["value"] == pytest.approx((good["p_a"] - 1.0) ** 2)
 
 
 # --- the pairwise reward --------------------------------------------------------------------
