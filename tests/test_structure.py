@@ -157,12 +157,12 @@ LAYERS = [
         "raft raft.errors raft.text raft.paths raft.limits raft.output raft.disk_quota raft.context raft.stats "
         "raft.metrics "
         "raft.passfail raft.levels raft.repetition raft.streaming raft.synthetic raft.insample raft.runs raft.loss "
-        "raft.job_logs raft.job_process raft.train.phase raft.train.sizing",
+        "raft.job_logs raft.job_process raft.train.phase raft.train.sizing raft.pairwise raft.pair_report",
     ),
     (
         "prompts and data",
         "raft.prompts raft.rubrics raft.scores raft.files raft.atomic raft.columns raft.gold raft.prometheus "
-        "raft.data raft.calibration raft.models raft.train.config raft.train.memory",
+        "raft.data raft.calibration raft.models raft.train.config raft.train.memory raft.pairs",
     ),
     (
         "engines and judge",
@@ -173,7 +173,8 @@ LAYERS = [
     (
         "workflows",
         "raft.job_registry raft.jobs raft.batch raft.report raft.report_html raft.estimate raft.export raft.labels "
-        "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards",
+        "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards "
+        "raft.pair_batch",
     ),
     ("interfaces", "raft.cli raft.label_cli raft.__main__"),
 ]
