@@ -29,7 +29,8 @@ from raft.data import normalize_item
 from raft.engines import ENGINES, Engine, Sample, load_engine
 from raft.engines.base import OnTokens
 from raft.files import DataError
-from raft.pairwise import PairJudgment, combine, swapped, win_probability
+from raft.pair_judge import compare as compare_pairs
+from raft.pairwise import PairJudgment
 from raft.prompts import SCORE_CUE, JudgePrompt, Template, TemplateError, apply_chat, check_judge_mode
 from raft.scores import (
     ScaleError,
@@ -246,97 +247,11 @@ class Judge:
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[PairJudgment]:
-        """The probability that response A beats response B, for each pair (pair field names).
-
-        Each order is one forward pass (score_only) or one generated feedback per sample (feedback)
-        after which P('A') is read renormalised over {A, B}; with `both_orders` the pair is also read
-        swapped and the two combined, so that swapping A and B in a pair gives exactly 1 - P. The
-        sequences of a call are sent in one canonical order, so a pair and its swap are computed on
-        the same batches. An invalid pair gets a PairJudgment with `error` set.
-        """
-        from raft.pairs import normalize_pair
-
-        mode = check_judge_mode(mode or ("feedback" if self.mode == "feedback" else "score_only"))
-        if mode == "decode":
-            raise ValueError("pairs are judged by the probability of A and B: choose score_only or feedback")
-        prompt, tokens = self.pair_prompt(mode), self.pair_tokens
-        cue = self.encode(tokens.cue)
-        reserve = len(cue) + (1 if mode == "score_only" else max_new_tokens + 1)
-        limit = self.context_limit()
-        results = [PairJudgment() for _ in pairs]
-        jobs: list[tuple[int, str, list[int]]] = []
-        for i, raw in enumerate(pairs):
-            try:
-                item = normalize_pair(raw)
-                template = prompt.for_item(item)
-                if template.uses_reference and not item["orig_reference_answer"]:
-                    raise DataError("empty, but the template needs it", field="orig_reference_answer")
-                orders = [("ab", item), ("ba", swapped(item))] if both_orders else [("ab", item)]
-                mine = [(i, order, self.encode(apply_chat(self.tokenizer, template.fill(it)))) for order, it in orders]
-                longest = max(len(ids) for _, _, ids in mine)
-                if limit and longest + reserve > limit:
-                    raise DataError(
-                        f"the prompt is {longest} tokens, and with {reserve} more it exceeds the context of {limit}",
-                        field="orig_response_A",
-                    )
-                jobs.extend(mine)
-            except (DataError, KeyError) as exc:
-                results[i].error = str(exc)
-        seqs = sorted({tuple(ids) for _, _, ids in jobs}, key=lambda ids: (len(ids), ids))
-        read = self._pair_reads([list(s) for s in seqs], cue, mode, batch_size, n_samples, max_new_tokens,
-                                temperature, seed, progress)  # fmt: skip
-        for i, order, ids in jobs:
-            p, mass, feedback = read[tuple(ids)]
-            setattr(results[i], f"p_{order}", p)
-            setattr(results[i], f"mass_{order}", mass)
-            setattr(results[i], f"feedback_{order}", feedback)
-        for r in results:
-            if r.p_ab is None:
-                continue
-            r.p_a = combine(r.p_ab, r.p_ba) if r.p_ba is not None else r.p_ab
-            masses = [m for m in (r.mass_ab, r.mass_ba) if m is not None]
-            if min(masses) < LOW_MASS:
-                r.flag = f"low probability mass on A and B ({min(masses):.2f}): check the template and verdict tokens"
-        return results
-
-    def _pair_reads(
-        self,
-        seqs: list[list[int]],
-        cue: list[int],
-        mode: str,
-        batch_size: int,
-        n_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        seed: int,
-        progress: Callable[[int, int], None] | None,
-    ) -> dict[tuple[int, ...], tuple[float, float, str | None]]:
-        """{prompt ids: (P(A) renormalised, raw mass, feedback)} for each distinct prompt."""
-        tokens = self.pair_tokens
-        out: dict[tuple[int, ...], tuple[float, float, str | None]] = {}
-        if mode == "score_only":
-            logprobs = self.engine.next_token_logprobs([s + cue for s in seqs], tokens.ids, batch_size, progress)
-            for ids, lp in zip(seqs, logprobs):
-                out[tuple(ids)] = (*win_probability(lp), None)
-            return out
-        for start in range(0, len(seqs), batch_size):
-            part = seqs[start : start + batch_size]
-            samples = self.engine.generate_scored(
-                part,
-                tokens.ids,
-                lambda ids: cut_at_cue(self.tokenizer, ids, tokens),
-                max_new_tokens,
-                n_samples,
-                temperature,
-                seed + start,
-            )
-            for ids, group in zip(part, samples):
-                reads = [win_probability(s.logprobs) for s in group]
-                p, mass = float(np.mean([r[0] for r in reads])), float(np.mean([r[1] for r in reads]))
-                out[tuple(ids)] = (p, mass, split_feedback(group[0].text, tokens.cue))
-            if progress:
-                progress(min(start + batch_size, len(seqs)), len(seqs))
-        return out
+        """The probability that response A beats response B for each pair, both orders combined
+        (`raft.pair_judge.compare`: swapping A and B in a pair gives exactly 1 - P)."""
+        return compare_pairs(
+            self, pairs, mode, both_orders, batch_size, n_samples, max_new_tokens, temperature, seed, progress
+        )
 
     def _template(self, item: dict[str, Any], mode: str) -> Template:
         spec = self.prompt_spec or JudgePrompt.resolve(None, "score_only" if mode == "score_only" else "feedback")

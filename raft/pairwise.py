@@ -17,6 +17,8 @@ import numpy as np
 PAIR_FIELDS = ("orig_response_A", "orig_response_B")
 PREFERENCE = "orig_preference"
 """The target of a pair: 1 when A is better, 0 when B is, a share of graders preferring A between."""
+LOW_PAIR_MASS = 0.5
+"""Below this raw probability mass on A and B, the template or the verdict tokens are suspect (flagged)."""
 
 
 @dataclass
