@@ -242,28 +242,14 @@ def build_pair_dataset(
         raise DataError(str(exc)) from None
     if not prompt.pairwise:
         raise DataError("a pairwise dataset needs pairwise templates (response_a, response_b)")
-    rejected: list[dict[str, Any]] = []
     mapping = parse_columns(columns, pair=True)
     if isinstance(pairs, (str, Path)):
-        source, items = source or source_name(pairs), []
-        for rec, item in iter_pairs(pairs, mapping, split, rubric, need_preference=True):
-            if item is None:
-                err = rec.error
-                rejected.append({"row": rec.row, "field": err.field, "reason": err.reason, "error": str(err)})
-            else:
-                items.append({**item, "row": rec.row})
-        read = len(items) + len(rejected)
+        source = source or source_name(pairs)
+        items, rejected = _read_pairs(pairs, mapping, split, rubric)
     else:
-        items, read = [dict(p) for p in pairs], len(pairs)
-    kept = []
-    for item in items:
-        need_feedback = mode == "feedback" and not item.get("orig_feedback")
-        needs_reference = prompt.for_item(item).uses_reference and not item.get("orig_reference_answer")
-        if need_feedback or needs_reference or item.get(PREFERENCE) is None:
-            field = "orig_feedback" if need_feedback else "orig_reference_answer" if needs_reference else PREFERENCE
-            rejected.append({"row": item.get("row"), "field": field, "reason": "missing", "error": f"{field}: missing"})
-            continue
-        kept.append(item)
+        items, rejected = [dict(p) for p in pairs], []
+    read = len(items) + len(rejected)
+    kept = _usable(items, mode, prompt, rejected)
     random.Random(seed).shuffle(kept)
     if num_samples is not None:
         kept = kept[:num_samples]
@@ -295,6 +281,37 @@ def build_pair_dataset(
     }
     manifest = {**dataset_manifest(mode, prompt, (1, 5), mapping, source or "pairs", rubric), "task": "pairwise"}
     return BuiltDataset(train, validation, rejected, info, manifest)
+
+
+def _read_pairs(
+    source: str | Path, mapping: dict[str, str], split: str, rubric: Rubric | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The valid pairs of a file (each with its row number) and the rejected rows (row, field, reason)."""
+    items, rejected = [], []
+    for rec, item in iter_pairs(source, mapping, split, rubric, need_preference=True):
+        if item is None:
+            err = rec.error
+            rejected.append({"row": rec.row, "field": err.field, "reason": err.reason, "error": str(err)})
+        else:
+            items.append({**item, "row": rec.row})
+    return items, rejected
+
+
+def _usable(
+    items: list[dict[str, Any]], mode: str, prompt: JudgePrompt, rejected: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The pairs that have what the mode and template need (feedback, reference, preference); the
+    others are added to `rejected`, naming the field."""
+    kept = []
+    for item in items:
+        need_feedback = mode == "feedback" and not item.get("orig_feedback")
+        needs_reference = prompt.for_item(item).uses_reference and not item.get("orig_reference_answer")
+        if need_feedback or needs_reference or item.get(PREFERENCE) is None:
+            field = "orig_feedback" if need_feedback else "orig_reference_answer" if needs_reference else PREFERENCE
+            rejected.append({"row": item.get("row"), "field": field, "reason": "missing", "error": f"{field}: missing"})
+            continue
+        kept.append(item)
+    return kept
 
 
 def _group(pair: dict[str, Any]) -> str:
