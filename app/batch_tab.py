@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import honest, judge_rubric, mapping, plots
+from app import honest, judge_rubric, mapping, pair_view, plots
 from app.messages import for_visitor, guarded
 from app.studio import (
     DEFAULT_CHOICE,
@@ -482,6 +482,7 @@ def build(studio: Studio) -> dict[str, Any]:
         shown = gr.State(None)
         timer = gr.Timer(2.0)
         rubric_own = gr.State(False)  # a rubric chosen or typed by the visitor: no judge replaces it
+        pair = pair_view.batch_view(studio)
 
     form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
     rubric_outputs = [form["rubric"], form["criterion"], *form["levels"]]
@@ -522,4 +523,10 @@ def build(studio: Studio) -> dict[str, Any]:
         bind(watch_batch, studio), [job, shown], [status, table, summary, scatter, matrix, downloads, shown],
         api_name="batch_watch", **polled,
     )  # fmt: skip
-    return {"models": [model], "scored": scored, "job": job, "latest": bind(latest_batch, studio)}
+    return {
+        "models": [model, *pair["models"]],
+        "scored": scored,
+        "job": job,
+        "latest": bind(latest_batch, studio),
+        "pair_scored": pair["scored"],
+    }

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import mapping, plots
+from app import mapping, pair_view, plots
 from app.batch_tab import check_upload
 from app.messages import guarded, without_paths
 from app.studio import DEFAULT_CHOICE, Studio, bind
@@ -302,6 +302,7 @@ def build(studio: Studio) -> dict[str, Any]:
             target = gr.Textbox(label="Target", lines=12, interactive=False, elem_id="ds-target")
         rejected = gr.Dataframe(headers=["row", "field", "reason"], label="Rejected rows", interactive=False)
         files = gr.File(label="Dataset files", file_count="multiple", interactive=False)
+        pair = pair_view.dataset_view(studio)
 
     sources = [kind, upload, hub_id, n_synthetic, seed]
     form_outputs = [form["columns"], *form["dropdowns"].values(), form["rubric"], form["criterion"], *form["levels"]]
@@ -345,4 +346,10 @@ def build(studio: Studio) -> dict[str, Any]:
     written = write_btn.click(bind(preview, studio), form_inputs, previewed, api_name=False).success(
         bind(write, studio), [built, name, tokenizer], [stats, files], api_name="dataset_write"
     )
-    return {"written": written, "name": name, "load": (fill_on_load(form), form_outputs), "sources": sources}
+    return {
+        "written": written,
+        "name": name,
+        "load": (fill_on_load(form), form_outputs),
+        "sources": sources,
+        "pair": pair,
+    }

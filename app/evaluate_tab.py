@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import honest
+from app import honest, pair_view
 from app.batch_tab import check_upload
 from app.estimate_panel import evaluate_block
 from app.studio import Studio, bind
@@ -236,6 +236,7 @@ def build(studio: Studio) -> dict[str, Any]:
         compare_plot = gr.Plot(label="Two judges")
         downloads = gr.File(label="Report (HTML, JSON)", file_count="multiple", interactive=False, elem_id="ev-files")
         evaluate_block(studio, _scored_file, [choice, upload, gold, pred, by])
+        pair = pair_view.evaluate_view(studio)
 
     run.click(
         bind(evaluate, studio),
@@ -244,4 +245,4 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="evaluate",
     )
     fit_btn.click(bind(fit_calibration, studio), [choice, upload, gold, coverage], cal_file, api_name="calibrate")
-    return {"results": [choice, other_choice]}
+    return {"results": [choice, other_choice], "pair": pair}

@@ -104,6 +104,10 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             tune["dataset"],
             api_name="datasets_refresh",
         )
+        data["pair"]["written"].success(guarded(written), data["pair"]["name"], tune["dataset"], api_name=False)
+        pair_list = evaluate["pair"]
+        batch["pair_scored"].then(pair_list["list"], None, pair_list["results"], api_name=False)
+        demo.load(pair_list["list"], None, pair_list["results"], api_name=False)
         restored = [*tune["form"][1:], tune["steps_own"]]
         demo.load(refresh_choices, [saved_form, saved_align], model_dropdowns + restored, api_name="refresh_choices")
         demo.load(align["list"], saved_align, align["kept"], api_name="align_projects")

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import judge_rubric, plots
+from app import judge_rubric, pair_view, plots
 from app.studio import (
     DEFAULT_CHOICE,
     ENGINE_CHOICES,
@@ -328,6 +328,7 @@ def build(studio: Studio) -> dict[str, Any]:
         plot = gr.Plot(label="Score distribution", elem_id="score-plot")
         details = gr.JSON(label="Details")
         rubric_own = gr.State(False)  # a preset picked or a rubric typed by the visitor: no judge replaces it
+        pair = pair_view.score_view(studio)
 
     preset.change(preset_fields, preset, [criteria, *descriptions], api_name="rubric_preset")
     model.change(bind(rubric_boxes, studio), model, [mode, *descriptions], api_name="score_model_mode")
@@ -389,4 +390,4 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="score",
     )
     cancel_btn.click(None, None, None, cancels=[scored], api_name=False)
-    return {"models": [model, model_b]}
+    return {"models": [model, model_b, *pair["models"]]}
