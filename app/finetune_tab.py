@@ -18,7 +18,7 @@ from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
 from raft.files import DataError
 from raft.jobs import QUEUED, Job, JobError, summarize
-from raft.loss import LOSSES
+from raft.loss import LOSSES, pair_losses
 from raft.paths import safe_child
 from raft.runs import PROGRESS_FILE
 from raft.text import md_text
@@ -142,6 +142,12 @@ def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = N
     except (DataError, ValueError, KeyError) as exc:
         return f"⚠️ {md_text(without_paths(str(exc)), 300)}"  # the name sent is user text: no markup, no image
     prompt = manifest["prompt"]
+    if manifest.get("task") == "pairwise":
+        return (
+            f"Trains a **pairwise** judge (A or B, each pair in both orders) in mode **{manifest['mode']}** with the "
+            f"templates `{prompt.with_reference.name}` / `{prompt.without_reference.name}`; losses: "
+            f"{', '.join(pair_losses())}."
+        )
     return (
         f"Trains in mode **{manifest['mode']}** on the scale {manifest['scale'][0]}..{manifest['scale'][1]} "
         f"with the dataset's templates `{prompt.with_reference.name}` / `{prompt.without_reference.name}` "

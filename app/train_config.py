@@ -17,6 +17,7 @@ from app.studio import DEFAULT_CHOICE, RUN_PREFIX, Studio
 from app.workspace import Workspace
 from raft.data import read_dataset_manifest
 from raft.files import DataError
+from raft.loss import pair_losses
 from raft.paths import is_name, safe_child
 from raft.prompts import JudgePrompt, builtin_templates
 from raft.train.config import ConfigError, TrainConfig
@@ -52,6 +53,11 @@ def resolve(studio: Studio, named: TrainConfig, workspace: Workspace) -> TrainCo
         manifest = read_dataset_manifest(data)
     except DataError as exc:
         raise ConfigError(f"config: dataset '{data.name}': {exc.reason}") from None
+    if manifest.get("task") == "pairwise" and named.loss not in pair_losses():
+        raise ConfigError(
+            f"config: field 'loss': {named.loss} does not train on pairs, and '{data.name}' is a pairwise dataset; "
+            f"choose one of {', '.join(pair_losses())}"
+        )
     return dataclasses.replace(
         named,
         data=str(data),
@@ -68,13 +74,14 @@ def _template(template: str | None, manifest: dict) -> str | None:
     own = {manifest["prompt"].with_reference.name, manifest["prompt"].without_reference.name}
     if template in own:
         return None
-    if template not in builtin_templates():
+    pairwise = manifest.get("task") == "pairwise"
+    if template not in builtin_templates(pairwise):
         shown = f"'{template}'" if is_name(template) else "a path"
         raise ConfigError(
             f"config: field 'template': {shown} is not a template here; use the dataset's own "
-            f"({', '.join(sorted(own))}) or a built-in one ({', '.join(builtin_templates())})"
+            f"({', '.join(sorted(own))}) or a built-in one ({', '.join(builtin_templates(pairwise))})"
         )
-    diff = JudgePrompt.resolve(template, manifest["mode"]).differs_from(manifest["prompt"])
+    diff = JudgePrompt.resolve(template, manifest["mode"], pairwise).differs_from(manifest["prompt"])
     if diff:
         raise ConfigError(f"config: field 'template': '{template}' differs from the dataset's: {diff}")
     return template
