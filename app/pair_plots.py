@@ -45,7 +45,7 @@ def pair_bars(j: PairJudgment, passes: int) -> go.Figure:
         hovertemplate="%{y}: P(B) = %{x:.3g}<extra></extra>",
     )
     fig.add_vline(x=0.5, line_dash="dash", line_color="gray")
-    fig.update_layout(barmode="stack", xaxis=dict(range=[0, 1]))
+    fig.update_layout(barmode="stack", xaxis=dict(range=[0, 1]), legend=dict(traceorder="normal"))
     title = f"P(A) against P(B), per order and combined (n = {passes} passes)"
     return layout(fig, title, "probability", "", height=280)
 

@@ -39,6 +39,8 @@ PAIRS_FOLDER = "pairs"
 TABLE_COLUMNS = ["row", "p_a", "p_ab", "p_ba", "position_gap", "orig_preference", "error"]
 PREVIEW_ROWS = 20
 CELL_CHARS = 200
+EVEN = 0.005
+"""A P(A) this close to 0.5 reads 0.5 at three digits: the pair is called even, not won."""
 
 
 def _signed(x: float | None) -> str:
@@ -56,11 +58,15 @@ def pair_markdown_view(name: str, j: PairJudgment) -> str:
     raw mass on A and B, and the feedback of each order (the model's text, escaped)."""
     lines = []
     if j.p_a is not None:
-        better = "A" if j.p_a > 0.5 else "B" if j.p_a < 0.5 else "neither"
+        verdict = (
+            "the two are judged about even"
+            if abs(j.p_a - 0.5) < EVEN
+            else f"**{'A' if j.p_a > 0.5 else 'B'}** is judged better"
+        )
         lines.append(
             f"**{md_text(name)}**: P(A is better) **{j.p_a:.3g}**, P(B is better) **{1 - j.p_a:.3g}**"
             + (" (both orders combined)" if j.p_ba is not None else " (A shown first only)")
-            + f": **{better}** is judged better."
+            + f": {verdict}."
         )
     reads = []
     if j.p_ab is not None:

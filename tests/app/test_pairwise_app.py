@@ -80,8 +80,7 @@ def test_the_pair_view_escapes_the_judge_name_and_its_feedback():
 
 def _pairs_file(tmp_path, n=6):
     rows = [
-        {"prompt": f"Question {i}?", "chosen": f"A good answer {i}.", "rejected": f"bad {i}", "id": i}
-        for i in range(n)
+        {"prompt": f"Question {i}?", "chosen": f"A good answer {i}.", "rejected": f"bad {i}", "id": i} for i in range(n)
     ]
     return write_rows(tmp_path / "prefs.jsonl", rows)
 
