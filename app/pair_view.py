@@ -40,6 +40,7 @@ def score_view(studio: Studio) -> dict[str, Any]:
         plot = gr.Plot(label="P(A) against P(B)", elem_id="pair-plot")
         details = gr.JSON(label="Details")
     mode.change(lambda m: gr.Slider(visible=m == "feedback"), mode, max_new_tokens, show_progress="hidden")
+    model.change(studio.model_mode, model, mode, api_name=False, show_progress="hidden")
     go_btn.click(
         bind(pairwise.score_pair, studio),
         [model, mode, instruction, response_a, response_b, reference, criterion, both, max_new_tokens],
@@ -63,16 +64,18 @@ def batch_view(studio: Studio) -> dict[str, Any]:
                 mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode")
                 both = gr.Checkbox(True, label="Score both orders")
                 batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
+                criterion = gr.Textbox(label="Criterion for pairs that bring none", placeholder=DEFAULT_CRITERION)
                 run = gr.Button("Score all pairs", variant="primary", elem_id="pair-batch-button")
         summary = gr.Markdown(elem_id="pair-batch-summary")
         table = gr.Dataframe(headers=pairwise.TABLE_COLUMNS, label="Pairs", interactive=False, wrap=True)
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
     scored = run.click(
         bind(pairwise.score_pairs_batch, studio),
-        [upload, model, mode, both, batch_size],
+        [upload, model, mode, both, batch_size, criterion],
         [summary, table, downloads],
         api_name="score_pairs",
     )
+    model.change(studio.model_mode, model, mode, api_name=False, show_progress="hidden")
     return {"models": [model], "scored": scored}
 
 

@@ -28,6 +28,7 @@ from raft.pairs import DEFAULT_CRITERION, TIES, build_pair_dataset, pairs_from_s
 from raft.pairwise import PairJudgment
 from raft.paths import safe_child
 from raft.report import load_scored
+from raft.rubrics import Rubric
 from raft.text import md_text
 
 FROM_SCORES = "pairs from scores (an absolute file)"
@@ -87,6 +88,8 @@ def pair_markdown_view(name: str, j: PairJudgment) -> str:
     for order, text in (("A shown first", j.feedback_ab), ("B shown first", j.feedback_ba)):
         if text:  # the model's words, often the pair's own: text, never markup
             lines.append(f"Feedback ({order}):\n\n> " + md_text(text, newline="<br>"))
+        elif text is not None:  # feedback mode, and the judge went straight to its verdict
+            lines.append(f"Feedback ({order}): none written before the verdict.")
     return "\n\n".join(lines)
 
 
@@ -152,7 +155,7 @@ def _pairs_upload(studio: Studio, path: str | None) -> Path:
     except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
     if not is_pairs(columns):
-        shown = ", ".join(md_text(c, 40) for c in columns[:12])
+        shown = ", ".join(str(c)[:40] for c in columns[:12])  # the error is escaped once, where it is shown
         raise gr.Error(
             f"{file.name} does not hold pairs: its columns ({shown}) name no two responses; use "
             "orig_response_A/orig_response_B, chosen/rejected or response_a/response_b"
@@ -179,13 +182,17 @@ def score_pairs_batch(
     mode: str,
     both_orders: bool = True,
     batch_size: int = 8,
+    criterion: str = "",
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Score every pair of the upload with P(A) in each order and combined into the visitor's
     workspace (the same file, judge and settings resume the same output), and return the file's
-    position bias, the table and the downloads (CSV, JSONL)."""
+    position bias, the table and the downloads (CSV, JSONL). `criterion` is the whole file's, for
+    pairs that bring none of their own (else the library's default: overall quality)."""
     file = _pairs_upload(studio, path)
+    _check_lengths({"criterion": criterion})
+    criterion = (criterion or "").strip()
     if mode not in ("score_only", "feedback"):
         raise gr.Error("pairs are judged in score-only or feedback mode")
     workspace = studio.workspace(request)
@@ -197,7 +204,9 @@ def score_pairs_batch(
         workspace.reserve(2 * decoded + 2048 * total)
     except (DataError, WorkspaceError) as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
-    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}".encode()).hexdigest()[
+        :12
+    ]
     out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
     judge = studio.judge(model)
@@ -212,6 +221,7 @@ def score_pairs_batch(
             progress=lambda n: progress(min(n / total, 1.0), desc=f"{n} of {total} pairs"),
             both_orders=bool(both_orders),
             label=file.name,
+            rubric=Rubric(criterion, ()) if criterion else None,
         )
     except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
@@ -285,7 +295,7 @@ def pair_card(
         shown = path.name
     elif choice:
         if choice not in [name for _, name in pair_results(workspace)]:
-            raise gr.Error(f"'{md_text(choice, 80)}' is not one of your scored pairs files")
+            raise gr.Error(f"'{str(choice)[:80]}' is not one of your scored pairs files")
         path, shown = pairs_folder(workspace) / choice, choice
     else:
         raise gr.Error("Score a pairs file in the Batch tab, or upload a scored pairs file, first.")

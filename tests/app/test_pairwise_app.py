@@ -69,6 +69,12 @@ def test_pair_refusals_are_readable(studio):
         pairwise.judge_pair(studio, DEFAULT_CHOICE, "decode", "q", A, B, "", "", progress=no_progress)
 
 
+def test_an_empty_feedback_is_said_and_a_score_only_pair_shows_none():
+    j = PairJudgment(p_a=0.6, p_ab=0.6, mass_ab=0.9, feedback_ab="")
+    assert "Feedback (A shown first): none written" in pairwise.pair_markdown_view("judge", j)
+    assert "Feedback" not in pairwise.pair_markdown_view("judge", PairJudgment(p_a=0.6, p_ab=0.6, mass_ab=0.9))
+
+
 def test_the_pair_view_escapes_the_judge_name_and_its_feedback():
     hostile = '<img src=x onerror="alert(1)"> **bold** [link](http://evil)'
     j = PairJudgment(p_a=0.7, p_ab=0.8, p_ba=0.4, mass_ab=0.9, mass_ba=0.8, feedback_ab=hostile + "\n# head")
@@ -183,3 +189,27 @@ def test_reliability_points_carry_their_n():
             {"lo": 0.6, "hi": 0.7, "count": 3, "mean_p_a": 0.65, "mean_preference": 2 / 3}]  # fmt: skip
     fig = pair_plots.reliability(bins)
     assert list(fig.data[0].text) == ["n = 3"] and list(fig.data[0].x) == [0.65]
+
+
+def test_feedback_mode_writes_one_feedback_per_order_and_shows_it_as_text(studio):
+    markdown, _, details = pairwise.judge_pair(
+        studio, DEFAULT_CHOICE, "feedback", "Name the capital of France.", A, B, "", "", True, 16,
+        progress=no_progress,
+    )  # fmt: skip
+    assert details["feedback_ab"] is not None and details["feedback_ba"] is not None
+    assert details["p_a"] == combine(details["p_ab"], details["p_ba"])
+    assert "Feedback (A shown first)" in markdown and "Feedback (B shown first)" in markdown
+    assert "<" not in markdown.replace("<br>", "")  # the model's words never become markup
+
+
+def test_a_whole_file_criterion_is_a_setting_of_its_own_result(studio, tmp_path):
+    path = _pairs_file(tmp_path, 2)
+    pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", progress=no_progress)
+    summary, _, _ = pairwise.score_pairs_batch(
+        studio, str(path), DEFAULT_CHOICE, "score_only", criterion="Which answer is more concise?",
+        progress=no_progress,
+    )  # fmt: skip
+    assert "0 reused" in summary and len(pairwise.pair_results(studio.workspace())) == 2
+    with pytest.raises(gr.Error, match="criterion.*limit"):
+        pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", criterion="x" * 200_001,
+                                   progress=no_progress)  # fmt: skip
