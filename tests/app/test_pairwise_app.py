@@ -7,7 +7,7 @@ import json
 import gradio as gr
 import pytest
 
-from app import pair_plots, pairwise, train_config
+from app import finetune_tab, pair_plots, pairwise, train_config
 from app.studio import DEFAULT_CHOICE
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.files import write_rows
@@ -167,6 +167,10 @@ def test_the_finetune_config_refuses_a_loss_that_does_not_train_on_pairs(studio,
     assert train_config.resolve(studio, TrainConfig(data="pairs", output_dir="r", loss="ce"), workspace).loss == "ce"
     named = TrainConfig(data="pairs", output_dir="r", loss="raft", template="relative_score")
     assert train_config.resolve(studio, named, workspace).template is None  # the dataset's own, by name
+    with pytest.raises(gr.Error, match="does not train on pairs"):  # the Start button: refused before a job
+        finetune_tab.start(studio, TrainConfig(data="pairs", output_dir="r", loss="emd").to_yaml())
+    assert studio.jobs.list() == []
+    assert "**pairwise** judge" in finetune_tab.dataset_summary(studio, "pairs")
 
 
 def test_the_pair_report_card_of_a_scored_file(studio, tmp_path):
