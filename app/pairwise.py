@@ -229,22 +229,29 @@ def score_pairs_batch(
     for r in rows:
         if r.get("error"):
             r["error"] = str(r["error"]).replace(str(file), file.name)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(file.name).stem}-{name}".replace("run: ", "")).strip("-._")[:80]
+    meta = {"file": file.name, "judge": name, "time": time.time(), "rows": len(rows), "mode": mode}
+    meta.update(scored=sum(1 for r in rows if r.get("p_a") is not None), both_orders=bool(both_orders))
+    offered = _downloads(workspace, out, rows, meta)
+    return batch_summary(file.name, name, summary, rows), table_of(rows), offered
+
+
+def _downloads(workspace: Workspace, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """The result's description beside it (what Evaluate lists) and its CSV and JSONL to download,
+    named by what they are (the file and the judge), charged to the visitor's quota."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(meta['file']).stem}-{meta['judge']}".replace("run: ", ""))
+    stem = stem.strip("-._")[:80] or "pairs"
     try:
         with workspace.writing():
-            meta = {"file": file.name, "judge": name, "time": time.time(), "rows": len(rows), "mode": mode}
-            meta.update(scored=sum(1 for r in rows if r.get("p_a") is not None), both_orders=bool(both_orders))
             workspace.write_text(out.with_name(out.stem + ".meta.json"), json.dumps(meta, ensure_ascii=False))
             csv_path = write_csv_download(out.with_suffix(".csv"), rows)
-        offered = workspace.offer([csv_path, out], [f"{stem or 'pairs'}-scored.csv", f"{stem or 'pairs'}-scored.jsonl"])
+        return workspace.offer([csv_path, out], [f"{stem}-scored.csv", f"{stem}-scored.jsonl"])
     except WorkspaceError as exc:
         raise gr.Error(f"The pairs are scored, but their downloads do not fit: {exc}") from None
-    return batch_summary(file.name, name, summary, rows), table_of(rows), offered
 
 
 def batch_summary(file: str, judge: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """What a scored pairs file says about its judge: counts, and the position bias over the file."""
-    bias, consistency, both = summary.get("position_bias"), summary.get("position_consistency"), None
+    bias, consistency = summary.get("position_bias"), summary.get("position_consistency")
     both = summary.get("pairs_both_orders") or 0
     lines = [
         f"**{md_text(file)}** scored by **{md_text(judge)}**: {len(rows)} pairs, {summary.get('errors', 0)} with "
