@@ -16,13 +16,14 @@ import gradio as gr
 import pandas as pd
 
 from app import batch_tab, pair_plots, plots  # batch_tab: the one upload check (imported late by it)
-from app.studio import DEFAULT_CHOICE, Studio, gpu
+from app.studio import DEFAULT_CHOICE, GPU_MAX_S, Studio, gpu, spaces
 from app.workspace import Workspace, WorkspaceError
+from raft.batch import done_rows
 from raft.columns import is_pairs
 from raft.data import read_jsonl, write_dataset
 from raft.files import DataError, peek_columns, read_records, write_csv_download
 from raft.limits import LIMITS, current_budget, too_long
-from raft.pair_batch import score_pairs_file
+from raft.pair_batch import file_position_bias, score_pairs_file
 from raft.pair_report import pair_markdown, pair_report
 from raft.pairs import DEFAULT_CRITERION, TIES, build_pair_dataset, pairs_from_scores
 from raft.pairwise import PairJudgment
@@ -204,25 +205,28 @@ def score_pairs_batch(
         workspace.reserve(2 * decoded + 2048 * total)
     except (DataError, WorkspaceError) as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
-    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}".encode()).hexdigest()[
-        :12
-    ]
-    out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest}.jsonl"
+    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}".encode())
+    out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest.hexdigest()[:12]}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
     judge = studio.judge(model)
+    before = len(done_rows(out)) if out.is_file() else 0
+    limit = time_budget(studio)
+    deadline = None if limit is None else time.monotonic() + limit
+
+    def on_rows(n: int) -> None:
+        progress(min((before + n) / total, 1.0), desc=f"{before + n} of {total} pairs")
+        if deadline is not None and time.monotonic() > deadline:
+            raise _TimeUp
+
     try:
         summary = score_pairs_file(
-            judge,
-            file,
-            out,
-            mode=mode,
-            batch_size=max(1, min(64, int(batch_size))),
-            chunk_rows=32,
-            progress=lambda n: progress(min(n / total, 1.0), desc=f"{n} of {total} pairs"),
-            both_orders=bool(both_orders),
-            label=file.name,
+            judge, file, out, mode=mode, batch_size=max(1, min(64, int(batch_size))), chunk_rows=32,
+            progress=on_rows, both_orders=bool(both_orders), label=file.name,
             rubric=Rubric(criterion, ()) if criterion else None,
-        )
+        )  # fmt: skip
+    except _TimeUp:  # every chunk is on disk: the next click resumes after it
+        summary = {"scored": len(done_rows(out)) - before, "skipped": before, **file_position_bias(out)}
+        summary.update(paused=limit, errors=sum(1 for r in read_jsonl(out) if r.get("error")))
     except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
     rows = sorted(read_jsonl(out), key=lambda r: r["row"])
@@ -249,6 +253,16 @@ def _downloads(workspace: Workspace, out: Path, rows: list[dict[str, Any]], meta
         raise gr.Error(f"The pairs are scored, but their downloads do not fit: {exc}") from None
 
 
+class _TimeUp(Exception):
+    """A pairs file scored past its time on a shared studio: stopped after a chunk, resumed next click."""
+
+
+def time_budget(studio: Studio) -> float | None:
+    """Seconds one click may score pairs for: one GPU lease on a public studio or ZeroGPU (a click
+    again resumes), no limit on a local studio."""
+    return GPU_MAX_S if studio.settings.public or spaces is not None else None
+
+
 def batch_summary(file: str, judge: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """What a scored pairs file says about its judge: counts, and the position bias over the file."""
     bias, consistency = summary.get("position_bias"), summary.get("position_consistency")
@@ -257,6 +271,11 @@ def batch_summary(file: str, judge: str, summary: dict[str, Any], rows: list[dic
         f"**{md_text(file)}** scored by **{md_text(judge)}**: {len(rows)} pairs, {summary.get('errors', 0)} with "
         f"an error; {summary.get('skipped', 0)} reused from an earlier run of the same file and settings."
     ]
+    if summary.get("paused") is not None:
+        lines.append(
+            f"⏸ Stopped after {summary['paused']:.0f} s, the most one click may score here: click **Score all "
+            "pairs** again to go on from the last pair written."
+        )
     if both:
         lines.append(
             f"Position bias of the judge over this file: **{_signed(bias)}** (the mean of P_AB(A) − (1 − P_BA(A)) "

@@ -217,3 +217,15 @@ def test_a_whole_file_criterion_is_a_setting_of_its_own_result(studio, tmp_path)
     with pytest.raises(gr.Error, match="criterion.*limit"):
         pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", criterion="x" * 200_001,
                                    progress=no_progress)  # fmt: skip
+
+
+def test_a_click_on_a_shared_studio_stops_after_its_time_and_the_next_resumes(studio, tmp_path, monkeypatch):
+    path = _pairs_file(tmp_path, 40)
+    monkeypatch.setattr(pairwise, "time_budget", lambda studio: 0.0)  # a public studio's limit, already spent
+    first, table, _ = pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", progress=no_progress)
+    assert len(table) == 32 and "Stopped after 0 s" in first  # one chunk of 32 is written, then it stops
+    assert "n = 32 pairs" in first
+    monkeypatch.setattr(pairwise, "time_budget", lambda studio: None)
+    second, table, _ = pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", progress=no_progress)
+    assert len(table) == 40 and list(table["row"]) == sorted(table["row"]) and "32 reused" in second
+    assert "Stopped" not in second and "n = 40 pairs" in second
