@@ -198,13 +198,7 @@ def score_pairs_batch(
         raise gr.Error("pairs are judged in score-only or feedback mode")
     workspace = studio.workspace(request)
     name = (model or "").strip() or DEFAULT_CHOICE
-    try:
-        total = sum(1 for _ in read_records(file, label=file.name)) or 1
-        budget = current_budget()
-        decoded = budget.used_bytes if budget is not None else file.stat().st_size
-        workspace.reserve(2 * decoded + 2048 * total)
-    except (DataError, WorkspaceError) as exc:
-        raise gr.Error(str(exc).replace(str(file), file.name)) from None
+    total = _reserve(workspace, file)
     digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}".encode())
     out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest.hexdigest()[:12]}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
@@ -237,6 +231,19 @@ def score_pairs_batch(
     meta.update(scored=sum(1 for r in rows if r.get("p_a") is not None), both_orders=bool(both_orders))
     offered = _downloads(workspace, out, rows, meta)
     return batch_summary(file.name, name, summary, rows), table_of(rows), offered
+
+
+def _reserve(workspace: Workspace, file: Path) -> int:
+    """The upload's rows, read once within the request's budget before the judge loads, and room
+    in the workspace for its scored copy (JSONL and CSV, about 1 KB a row more) checked first."""
+    try:
+        total = sum(1 for _ in read_records(file, label=file.name)) or 1
+        budget = current_budget()
+        decoded = budget.used_bytes if budget is not None else file.stat().st_size
+        workspace.reserve(2 * decoded + 2048 * total)
+    except (DataError, WorkspaceError) as exc:
+        raise gr.Error(str(exc).replace(str(file), file.name)) from None
+    return total
 
 
 def _downloads(workspace: Workspace, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
