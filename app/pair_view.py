@@ -18,6 +18,7 @@ PAIR_GLOSSARY = (
     "one forward pass per order. **Combined**: (P_AB(A) + 1 − P_BA(A)) / 2, the same whichever answer is shown "
     "first. **Position bias**: P_AB(A) − (1 − P_BA(A)), how much the first position wins on its own.</small>"
 )
+MAPPING_LABEL = "Column mapping (optional: field=column, for columns not recognised by name)"
 
 
 def score_view(studio: Studio) -> dict[str, Any]:
@@ -65,13 +66,16 @@ def batch_view(studio: Studio) -> dict[str, Any]:
                 both = gr.Checkbox(True, label="Score both orders")
                 batch_size = gr.Slider(1, 64, value=8, step=1, label="Batch size")
                 criterion = gr.Textbox(label="Criterion for pairs that bring none", placeholder=DEFAULT_CRITERION)
+                columns = gr.Textbox(
+                    label=MAPPING_LABEL, placeholder="orig_response_A=answer_1, orig_response_B=answer_2"
+                )
                 run = gr.Button("Score all pairs", variant="primary", elem_id="pair-batch-button")
         summary = gr.Markdown(elem_id="pair-batch-summary")
         table = gr.Dataframe(headers=pairwise.TABLE_COLUMNS, label="Pairs", interactive=False, wrap=True)
         downloads = gr.File(label="Download (CSV, JSONL)", file_count="multiple", interactive=False)
     scored = run.click(
         bind(pairwise.score_pairs_batch, studio),
-        [upload, model, mode, both, batch_size, criterion],
+        [upload, model, mode, both, batch_size, criterion, columns],
         [summary, table, downloads],
         api_name="score_pairs",
     )
@@ -97,13 +101,16 @@ def dataset_view(studio: Studio) -> dict[str, Any]:
                 validation = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label="Validation share (by question)")
                 seed = gr.Number(0, precision=0, label="Seed")
                 name = gr.Textbox("pairs", label="Dataset name", elem_id="pair-dataset-name")
+                columns = gr.Textbox(
+                    label=MAPPING_LABEL, placeholder="orig_score=rating (or pair fields for a pairs file)"
+                )
                 go_btn = gr.Button("Build and write", variant="primary", elem_id="pair-dataset-button")
         note = gr.Markdown(elem_id="pair-dataset-note")
         preview = gr.Dataframe(label="First pairs (A shown first)", interactive=False, wrap=True)
         files = gr.File(label="Dataset files", file_count="multiple", interactive=False)
     written = go_btn.click(
         bind(pairwise.build_pairs_dataset, studio),
-        [upload, source, ties, group_by, mode, validation, seed, name],
+        [upload, source, ties, group_by, mode, validation, seed, name, columns],
         [note, preview, files],
         api_name="pairs_dataset",
     )

@@ -19,8 +19,8 @@ from app import batch_tab, pair_plots, plots  # batch_tab: the one upload check 
 from app.studio import DEFAULT_CHOICE, GPU_MAX_S, Studio, gpu, spaces
 from app.workspace import Workspace, WorkspaceError
 from raft.batch import done_rows
-from raft.columns import is_pairs
-from raft.data import read_jsonl, write_dataset
+from raft.columns import PAIR_FIELDS, guess_pair_mapping
+from raft.data import check_mapping, parse_columns, read_jsonl, write_dataset
 from raft.files import DataError, peek_columns, read_records, write_csv_download
 from raft.limits import LIMITS, current_budget, too_long
 from raft.pair_batch import file_position_bias, score_pairs_file
@@ -148,20 +148,34 @@ def pairs_folder(workspace: Workspace) -> Path:
     return workspace.batch / PAIRS_FOLDER
 
 
-def _pairs_upload(studio: Studio, path: str | None) -> Path:
-    """An upload whose columns hold two responses (its own pair fields or common names for them)."""
+def pair_columns(studio: Studio, path: str | None, text: str = "") -> tuple[Path, dict[str, str]]:
+    """An upload whose columns hold two responses, and {pair field: column} as the library reads it:
+    the columns named in `text` ('field=column, ...'), else those recognised by their names."""
     file = batch_tab.check_upload(studio, path)
     try:
+        given = parse_columns(text, pair=True)
         columns = peek_columns(file)
+        check_mapping(given, columns, file.name)
     except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
-    if not is_pairs(columns):
+    guessed = guess_pair_mapping(columns)
+    used = {**{f: c for f, c in guessed.items() if c not in given.values()}, **given}
+    found = {*used, *(c for c in columns if c in PAIR_FIELDS and c not in used.values())}
+    if not {"orig_response_A", "orig_response_B"} <= found:
         shown = ", ".join(str(c)[:40] for c in columns[:12])  # the error is escaped once, where it is shown
         raise gr.Error(
             f"{file.name} does not hold pairs: its columns ({shown}) name no two responses; use "
-            "orig_response_A/orig_response_B, chosen/rejected or response_a/response_b"
+            "orig_response_A/orig_response_B, chosen/rejected or response_a/response_b, or map them "
+            "(orig_response_A=column, orig_response_B=column)"
         )
-    return file
+    return file, used
+
+
+def mapping_note(used: dict[str, str]) -> str:
+    """The columns read for each pair field, in words (escaped: column names are the file's)."""
+    if not used:
+        return "Columns: the pair fields' own names."
+    return "Columns: " + ", ".join(f"{f} ← `{md_text(c, 60)}`" for f, c in used.items()) + "."
 
 
 def table_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -184,14 +198,16 @@ def score_pairs_batch(
     both_orders: bool = True,
     batch_size: int = 8,
     criterion: str = "",
+    columns: str = "",
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Score every pair of the upload with P(A) in each order and combined into the visitor's
     workspace (the same file, judge and settings resume the same output), and return the file's
     position bias, the table and the downloads (CSV, JSONL). `criterion` is the whole file's, for
-    pairs that bring none of their own (else the library's default: overall quality)."""
-    file = _pairs_upload(studio, path)
+    pairs that bring none of their own (else the library's default: overall quality); `columns`
+    maps pair fields to columns where their names are not recognised."""
+    file, used = pair_columns(studio, path, columns)
     _check_lengths({"criterion": criterion})
     criterion = (criterion or "").strip()
     if mode not in ("score_only", "feedback"):
@@ -199,7 +215,7 @@ def score_pairs_batch(
     workspace = studio.workspace(request)
     name = (model or "").strip() or DEFAULT_CHOICE
     total = _reserve(workspace, file)
-    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}".encode())
+    digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}|{used}".encode())
     out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest.hexdigest()[:12]}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
     judge = studio.judge(model)
@@ -215,7 +231,7 @@ def score_pairs_batch(
     try:
         summary = score_pairs_file(
             judge, file, out, mode=mode, batch_size=max(1, min(64, int(batch_size))), chunk_rows=32,
-            progress=on_rows, both_orders=bool(both_orders), label=file.name,
+            progress=on_rows, both_orders=bool(both_orders), label=file.name, columns=used,
             rubric=Rubric(criterion, ()) if criterion else None,
         )  # fmt: skip
     except _TimeUp:  # every chunk is on disk: the next click resumes after it
@@ -230,7 +246,7 @@ def score_pairs_batch(
     meta = {"file": file.name, "judge": name, "time": time.time(), "rows": len(rows), "mode": mode}
     meta.update(scored=sum(1 for r in rows if r.get("p_a") is not None), both_orders=bool(both_orders))
     offered = _downloads(workspace, out, rows, meta)
-    return batch_summary(file.name, name, summary, rows), table_of(rows), offered
+    return batch_summary(file.name, name, summary, rows) + "\n\n" + mapping_note(used), table_of(rows), offered
 
 
 def _reserve(workspace: Workspace, file: Path) -> int:
@@ -363,6 +379,7 @@ def build_pairs_dataset(
     validation_ratio: float,
     seed: int,
     name: str,
+    columns: str = "",
     request: gr.Request = None,
 ) -> tuple[Any, ...]:
     """Write a pairwise fine-tuning set into the visitor's workspace: from an absolute file (every two
@@ -380,12 +397,13 @@ def build_pairs_dataset(
             raise ValueError(f"a dataset named '{folder.name}' exists already: choose another name")
         ratio = float(validation_ratio)
         if source == FROM_SCORES:
-            pairs, counts = pairs_from_scores(file, ties=ties, group_by=(group_by or "").strip() or None)
+            question = (group_by or "").strip() or None
+            pairs, counts = pairs_from_scores(file, columns or None, ties=ties, group_by=question)
             built = build_pair_dataset(pairs, mode, None, None, ratio, int(seed), source=file.name)
             built.info.update({"from_scores": counts, "rows_read": counts["rows_read"]})
         else:
-            _pairs_upload(studio, path)
-            built = build_pair_dataset(file, mode, None, None, ratio, int(seed), source=file.name)
+            _, used = pair_columns(studio, path, columns)
+            built = build_pair_dataset(file, mode, None, None, ratio, int(seed), used, source=file.name)
             counts = None
         with workspace.writing():
             stats = write_dataset(folder, built, None, exclusive=True)

@@ -229,3 +229,23 @@ def test_a_click_on_a_shared_studio_stops_after_its_time_and_the_next_resumes(st
     second, table, _ = pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", progress=no_progress)
     assert len(table) == 40 and list(table["row"]) == sorted(table["row"]) and "32 reused" in second
     assert "Stopped" not in second and "n = 40 pairs" in second
+
+
+def test_columns_not_recognised_by_name_are_mapped_and_the_mapping_is_said(studio, tmp_path):
+    rows = [{"q": f"Question {i}?", "first": "yes", "second": "no", "vote": "B"} for i in range(3)]
+    path = write_rows(tmp_path / "own.csv", rows)
+    with pytest.raises(gr.Error, match="does not hold pairs.*map them"):
+        pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", progress=no_progress)
+    mapping = "orig_instruction=q, orig_response_A=first, orig_response_B=second, orig_preference=vote"
+    summary, table, _ = pairwise.score_pairs_batch(
+        studio, str(path), DEFAULT_CHOICE, "score_only", columns=mapping, progress=no_progress
+    )
+    assert "orig_response_A ← `first`" in summary and (table["orig_preference"] == 0.0).all()
+    with pytest.raises(gr.Error, match="unknown field"):
+        pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", columns="orig_score=q")
+    with pytest.raises(gr.Error, match="'nothere' not found"):
+        pairwise.score_pairs_batch(studio, str(path), DEFAULT_CHOICE, "score_only", columns="orig_response_A=nothere")
+    note, preview, _ = pairwise.build_pairs_dataset(
+        studio, str(path), pairwise.PAIRS_FILE, "drop", "", "score_only", 0.0, 0, "own", mapping
+    )
+    assert "6 training" in note and list(preview["P(A) target"]) == [0.0] * 3
