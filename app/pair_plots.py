@@ -67,5 +67,5 @@ def reliability(bins: list[dict[str, Any]]) -> go.Figure:
     )
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="gray", dash="dash"), name="calibrated")
     fig.update_xaxes(range=[0, 1])
-    fig.update_yaxes(range=[-0.05, 1.05])
+    fig.update_yaxes(range=[-0.08, 1.12])  # room for the n above a point at 1
     return layout(fig, f"Reliability of P(A) (n = {n} pairs)", "mean P(A)", "share preferring A", height=340)

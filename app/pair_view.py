@@ -59,7 +59,9 @@ def batch_view(studio: Studio) -> dict[str, Any]:
             "response_a/response_b with winner; a preference column (A/B, tie or a share) gives the report card."
         )
         with gr.Row():
-            upload = gr.File(label="Pairs (.csv, .jsonl, .json, .parquet)", file_types=list(SUFFIXES))
+            upload = gr.File(
+                label="Pairs (.csv, .jsonl, .json, .parquet)", file_types=list(SUFFIXES), elem_id="pair-batch-file"
+            )
             with gr.Column():
                 model = model_dropdown(studio, elem_id="pair-batch-model")
                 mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode")
@@ -92,7 +94,9 @@ def dataset_view(studio: Studio) -> dict[str, Any]:
             "is used as it is. Each pair is trained in both orders."
         )
         with gr.Row():
-            upload = gr.File(label="Rows (.csv, .jsonl, .json, .parquet)", file_types=list(SUFFIXES))
+            upload = gr.File(
+                label="Rows (.csv, .jsonl, .json, .parquet)", file_types=list(SUFFIXES), elem_id="pair-dataset-file"
+            )
             with gr.Column():
                 source = gr.Radio(pairwise.SOURCES, value=pairwise.FROM_SCORES, label="The pairs come from")
                 ties = gr.Radio(pairwise.TIE_CHOICES, value="drop", label="Two answers with equal gold")

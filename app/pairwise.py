@@ -41,6 +41,7 @@ PAIRS_FOLDER = "pairs"
 TABLE_COLUMNS = ["row", "p_a", "p_ab", "p_ba", "position_gap", "orig_preference", "error"]
 PREVIEW_ROWS = 20
 CELL_CHARS = 200
+PREVIEW_CHARS = 100
 EVEN = 0.005
 """A P(A) this close to 0.5 reads 0.5 at three digits: the pair is called even, not won."""
 
@@ -141,7 +142,8 @@ score_pair = gpu(duration=lambda *args, **kwargs: 120)(judge_pair)
 
 
 def _stem(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:40].lstrip("._-") or "pairs"
+    """A name for a file the server writes, from a visitor's: letters, digits, '.', '_', '-' only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("run: ", ""))[:60].strip("._-") or "pairs"
 
 
 def pairs_folder(workspace: Workspace) -> Path:
@@ -216,7 +218,7 @@ def score_pairs_batch(
     name = (model or "").strip() or DEFAULT_CHOICE
     total = _reserve(workspace, file)
     digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}|{used}".encode())
-    out = pairs_folder(workspace) / f"{_stem(file.name)}-{digest.hexdigest()[:12]}.jsonl"
+    out = pairs_folder(workspace) / f"{_stem(file.stem)}-{digest.hexdigest()[:12]}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
     judge = studio.judge(model)
     before = len(done_rows(out)) if out.is_file() else 0
@@ -265,8 +267,7 @@ def _reserve(workspace: Workspace, file: Path) -> int:
 def _downloads(workspace: Workspace, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     """The result's description beside it (what Evaluate lists) and its CSV and JSONL to download,
     named by what they are (the file and the judge), charged to the visitor's quota."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(meta['file']).stem}-{meta['judge']}".replace("run: ", ""))
-    stem = stem.strip("-._")[:80] or "pairs"
+    stem = _stem(f"{Path(meta['file']).stem}-{meta['judge']}")
     try:
         with workspace.writing():
             workspace.write_text(out.with_name(out.stem + ".meta.json"), json.dumps(meta, ensure_ascii=False))
@@ -341,11 +342,14 @@ def pair_card(
     workspace = studio.workspace(request)
     if upload:
         path = batch_tab.check_upload(studio, upload)
-        shown = path.name
+        shown, stem = path.name, _stem(path.stem)
     elif choice:
-        if choice not in [name for _, name in pair_results(workspace)]:
+        labels = {name: label for label, name in pair_results(workspace)}
+        if choice not in labels:
             raise gr.Error(f"'{str(choice)[:80]}' is not one of your scored pairs files")
-        path, shown = pairs_folder(workspace) / choice, choice
+        path, shown = pairs_folder(workspace) / choice, labels[choice]
+        file, judge = shown.split(" · ")[:2]
+        stem = _stem(f"{Path(file).stem}-{judge}")  # what it is: the file and the judge
     else:
         raise gr.Error("Score a pairs file in the Batch tab, or upload a scored pairs file, first.")
     try:
@@ -358,7 +362,6 @@ def pair_card(
     if not report["n"]:
         raise gr.Error(f"{shown}: no pair has both a P(A) and a preference (orig_preference) to compare with")
     card = pair_markdown(report)
-    stem = _stem(shown)
     try:
         files = []
         for suffix, text in ((".pair-report.json", json.dumps(report, indent=2)), (".pair-report.md", card)):
@@ -433,17 +436,17 @@ def dataset_note(name: str, stats: dict[str, Any], counts: dict[str, Any] | None
 
 
 def preview_table(examples: list[dict[str, Any]]) -> pd.DataFrame:
-    """The first pairs as given (order AB): instruction, the two responses and the target P(A), cut short."""
+    """The first pairs as given (order AB): the target P(A), the two responses and the instruction, cut short."""
     shown = [e for e in examples if e.get("order") == "AB"][:PREVIEW_ROWS]
     return pd.DataFrame(
         [
             {
-                "instruction": e["item"]["orig_instruction"][:CELL_CHARS],
-                "response A": e["item"]["orig_response_A"][:CELL_CHARS],
-                "response B": e["item"]["orig_response_B"][:CELL_CHARS],
                 "P(A) target": e["gold"],
+                "response A": e["item"]["orig_response_A"][:PREVIEW_CHARS],
+                "response B": e["item"]["orig_response_B"][:PREVIEW_CHARS],
+                "instruction": e["item"]["orig_instruction"][:PREVIEW_CHARS],
             }
             for e in shown
         ],
-        columns=["instruction", "response A", "response B", "P(A) target"],
+        columns=["P(A) target", "response A", "response B", "instruction"],
     )

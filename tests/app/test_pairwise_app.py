@@ -179,6 +179,11 @@ def test_the_pair_report_card_of_a_scored_file(studio, tmp_path):
     [(_, name)] = pairwise.pair_results(studio.workspace())
     card, fig, files = pairwise.pair_card(studio, name, None, 200)
     assert "6 pairs, 6 with a preferred response" in card and "| accuracy |" in card
+    assert card.startswith("**prefs.jsonl · default model · ")  # the result as Batch named it, not its hash
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == [
+        "prefs-default-model.pair-report.json",
+        "prefs-default-model.pair-report.md",
+    ]
     report = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
     assert report["n"] == 6 and report["position_consistency"]["value"] is not None
     assert sum(fig.data[0].marker.size) > 0 and "n = 6 pairs" in fig.layout.title.text
@@ -249,3 +254,8 @@ def test_columns_not_recognised_by_name_are_mapped_and_the_mapping_is_said(studi
         studio, str(path), pairwise.PAIRS_FILE, "drop", "", "score_only", 0.0, 0, "own", mapping
     )
     assert "6 training" in note and list(preview["P(A) target"]) == [0.0] * 3
+
+
+def test_names_the_server_writes_hold_nothing_of_a_path_or_markup():
+    assert pairwise._stem("run: ../../etc/passwd <img src=x>") == "etc-passwd-img-src-x"
+    assert pairwise._stem("...") == "pairs"
