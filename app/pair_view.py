@@ -18,12 +18,13 @@ PAIR_GLOSSARY = (
     "one forward pass per order. **Combined**: (P_AB(A) + 1 − P_BA(A)) / 2, the same whichever answer is shown "
     "first. **Position bias**: P_AB(A) − (1 − P_BA(A)), how much the first position wins on its own.</small>"
 )
+SCORE_TITLE = "Compare two answers (pairwise)"
 MAPPING_LABEL = "Column mapping (optional: field=column, for columns not recognised by name)"
 
 
 def score_view(studio: Studio) -> dict[str, Any]:
     """Compare two answers: instruction, criterion, optional reference, A and B side by side."""
-    with gr.Accordion("Compare two answers (pairwise)", open=False, elem_id="pair-score"):
+    with gr.Accordion(SCORE_TITLE, open=False, elem_id="pair-score"):
         with gr.Row():
             model = model_dropdown(studio, elem_id="pair-model")
             mode = gr.Radio(MODE_CHOICES, value="score_only", label="Mode", elem_id="pair-mode")

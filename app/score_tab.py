@@ -172,6 +172,8 @@ def judge_item(
     for k, name in enumerate(names):
         progress(k / len(names), desc=studio.loading_note(name, engine) or f"{name} is loaded")
         judge = studio.judge(name, engine)
+        if judge.pairwise:
+            raise gr.Error(f"{name} compares two answers: give it a pair in '{pair_view.SCORE_TITLE}' below")
         if k == 0 and cal is not None:
             try:
                 judge = judge.with_calibration(cal)

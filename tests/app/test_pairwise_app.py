@@ -259,3 +259,19 @@ def test_columns_not_recognised_by_name_are_mapped_and_the_mapping_is_said(studi
 def test_names_the_server_writes_hold_nothing_of_a_path_or_markup():
     assert pairwise._stem("run: ../../etc/passwd <img src=x>") == "etc-passwd-img-src-x"
     assert pairwise._stem("...") == "pairs"
+
+
+def test_a_judge_trained_on_pairs_made_in_the_studio_compares_there_and_is_refused_one_answer(studio, tmp_path):
+    from app import score_tab
+    from raft.train import train
+
+    pairwise.build_pairs_dataset(studio, str(_absolute_file(tmp_path)), pairwise.FROM_SCORES, "half", "",
+                                 "score_only", 0.0, 0, "mt")  # fmt: skip
+    named = TrainConfig(data="mt", output_dir="pair-run", loss="raft", max_steps=2, lora=False, device="cpu")
+    train(train_config.resolve(studio, named, studio.workspace()))
+    _, _, details = pairwise.judge_pair(studio, "run: pair-run", "score_only", "Name the capital of France.", A, B,
+                                        "", "", progress=no_progress)  # fmt: skip
+    assert studio.judge("run: pair-run").pairwise and details["p_a"] == combine(details["p_ab"], details["p_ba"])
+    with pytest.raises(gr.Error, match="run: pair-run compares two answers: give it a pair in 'Compare two answers"):
+        score_tab.score_item(studio, "run: pair-run", "score_only", *score_tab.random_example(seed=1),
+                             progress=no_progress)  # fmt: skip
