@@ -22,7 +22,7 @@ from raft.batch import done_rows
 from raft.columns import PAIR_FIELDS, guess_pair_mapping
 from raft.data import check_mapping, parse_columns, read_jsonl, write_dataset
 from raft.files import DataError, peek_columns, read_records, write_csv_download
-from raft.limits import LIMITS, current_budget, too_long
+from raft.limits import LIMITS, too_long
 from raft.pair_batch import file_position_bias, score_pairs_file
 from raft.pair_report import pair_markdown, pair_report
 from raft.pairs import DEFAULT_CRITERION, TIES, build_pair_dataset, pairs_from_scores
@@ -216,7 +216,7 @@ def score_pairs_batch(
         raise gr.Error("pairs are judged in score-only or feedback mode")
     workspace = studio.workspace(request)
     name = (model or "").strip() or DEFAULT_CHOICE
-    total = _reserve(workspace, file)
+    total = _count(file)
     digest = hashlib.sha256(file.read_bytes() + f"|{name}|{mode}|{bool(both_orders)}|{criterion}|{used}".encode())
     out = pairs_folder(workspace) / f"{_stem(file.stem)}-{digest.hexdigest()[:12]}.jsonl"
     progress(0.0, desc=studio.loading_note(model) or f"{name} is loaded")
@@ -231,11 +231,14 @@ def score_pairs_batch(
             raise _TimeUp
 
     try:
-        summary = score_pairs_file(
-            judge, file, out, mode=mode, batch_size=max(1, min(64, int(batch_size))), chunk_rows=32,
-            progress=on_rows, both_orders=bool(both_orders), label=file.name, columns=used,
-            rubric=Rubric(criterion, ()) if criterion else None,
-        )  # fmt: skip
+        with workspace.writing():  # the scored rows are charged to the visitor's quota as they are written
+            summary = score_pairs_file(
+                judge, file, out, mode=mode, batch_size=max(1, min(64, int(batch_size))), chunk_rows=32,
+                progress=on_rows, both_orders=bool(both_orders), label=file.name, columns=used,
+                rubric=Rubric(criterion, ()) if criterion else None,
+            )  # fmt: skip
+    except WorkspaceError as exc:  # the chunks written before it filled are kept: a click later resumes
+        raise gr.Error(f"Scoring stopped: {exc}. The pairs scored so far are kept; free space to go on.") from None
     except _TimeUp:  # every chunk is on disk: the next click resumes after it
         summary = {"scored": len(done_rows(out)) - before, "skipped": before, **file_position_bias(out)}
         summary.update(paused=limit, errors=sum(1 for r in read_jsonl(out) if r.get("error")))
@@ -251,17 +254,12 @@ def score_pairs_batch(
     return batch_summary(file.name, name, summary, rows) + "\n\n" + mapping_note(used), table_of(rows), offered
 
 
-def _reserve(workspace: Workspace, file: Path) -> int:
-    """The upload's rows, read once within the request's budget before the judge loads, and room
-    in the workspace for its scored copy (JSONL and CSV, about 1 KB a row more) checked first."""
+def _count(file: Path) -> int:
+    """The upload's rows, read once within the request's budget before the judge loads."""
     try:
-        total = sum(1 for _ in read_records(file, label=file.name)) or 1
-        budget = current_budget()
-        decoded = budget.used_bytes if budget is not None else file.stat().st_size
-        workspace.reserve(2 * decoded + 2048 * total)
-    except (DataError, WorkspaceError) as exc:
+        return sum(1 for _ in read_records(file, label=file.name)) or 1
+    except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
-    return total
 
 
 def _downloads(workspace: Workspace, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
