@@ -28,10 +28,10 @@ import pandas as pd
 
 from app import align_compare, align_state, finetune_form
 from app.estimate_panel import align_block
-from app.evaluate_tab import NONE, _meta, _scored_file, batch_results
-from app.finetune_tab import FORM
+from app.finetune_form import FORM
+from app.own_files import NONE, batch_results, project_names, projects_dir, result_meta, scored_file
 from app.studio import RUN_PREFIX, Studio, bind, model_dropdown
-from app.workspace import Workspace, WorkspaceError
+from app.workspace import WorkspaceError
 from raft.align import agreement, agreement_markdown, write_label_dataset
 from raft.files import DataError
 from raft.labels import OFFER_SECONDS, LabelProject
@@ -69,20 +69,6 @@ KEYS_JS = """
 """Keyboard labelling: a digit presses that score's button, s Skip, u Undo, while the Align tab shows."""
 
 
-def projects_dir(workspace: Workspace) -> Path:
-    folder = workspace.root / "labels"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def project_names(workspace: Workspace) -> list[str]:
-    """The visitor's labelling projects, newest first (a visit makes no folder)."""
-    folder = workspace.root / "labels"
-    children = list(folder.iterdir()) if folder.is_dir() else []
-    found = [p for p in children if not p.name.startswith(".") and (p / "project.json").is_file()]
-    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
-
-
 def open_project(studio: Studio, name: str | None, request: gr.Request | None) -> LabelProject:
     """A project looked up by name among the visitor's own (never a path from the client)."""
     workspace = studio.workspace(request)
@@ -118,11 +104,11 @@ def create(
     the one the Batch result was scored with (its description beside it), with its column mapping.
     A create that fails leaves no project behind, and the project chosen stays as it was."""
     workspace = studio.workspace(request)
-    path = _scored_file(studio, workspace, choice, upload)
+    path = scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     folder = None
-    described = (_meta(path) or {}) if not upload else {}
+    described = (result_meta(path) or {}) if not upload else {}
     if described.get("judge"):  # a Batch result's scores are its judge's: calibrating or continuing must use it
         judge_choice = str(described["judge"])
     try:
@@ -168,10 +154,10 @@ def scored_by(studio: Studio, choice: str | None, judge_choice: str | None, requ
     if not choice or choice == NONE:
         return gr.Dropdown(value=judge_choice)
     try:
-        path = _scored_file(studio, studio.workspace(request), choice, None)
+        path = scored_file(studio, studio.workspace(request), choice, None)
     except gr.Error:
         return gr.Dropdown(value=judge_choice)
-    judge = (_meta(path) or {}).get("judge") if path else None
+    judge = (result_meta(path) or {}).get("judge") if path else None
     return gr.Dropdown(value=str(judge) if judge else judge_choice)
 
 

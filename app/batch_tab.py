@@ -15,6 +15,7 @@ import pandas as pd
 
 from app import honest, judge_rubric, mapping, pair_view, plots
 from app.messages import for_visitor, guarded
+from app.own_files import check_upload
 from app.studio import (
     DEFAULT_CHOICE,
     ENGINE_CHOICES,
@@ -35,19 +36,6 @@ from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_recor
 from raft.jobs import Job, JobError
 from raft.metrics import agreement, confusion
 from raft.text import md_text
-
-
-def check_upload(studio: Studio, path: str | None) -> Path:
-    """An uploaded file of a supported type and size, or a clear refusal."""
-    if not path:
-        raise gr.Error("Upload a .csv, .jsonl, .json or .parquet file first.")
-    file = Path(path)
-    if file.suffix.lower() not in SUFFIXES:
-        raise gr.Error(f"{file.name}: unsupported file type; use one of {', '.join(SUFFIXES)}")
-    size_mb = file.stat().st_size / 2**20
-    if size_mb > studio.settings.max_upload_mb:
-        raise gr.Error(f"{file.name} is {size_mb:.0f} MB; the limit is {studio.settings.max_upload_mb} MB")
-    return file
 
 
 def detect_columns(studio: Studio, path: str | None) -> list[str]:

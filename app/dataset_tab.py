@@ -10,8 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from app import mapping, pair_view, plots
-from app.batch_tab import check_upload
 from app.messages import guarded, without_paths
+from app.own_files import check_upload
 from app.studio import DEFAULT_CHOICE, Studio, bind
 from app.workspace import WorkspaceError, visitor_key
 from raft.data import BuiltDataset, build_dataset, dataset_stats, rejection_warning, token_lengths, write_dataset

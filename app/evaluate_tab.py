@@ -5,60 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from app import honest, pair_view
-from app.batch_tab import check_upload
 from app.estimate_panel import evaluate_block
+from app.own_files import NONE, result_meta, scored_file
 from app.studio import Studio, bind
-from app.workspace import Workspace, WorkspaceError
+from app.workspace import WorkspaceError
 from raft.files import DataError
 from raft.report import build_report, load_scored, to_markdown
 from raft.report import fit_calibration as fit_on_rows
 from raft.report_html import figures, to_html
 from raft.text import md_text
-
-NONE = "(none)"
-
-
-def _meta(path: Path) -> dict | None:
-    try:
-        meta = json.loads(path.with_name(path.stem + ".meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def result_label(name: str, meta: dict) -> str:
-    """`file · judge · time · hash`: what a person recognises first, the file's hash last."""
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta.get("time", 0))))
-    digest = Path(name).stem.rsplit("-", 1)[-1]
-    return f"{str(meta.get('file'))[:60]} · {str(meta.get('judge'))[:60]} · {when} · {digest}"
-
-
-def batch_results(workspace: Workspace) -> list[tuple[str, str]]:
-    """The visitor's finished Batch results with at least one scored row, as (label, file name), newest first."""
-    found = []
-    for path in workspace.batch.glob("*.jsonl"):
-        meta = _meta(path)
-        if meta and meta.get("scored"):
-            found.append((float(meta.get("time", 0)), result_label(path.name, meta), path.name))
-    return [(label, name) for _, label, name in sorted(found, reverse=True)]
-
-
-def _scored_file(studio: Studio, workspace: Workspace, choice: str | None, upload: str | None) -> Path | None:
-    """An uploaded file, or a Batch result looked up by name among the visitor's own."""
-    if upload:
-        return check_upload(studio, upload)
-    if not choice or choice == NONE:
-        return None
-    if choice not in [name for _, name in batch_results(workspace)]:
-        raise gr.Error(f"'{str(choice)[:80]}' is not one of your batch results")
-    return workspace.batch / choice
 
 
 def _columns(text: str) -> list[str]:
@@ -79,15 +40,15 @@ def evaluate(
 ) -> tuple[Any, ...]:
     """The card (Markdown), its figures, and the HTML and JSON reports to download."""
     workspace = studio.workspace(request)
-    path = _scored_file(studio, workspace, choice, upload)
+    path = scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
-    other_path = _scored_file(studio, workspace, other_choice, other_upload)
+    other_path = scored_file(studio, workspace, other_choice, other_upload)
     try:
         cal = studio.calibration(cal_file)
         rows = load_scored(path)
         other = load_scored(other_path) if other_path else None
-        trained, trained_name = honest.judge_training_rows(studio, (_meta(path) or {}).get("judge"))
+        trained, trained_name = honest.judge_training_rows(studio, (result_meta(path) or {}).get("judge"))
         report = build_report(
             rows,
             gold=gold.strip() or None,
@@ -101,7 +62,7 @@ def evaluate(
         )
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc).replace(str(path.parent) + "/", "")) from None
-    rubric = (_meta(path) or {}).get("rubric")
+    rubric = (result_meta(path) or {}).get("rubric")
     if isinstance(rubric, dict):
         report["rubric"] = rubric  # the whole-file rubric the rows were scored with travels into the report
     figs = figures(report)
@@ -131,7 +92,7 @@ def evaluate(
 
 def _name(path: Path) -> str:
     """A scored file as the report names it: 'file · judge' for a Batch result, else the file's name."""
-    meta = _meta(path)
+    meta = result_meta(path)
     return f"{meta.get('file')} · {meta.get('judge')}"[:80] if meta else path.name[:60]
 
 
@@ -140,23 +101,23 @@ def download_stem(path: Path, other: Path | None = None) -> str:
     'newcomer-run-1', 'newcomer-run-1-vs-default-model'."""
 
     def words(p: Path) -> str:
-        meta = _meta(p) or {}
+        meta = result_meta(p) or {}
         return f"{Path(str(meta.get('file') or p.name)).stem}-{meta.get('judge') or ''}"
 
-    text = words(path) + (f"-vs-{(_meta(other) or {}).get('judge') or other.stem}" if other else "")
+    text = words(path) + (f"-vs-{(result_meta(other) or {}).get('judge') or other.stem}" if other else "")
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("run: ", "")).strip("-._")[:80] or "report"
 
 
 def plain_title(path: Path, report: dict) -> str:
     """The HTML report's heading as text (to_html escapes it): which judge, which file, how many rows."""
-    meta = _meta(path) or {}
+    meta = result_meta(path) or {}
     return f"{meta.get('judge') or 'the judge in the file'} on {meta.get('file') or path.name} · n = {report['n']}"
 
 
 def header(path: Path, report: dict) -> str:
     """The card's title: which judge, which file, how many rows; and the whole-file rubric the rows
     were scored with, when the Batch result records one (every name escaped: it is user text)."""
-    meta = _meta(path) or {}
+    meta = result_meta(path) or {}
     judge = md_text(meta.get("judge") or "the judge in the file", 80)
     source = md_text(meta.get("file") or path.name, 80)
     title = f"### {judge} on {source} · n = {report['n']} rows with gold\n\n"
@@ -172,7 +133,7 @@ def fit_calibration(
 ) -> str:
     """Fit a temperature and conformal intervals on half of a scored file's rows; returns CAL.json."""
     workspace = studio.workspace(request)
-    path = _scored_file(studio, workspace, choice, upload)
+    path = scored_file(studio, workspace, choice, upload)
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     try:
@@ -235,7 +196,7 @@ def build(studio: Studio) -> dict[str, Any]:
             scatter_plot = gr.Plot(label="Expected vs gold")
         compare_plot = gr.Plot(label="Two judges")
         downloads = gr.File(label="Report (HTML, JSON)", file_count="multiple", interactive=False, elem_id="ev-files")
-        evaluate_block(studio, _scored_file, [choice, upload, gold, pred, by])
+        evaluate_block(studio, scored_file, [choice, upload, gold, pred, by])
         pair = pair_view.evaluate_view(studio)
 
     run.click(

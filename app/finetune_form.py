@@ -41,6 +41,26 @@ TEXTS = {"dataset", "base_model", "loss"}
 """The fields restored; the run name is not (a reload proposes a fresh one: the old may be taken)."""
 
 
+FORM = [
+    "dataset",
+    "run_name",
+    "base_model",
+    "loss",
+    "lam",
+    "lora",
+    "lora_r",
+    "learning_rate",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "eval_steps",
+    "gradient_checkpointing",
+]
+"""The Fine-tune form's fields, in the order of its inputs (kept in the browser, restored on load)."""
+
+
 def browser_secret(studio: Studio) -> str:
     """The key the kept form is encrypted with, made once per data root: a random key per server
     start (Gradio's default) makes every form kept before a restart unreadable after it."""
@@ -117,8 +137,6 @@ def propose_pending(
 def save(*values: Any) -> dict[str, Any]:
     """The form as the browser keeps it: field name -> value (FORM order), then whether Max steps
     is the visitor's own."""
-    from app.finetune_tab import FORM
-
     kept = dict(zip(FORM, values))
     if len(values) > len(FORM):
         kept[OWN_STEPS] = bool(values[len(FORM)])
@@ -155,8 +173,6 @@ def _coerce(name: str, value: Any) -> Any:
 
 def restore(studio: Studio, saved: Any, request: gr.Request = None) -> tuple[Any, ...]:
     """The form's fields from what the browser kept (skipped where nothing or nothing usable is kept)."""
-    from app.finetune_tab import FORM
-
     saved = saved if isinstance(saved, dict) else {}
     out = []
     for name in FORM:

@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from app import finetune_form, plots, train_config
+from app.finetune_form import FORM
 from app.messages import for_visitor, without_paths
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
@@ -24,25 +25,6 @@ from raft.runs import PROGRESS_FILE
 from raft.text import md_text
 from raft.train.config import TrainConfig
 from raft.train.plan import memory_plan
-
-FORM = [
-    "dataset",
-    "run_name",
-    "base_model",
-    "loss",
-    "lam",
-    "lora",
-    "lora_r",
-    "learning_rate",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "eval_steps",
-    "gradient_checkpointing",
-]
-
 
 INFO = {
     "loss": "; ".join(f"{row.name}: {row.summary}" for row in LOSSES.values()),

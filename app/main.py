@@ -26,6 +26,7 @@ from app import (  # noqa: E402
     export_tab,
     finetune_form,
     finetune_tab,
+    own_files,
     score_tab,
 )
 from app.messages import guarded, install_gradio_error_filter  # noqa: E402
@@ -59,9 +60,9 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         def scored_choices(request: gr.Request, kept: object = None):
             """Batch results for Evaluate, the newest chosen (the comparison left empty), and for Align,
             the one the visitor chose before a reload (`kept`, align_state) or else the newest."""
-            results = evaluate_tab.batch_results(studio.workspace(request))
-            choices = [evaluate_tab.NONE, *results]
-            newest = results[0][1] if results else evaluate_tab.NONE
+            results = own_files.batch_results(studio.workspace(request))
+            choices = [own_files.NONE, *results]
+            newest = results[0][1] if results else own_files.NONE
             evaluate_lists = (gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=choices))
             chosen = align_state.kept_choice(kept, "result", results, newest)
             return (*evaluate_lists, *(gr.Dropdown(choices=choices, value=chosen) for _ in align["results"]))
@@ -76,7 +77,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
             listed), so that no list refilled later overwrites it and the proposal sees the kept steps,
             and Align's kept choices (`kept`: its batch result and the judge to compare)."""
             models = studio.model_choices()
-            form = dict(zip(finetune_tab.FORM, tune["restore"](saved, request)))
+            form = dict(zip(finetune_form.FORM, tune["restore"](saved, request)))
             chosen = form.pop("dataset")
             after = align_state.kept_choice(kept, "after", models, None)
             judges = [gr.Dropdown(choices=models) for _ in [*score["models"], *batch["models"], *align["models"]]]

@@ -14,8 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from app.align_tab import project_names
-from app.evaluate_tab import batch_results
+from app.own_files import batch_results, project_names
 from app.studio import Studio
 from app.workspace import Workspace
 from raft.paths import safe_child

@@ -15,7 +15,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import batch_tab, pair_plots, plots  # batch_tab: the one upload check (imported late by it)
+from app import pair_plots, plots
+from app.own_files import check_upload
 from app.studio import DEFAULT_CHOICE, GPU_MAX_S, Studio, gpu, spaces
 from app.workspace import Workspace, WorkspaceError
 from raft.batch import done_rows
@@ -153,7 +154,7 @@ def pairs_folder(workspace: Workspace) -> Path:
 def pair_columns(studio: Studio, path: str | None, text: str = "") -> tuple[Path, dict[str, str]]:
     """An upload whose columns hold two responses, and {pair field: column} as the library reads it:
     the columns named in `text` ('field=column, ...'), else those recognised by their names."""
-    file = batch_tab.check_upload(studio, path)
+    file = check_upload(studio, path)
     try:
         given = parse_columns(text, pair=True)
         columns = peek_columns(file)
@@ -339,7 +340,7 @@ def pair_card(
     the card as JSON and Markdown to download."""
     workspace = studio.workspace(request)
     if upload:
-        path = batch_tab.check_upload(studio, upload)
+        path = check_upload(studio, upload)
         shown, stem = path.name, _stem(path.stem)
     elif choice:
         labels = {name: label for label, name in pair_results(workspace)}
@@ -386,7 +387,7 @@ def build_pairs_dataset(
     """Write a pairwise fine-tuning set into the visitor's workspace: from an absolute file (every two
     answers to one question with different gold; ties left out or kept at 0.5) or from a pairs file.
     Returns the counts in words, a preview of the first pairs, and the dataset's files."""
-    file = batch_tab.check_upload(studio, path)
+    file = check_upload(studio, path)
     if source not in SOURCES:
         raise gr.Error("choose where the pairs come from")
     if ties not in TIES:

@@ -34,13 +34,11 @@ def arrows(found: dict[str, Path]) -> set[tuple[str, str]]:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+                submodules = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in found]
+                targets = submodules or [node.module]  # `from app import x, y`: each module named
             else:
                 continue
-            for target in targets:
-                if target in found and target != name:
-                    pairs.add((name, target))
-                    break
+            pairs.update((name, t) for t in targets if t in found and t != name)
     return pairs
 
 

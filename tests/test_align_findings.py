@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app import align_compare, align_tab
+from app import align_compare, align_tab, own_files
 from app.studio import RUN_PREFIX, Settings, Studio
 from raft.align import compare_judges
 from raft.align_findings import MIN_DECIDE, advice, collapse, findings, findings_markdown, save_findings, saved_findings
@@ -117,7 +117,7 @@ def studio(tmp_path, tiny_model):
 
 
 def _app_project(studio, request, label=lambda k: 1 + k % 5):
-    folder = align_tab.projects_dir(studio.workspace(request)) / "mine"
+    folder = own_files.projects_dir(studio.workspace(request)) / "mine"
     project = LabelProject.create(folder, _rows(60), judge=None, heldout=0.4, seed=0)
     for key in project.keys:
         project.label(key, label(key))

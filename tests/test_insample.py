@@ -120,7 +120,7 @@ def test_a_continued_run_counts_the_rows_of_the_run_it_continued(run, tmp_path, 
 
 
 def test_batch_and_evaluate_in_the_studio_say_how_many_rows_were_training_rows(run, tmp_path, tiny_model):
-    from app import batch_tab, evaluate_tab, honest
+    from app import batch_tab, evaluate_tab, honest, own_files
     from app.studio import Settings, Studio
 
     run_dir, root = run
@@ -132,7 +132,7 @@ def test_batch_and_evaluate_in_the_studio_say_how_many_rows_were_training_rows(r
     )
     assert "**18 of these 24 rows were run-1's training rows**" in summary
     assert "On the other 6 rows with gold (never trained on)" in summary
-    [(_, result)] = evaluate_tab.batch_results(studio.workspace())
+    [(_, result)] = own_files.batch_results(studio.workspace())
     card, *_ = evaluate_tab.evaluate(studio, result, None, None, None, "", "expected_score", "", None)
     assert "**18 of the 24 rows with gold were run-1's training rows**" in card
     assert "On the other 6 rows (never trained on):" in card

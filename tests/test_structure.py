@@ -198,3 +198,18 @@ def test_no_import_runs_back_up_the_layers():
         if layer[b] > layer[a]
     ]
     assert upward == []
+
+
+def test_tabs_are_imported_by_app_main_alone():
+    """A tab is one module that only app/main.py imports: what tabs share lives in modules of its
+    own (own_files, finetune_form, mapping, plots, ...), which import no tab."""
+    import sys
+
+    sys.path.insert(0, str(RAFT.parent / "bench"))
+    from structure import arrows, modules
+
+    found = {name: path for name, path in modules().items() if name.startswith("app")}
+    tabs = {name for name in found if name.endswith("_tab")}
+    assert len(tabs) >= 7
+    importers = sorted((a, b) for a, b in arrows(found) if b in tabs and a != "app.main")
+    assert importers == []

@@ -13,7 +13,7 @@ from app.batch_tab import meta_path
 from raft.batch import score_file
 from raft.data import read_jsonl
 from raft.files import write_rows
-from raft.models import MANIFEST
+from raft.models import JUDGE_MANIFEST
 from raft.synthetic import generate_rows
 from tests.app.test_browser import page  # noqa: F401 - the browser fixture
 
@@ -37,7 +37,7 @@ def test_align_keeps_its_result_judge_and_grader_after_a_reload(page, launched, 
     _result(studio, tiny_judge, tmp_path, "newer", time.time())
     run = studio.runs_dir / "run-kept"  # a finished judge the pickers list
     (run / "model").mkdir(parents=True)
-    (run / MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only"}))
+    (run / JUDGE_MANIFEST).write_text(json.dumps({"scale": [1, 5], "mode": "score_only"}))
 
     page.goto(url)
     page.get_by_role("tab", name="Align").click()

@@ -10,7 +10,7 @@ import re
 import gradio as gr
 import pytest
 
-from app import align_tab, batch_tab, evaluate_tab
+from app import align_tab, batch_tab, evaluate_tab, own_files
 from app.studio import DEFAULT_CHOICE
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.files import write_rows
@@ -26,7 +26,7 @@ def _batch(studio, tmp_path, rubric="Helpfulness"):
         studio, plain_csv(tmp_path), MAPPING, DEFAULT_CHOICE, "score_only", 4, "orig_score", None, "hf", rubric,
         progress=no_progress,
     )  # fmt: skip
-    [(_, name)] = evaluate_tab.batch_results(studio.workspace())
+    [(_, name)] = own_files.batch_results(studio.workspace())
     return name
 
 
@@ -62,7 +62,7 @@ def test_an_upload_without_a_rubric_is_refused_with_the_fix_and_leaves_no_projec
     with pytest.raises(gr.Error, match="rubric preset") as err:
         align_tab.create(studio, None, str(scored), None, 0.3)
     assert "orig_criteria" in err.value.message and str(tmp_path) not in err.value.message
-    assert align_tab.project_names(studio.workspace()) == []
+    assert own_files.project_names(studio.workspace()) == []
     labels = studio.workspace().root / "labels"
     assert not labels.is_dir() or not list(labels.iterdir())  # no half-made project, no temporary folder
     # the same upload with the preset chosen at Start project works

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from app import align_tab
+from app import align_tab, own_files
 from app.studio import Settings, Studio
 from raft.batch import score_file
 from raft.files import write_rows
@@ -30,8 +30,8 @@ def test_projects_are_private_and_looked_up_by_name(public):
     studio, scored = public
     ada, bob = visitor("ada"), visitor("bob")
     name = align_tab.create(studio, None, str(scored), None, 0.3, request=ada).value
-    assert align_tab.project_names(studio.workspace(ada)) == [name]
-    assert align_tab.project_names(studio.workspace(bob)) == []
+    assert own_files.project_names(studio.workspace(ada)) == [name]
+    assert own_files.project_names(studio.workspace(bob)) == []
     for attempt in (name, "../" + name, "/etc"):
         with pytest.raises(gr.Error, match="Choose a labelling project"):
             align_tab.open_project(studio, attempt, bob)

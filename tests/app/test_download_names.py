@@ -3,7 +3,7 @@ heading is a heading (no literal '###')."""
 
 import re
 
-from app import batch_tab, evaluate_tab
+from app import batch_tab, evaluate_tab, own_files
 from app.studio import DEFAULT_CHOICE
 from raft.files import write_rows
 from raft.synthetic import generate_rows
@@ -16,7 +16,7 @@ def test_batch_and_report_downloads_have_descriptive_names_and_the_report_a_real
     )
     names = [f.rsplit("/", 1)[-1] for f in files]
     assert names == ["my-answers-default-model-scored.csv", "my-answers-default-model-scored.jsonl"]
-    [(_, result)] = evaluate_tab.batch_results(studio.workspace())
+    [(_, result)] = own_files.batch_results(studio.workspace())
     *_, reports = evaluate_tab.evaluate(studio, result, None, None, None, "", "", "", None)
     assert [r.rsplit("/", 1)[-1] for r in reports] == ["my-answers-default-model-report.html",
                                                       "my-answers-default-model-report.json"]  # fmt: skip

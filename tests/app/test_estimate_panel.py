@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from app import align_tab, estimate_panel
-from app.evaluate_tab import _scored_file
+from app.own_files import scored_file
 from app.studio import Settings, Studio
 from raft.files import write_rows
 from raft.labels import LabelProject
@@ -45,7 +45,7 @@ def public(tmp_path, tiny_model):
 def test_evaluate_panel_estimates_with_groups_escaped(public):
     studio, path = public
     text, fig = estimate_panel.evaluate_estimate(
-        studio, _scored_file, None, str(path), "", "expected_score", "system", "", visitor("ada")
+        studio, scored_file, None, str(path), "", "expected_score", "system", "", visitor("ada")
     )
     assert "from 20 labelled and 40 judged-only rows" in text
     assert "labels + judge (PPI++" in text and "labels alone (n = 20)" in text and "judge alone (n = 60)" in text
@@ -59,13 +59,13 @@ def test_evaluate_panel_estimates_with_groups_escaped(public):
 def test_evaluate_panel_refusals_name_the_fix(public):
     studio, path = public
     with pytest.raises(gr.Error, match="Choose a batch result"):
-        estimate_panel.evaluate_estimate(studio, _scored_file, None, None, "", "", "", "", visitor("ada"))
+        estimate_panel.evaluate_estimate(studio, scored_file, None, None, "", "", "", "", visitor("ada"))
     with pytest.raises(gr.Error, match="not one of your batch results"):
-        estimate_panel.evaluate_estimate(studio, _scored_file, "../x.jsonl", None, "", "", "", "", visitor("ada"))
+        estimate_panel.evaluate_estimate(studio, scored_file, "../x.jsonl", None, "", "", "", "", visitor("ada"))
     with pytest.raises(gr.Error, match="two values"):
-        estimate_panel.evaluate_estimate(studio, _scored_file, None, str(path), "", "", "system", "a", visitor("a"))
+        estimate_panel.evaluate_estimate(studio, scored_file, None, str(path), "", "", "system", "a", visitor("a"))
     with pytest.raises(gr.Error, match="no gold column 'nope'") as err:
-        estimate_panel.evaluate_estimate(studio, _scored_file, None, str(path), "nope", "", "", "", visitor("a"))
+        estimate_panel.evaluate_estimate(studio, scored_file, None, str(path), "nope", "", "", "", visitor("a"))
     assert str(path.parent) not in str(err.value)
 
 

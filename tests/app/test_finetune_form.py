@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from app import align_tab, finetune_form
-from app.finetune_tab import FORM
+from app import align_tab, finetune_form, own_files
+from app.finetune_form import FORM
 from app.studio import Settings, Studio
 from raft.labels import LabelProject
 from raft.train.sizing import MAX_PROPOSED, describe_proposal, propose_steps
@@ -53,7 +53,7 @@ def _labelled_project(studio, request, judge):
         }
         for i in range(30)
     ]
-    folder = align_tab.projects_dir(studio.workspace(request)) / "mine"
+    folder = own_files.projects_dir(studio.workspace(request)) / "mine"
     project = LabelProject.create(folder, rows, judge=judge, heldout=0.3, seed=0)
     for key in project.keys:
         project.label(key, 1 + key % 5)

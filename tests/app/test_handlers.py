@@ -6,7 +6,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from app import batch_tab, dataset_tab, finetune_tab, score_tab
+from app import batch_tab, dataset_tab, finetune_tab, own_files, score_tab
 from app.studio import DEFAULT_CHOICE, Settings
 from raft.data import read_jsonl
 from raft.files import write_rows
@@ -110,11 +110,11 @@ def test_batch_scores_reports_bad_rows_and_resumes(studio, tmp_path):
 def test_batch_refuses_bad_uploads(studio, tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(gr.Error, match="unsupported file type"):
-        batch_tab.check_upload(studio, str(tmp_path / "x.txt"))
+        own_files.check_upload(studio, str(tmp_path / "x.txt"))
     studio.settings.max_upload_mb = 0
     big = write_rows(tmp_path / "big.jsonl", generate_rows(50))
     with pytest.raises(gr.Error, match="the limit is 0 MB"):
-        batch_tab.check_upload(studio, str(big))
+        own_files.check_upload(studio, str(big))
 
 
 def test_finetune_config_views_and_guards(studio):
@@ -234,7 +234,7 @@ def test_evaluate_a_batch_result_fit_a_calibration_and_score_with_it(studio, tmp
         r["category"] = ["math", "writing"][i % 2]
     path = write_rows(tmp_path / "gold.jsonl", rows)
     batch_tab.score_batch(studio, str(path), "", DEFAULT_CHOICE, "score_only", 8, "orig_score", progress=no_progress)
-    [(label, result)] = evaluate_tab.batch_results(studio.workspace())
+    [(label, result)] = own_files.batch_results(studio.workspace())
     assert label.startswith(f"gold.jsonl · {DEFAULT_CHOICE} · ") and label.endswith(result.rsplit("-")[-1][:-6])
     card, metrics, group, reliability, scatter, comparison, files = evaluate_tab.evaluate(
         studio, result, None, result, None, "", "expected_score", "category", None

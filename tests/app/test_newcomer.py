@@ -7,7 +7,7 @@ import json
 import gradio as gr
 import pytest
 
-from app import batch_tab, dataset_tab, evaluate_tab, finetune_tab
+from app import batch_tab, dataset_tab, evaluate_tab, finetune_tab, own_files
 from app.studio import DEFAULT_CHOICE
 from raft.files import write_rows
 
@@ -92,7 +92,7 @@ def test_a_batch_with_unmapped_fields_is_refused_before_any_row_and_lists_them(s
     assert message.startswith("mine.csv: no column for criterion (rubric) (orig_criteria)")
     assert "orig_score5_description" in message and str(tmp_path) not in message
     assert not list(studio.workspace().batch.iterdir())  # nothing written, nothing to list in Evaluate
-    assert evaluate_tab.batch_results(studio.workspace()) == []
+    assert own_files.batch_results(studio.workspace()) == []
 
 
 def test_a_mapped_batch_uses_the_mapping_for_gold_and_response_and_is_named_for_people(studio, tmp_path):
@@ -104,7 +104,7 @@ def test_a_mapped_batch_uses_the_mapping_for_gold_and_response_and_is_named_for_
     assert table["response"].tolist() == [r["answer"] for r in PLAIN] and table["gold"].tolist() == [
         str(r["score"]) for r in PLAIN
     ]
-    [(label, name)] = evaluate_tab.batch_results(studio.workspace())
+    [(label, name)] = own_files.batch_results(studio.workspace())
     assert (
         label.startswith(f"mine.csv · {DEFAULT_CHOICE} · ")
         and name.endswith(".jsonl")

@@ -3,7 +3,7 @@ response, reference, rubric, score), never by the judge's field names (orig_inst
 
 import re
 
-from app import batch_tab, evaluate_tab, mapping
+from app import batch_tab, evaluate_tab, mapping, own_files
 from app.studio import DEFAULT_CHOICE
 from raft.files import write_rows
 from raft.synthetic import generate_rows
@@ -31,7 +31,7 @@ def test_the_evaluate_card_names_the_gold_column_in_people_s_words(studio, tmp_p
         studio, str(path), "orig_instruction=question,orig_response=answer,orig_score=grade", DEFAULT_CHOICE,
         "score_only", 4, "orig_score", None, "hf", "Helpfulness", progress=lambda *a, **k: None,
     )  # fmt: skip
-    [(_, result)] = evaluate_tab.batch_results(studio.workspace())
+    [(_, result)] = own_files.batch_results(studio.workspace())
     card = evaluate_tab.evaluate(studio, result, None, None, None, "", "", "", None)[0]
     assert "rows with gold **score** and prediction" in card
     assert not re.search(r"orig_\w+", card), re.findall(r"orig_\w+", card)

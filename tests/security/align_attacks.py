@@ -128,7 +128,7 @@ def _(url, studio, mode, tmp):
 
 
 def _results(studio):
-    from app.evaluate_tab import batch_results
+    from app.own_files import batch_results
 
     return batch_results(studio.workspace())
 
