@@ -109,6 +109,27 @@ def ce_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: Any 
     return total / (count.clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
 
 
+def _feedback_ce_plus(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    se: torch.Tensor,
+    rows: torch.Tensor,
+    pos: torch.Tensor,
+    lam: float,
+    num_items_in_batch: Any,
+    parts: dict[str, float] | None,
+) -> torch.Tensor:
+    """CE over the labelled tokens other than each row's score (or verdict) token + lam * the mean
+    of the rows' squared errors `se`, each term over its own global count (CoT-RAFT's two terms)."""
+    ce_labels = labels.clone()
+    ce_labels[rows, pos] = IGNORE
+    ce_total, ce_count = _token_ce(logits, ce_labels)
+    ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
+    score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
+    add_parts(parts, ce_loss=ce, score_loss=score)
+    return ce + lam * score
+
+
 def cot_raft_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -122,13 +143,7 @@ def cot_raft_loss(
     """TRACT: CE over the feedback tokens (score token excluded) + lam * the RAFT term (on the
     float `gold` per row when given)."""
     se, rows, pos = _squared_errors(logits, labels, score_token_ids, score_values, gold)
-    ce_labels = labels.clone()
-    ce_labels[rows, pos] = IGNORE
-    ce_total, ce_count = _token_ce(logits, ce_labels)
-    ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
-    score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
-    add_parts(parts, ce_loss=ce, score_loss=score)
-    return ce + lam * score
+    return _feedback_ce_plus(logits, labels, se, rows, pos, lam, num_items_in_batch, parts)
 
 
 def pair_probability(row_logits: torch.Tensor, pair_token_ids: Sequence[int]) -> torch.Tensor:
@@ -177,13 +192,7 @@ def pair_cot_raft_loss(
 ) -> torch.Tensor:
     """CoT-RAFT for pairs: CE over the feedback tokens (verdict letter excluded) + lam * the pairwise RAFT term."""
     se, rows, pos = _pair_squared_errors(logits, labels, pair_token_ids, gold)
-    ce_labels = labels.clone()
-    ce_labels[rows, pos] = IGNORE
-    ce_total, ce_count = _token_ce(logits, ce_labels)
-    ce = ce_total / _divisor(num_items_in_batch, 0, ce_count.clamp(min=1))
-    score = se.sum() / _divisor(num_items_in_batch, 1, max(se.numel(), 1))
-    add_parts(parts, ce_loss=ce, score_loss=score)
-    return ce + lam * score
+    return _feedback_ce_plus(logits, labels, se, rows, pos, lam, num_items_in_batch, parts)
 
 
 def add_parts(parts: dict[str, float] | None, **terms: torch.Tensor) -> None:
