@@ -275,3 +275,23 @@ def test_a_judge_trained_on_pairs_made_in_the_studio_compares_there_and_is_refus
     with pytest.raises(gr.Error, match="run: pair-run compares two answers: give it a pair in 'Compare two answers"):
         score_tab.score_item(studio, "run: pair-run", "score_only", *score_tab.random_example(seed=1),
                              progress=no_progress)  # fmt: skip
+
+
+def test_a_pairs_batch_is_charged_as_written_and_stops_at_the_quota_keeping_what_it_scored(tmp_path, tiny_model):
+    """The scored pairs go through the workspace writer: past a 1 MB quota the click stops with a
+    reason and the pairs already written stay (the workspace never holds more than its quota)."""
+    from types import SimpleNamespace
+
+    from app.studio import Settings, Studio
+
+    public = Studio(Settings(data_root=tmp_path / "root", default_model=str(tiny_model), public=True, workspace_mb=1))
+    ada = SimpleNamespace(username=None, session_hash="ada", request=None)
+    root = public.workspace(ada).root
+    (root / "batch").mkdir(parents=True, exist_ok=True)
+    (root / "batch" / "filler").write_bytes(b"x" * (2**20 - 500))  # no room for the scored pairs
+    path = _pairs_file(tmp_path)
+    with pytest.raises(gr.Error, match="Scoring stopped: .*full.*kept"):
+        pairwise.score_pairs_batch(public, str(path), DEFAULT_CHOICE, "score_only", True, 1, request=ada,
+                                   progress=no_progress)  # fmt: skip
+    held = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert held <= 2**20
