@@ -21,6 +21,7 @@ from app.studio import (
     gpu,
     model_dropdown,
 )
+from raft.judge import LOW_MASS
 from raft.limits import LIMITS, too_long
 from raft.prompts import rubric_item
 from raft.repetition import find_repetition
@@ -90,7 +91,7 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
         lines.append(f"⚠️ {j.flag}")
     if j.interval:
         lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.3g}, {j.interval[1]:.3g}]**")
-    if j.low_mass:
+    if j.score_mass < LOW_MASS:
         lines.append(
             f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
             "expect to write a score here; check the template or the model."

@@ -64,10 +64,6 @@ class Judgment:
     interval: list[float] | None = None
     """[lo, hi] around the expected score at the calibration's coverage (with a calibration only)."""
 
-    @property
-    def low_mass(self) -> bool:
-        return self.score_mass is not None and self.score_mass < LOW_MASS
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
