@@ -224,7 +224,8 @@ def test_all_tabs_score_batch_and_training(page, tmp_path):
     _set_steps(page, 400)
     page.locator("#ft-start").click()
     expect(page.locator("#ft-status")).to_contain_text("running", timeout=60_000)
-    expect(page.locator("#ft-status")).to_contain_text(re.compile(r"step [1-9]\d* ?/ ?400"), timeout=120_000)
+    training = re.compile(r"training: [1-9]\d* ?/ ?400 steps done")
+    expect(page.locator("#ft-status")).to_contain_text(training, timeout=120_000)
     page.locator("#ft-stop").click()
     expect(page.locator("#ft-status")).to_contain_text("stopped", timeout=120_000)
 
