@@ -40,6 +40,15 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TAGS = ["raft-judge-studio", "llm-as-a-judge", "raft", "evaluation"]
 
 
+TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin"}
+"""What a Trainer checkpoint keeps to resume (with rng_state*.pth): a taken-home judge needs none of it."""
+
+
+def is_training_state(name: str) -> bool:
+    """Whether a checkpoint file is resume state rather than the judge."""
+    return name in TRAINING_STATE or (name.startswith("rng_state") and name.endswith(".pth"))
+
+
 def _is_default(name: str | None) -> bool:
     return not name or (Path(name).exists() and Path(name).resolve() == default_model_dir().resolve())
 
@@ -101,7 +110,7 @@ def _write(run: Path, partial: Path, manifest: dict[str, Any], merge: bool, card
         model.merge_and_unload().save_pretrained(partial)
         tokenizer.save_pretrained(partial)
     else:
-        copy_tree(run / manifest.get("weights", "model"), partial)
+        copy_tree(run / manifest.get("weights", "model"), partial, leave=is_training_state)
     if (run / TRAINED_ROWS).is_file():  # hashes only: lets an evaluation elsewhere leave training rows apart
         copy_file(run / TRAINED_ROWS, partial / TRAINED_ROWS)
     exported = {**manifest, "adapter": "." if adapter and not merge else None, "weights": "."}

@@ -11,7 +11,7 @@ lives in a context variable, so a call in one thread never charges another's wri
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -73,11 +73,12 @@ def copy_file(source: str | Path, path: str | Path) -> Path:
     return Path(path)
 
 
-def copy_tree(source: str | Path, path: str | Path) -> Path:
-    """A copy of the files under `source` at `path` (made), written through the installed writer."""
+def copy_tree(source: str | Path, path: str | Path, leave: Callable[[str], bool] = lambda name: False) -> Path:
+    """A copy of the files under `source` at `path` (made), written through the installed writer;
+    files whose name `leave` accepts stay behind."""
     source, path = Path(source), Path(path)
     path.mkdir(parents=True, exist_ok=False)
     for file in sorted(source.rglob("*")):
-        if file.is_file():
+        if file.is_file() and not leave(file.name):
             copy_file(file, path / file.relative_to(source))
     return path

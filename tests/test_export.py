@@ -134,3 +134,19 @@ def test_export_refuses_a_folder_that_is_no_run_or_an_occupied_target(lora_run, 
 )
 def test_hub_ids_for_the_card(name, expected):
     assert hub_id(name) == expected
+
+
+def test_the_exported_folder_leaves_the_training_state_behind(lora_run, tmp_path):
+    """A judge whose weights are a checkpoint (a calibrated judge, a judge stopped and kept) carries
+    the optimizer, scheduler and RNG state beside its adapter: a taken-home judge needs none of it."""
+    import shutil
+
+    run = shutil.copytree(lora_run, tmp_path / "run")
+    weights = run / json.loads((run / "judge.json").read_text()).get("weights", "model")
+    state = ["optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin", "scaler.pt"]
+    for name in state:
+        (weights / name).write_bytes(b"state")
+    out = export_judge(run, tmp_path / "hub")
+    names = {p.name for p in out.iterdir()}
+    assert not names & set(state)
+    assert "adapter_model.safetensors" in names
