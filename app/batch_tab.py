@@ -35,6 +35,7 @@ from raft.engines import available_engines
 from raft.files import SUFFIXES, DataError, count_rows, peek_columns, read_records, write_csv_download
 from raft.jobs import Job, JobError
 from raft.metrics import agreement, confusion
+from raft.rubrics import Rubric
 from raft.text import md_text
 
 
@@ -203,46 +204,18 @@ def start_batch(
     whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
     if engine not in available_engines():
         raise gr.Error(f"the engine '{str(engine)[:20]}' is not available here")
-    try:
-        # the whole file is read once within the request's budget before the judge loads: a file
-        # that decodes past it is refused before a row is scored or written
-        total = sum(1 for _ in read_records(file, label=file.name)) or 1
-        columns_used = parse_columns(columns)
-        scale = studio.model_scale(model)
-        check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
-        resolved = studio.resolve_model(model)
-    except (DataError, ValueError) as exc:
-        raise gr.Error(str(exc).replace(str(file), file.name)) from None
+    total, columns_used, scale, resolved = check_batch(studio, file, columns, model, whole_file)
     key = f"{columns or ''}|{whole_file.to_dict() if whole_file else ''}|{cal.__dict__ if cal else ''}|{engine}"
     out = output_path(workspace.batch, file, model or DEFAULT_CHOICE, mode, key)
     side_files = {".rubric.json": whole_file.to_dict() if whole_file else None, ".cal.json": cal}
-    try:
-        with workspace.writing():  # the job's inputs, charged as written; the job charges its own output
-            source = sidecar(out, ".input" + file.suffix.lower())
-            if not source.is_file():
-                workspace.copy(file, source)
-            for suffix, value in side_files.items():
-                if value is not None and suffix == ".cal.json":
-                    workspace.copy(Path(calibration_file), sidecar(out, suffix))
-                elif value is not None:
-                    workspace.write_text(sidecar(out, suffix), json.dumps(value, ensure_ascii=False))
-    except WorkspaceError as exc:
-        raise gr.Error(str(exc)) from None
+    source = stage_inputs(workspace, file, out, side_files, calibration_file)
     # the job's own process writes the output, charged as it writes against the workspace's quota
     # and the total cap, measured on disk there: it stops at them, keeping the rows already scored
     command = [sys.executable, "-m", "raft", "score", "--input", str(source), "--out", str(out)]
     command += workspace.job_bounds()
     command += ["--mode", mode, "--batch-size", str(int(batch_size)), "--chunk-rows", "32", "--engine", engine]
     command += ["--exact-columns", "--input-name", file.name, "--scale", f"{scale[0]},{scale[1]}"]
-    if columns_used:
-        command += ["--columns", columns]  # the mapping's own text, parsed the same way there
-    if resolved:
-        command += ["--model", str(resolved)]
-    if studio.settings.device:
-        command += ["--device", str(studio.settings.device)]
-    for suffix, value in side_files.items():
-        if value is not None:
-            command += ["--rubric" if suffix == ".rubric.json" else "--calibration", str(sidecar(out, suffix))]
+    command += optional_flags(studio, out, columns if columns_used else "", resolved, side_files)
     info = {
         "out": str(out),
         "file": file.name,
@@ -258,6 +231,61 @@ def start_batch(
         return studio.jobs.start_batch(command, info)
     except JobError as exc:
         raise gr.Error(str(exc)) from None
+
+
+def check_batch(
+    studio: Studio, file: Path, columns: str, model: str, whole_file: Rubric | None
+) -> tuple[int, dict[str, str], tuple[int, int], str | None]:
+    """(rows, mapping, scale, resolved model) of a batch, or a readable refusal naming the file.
+
+    The whole file is read once within the request's budget before the judge loads: a file that
+    decodes past it is refused before a row is scored or written."""
+    try:
+        total = sum(1 for _ in read_records(file, label=file.name)) or 1
+        columns_used = parse_columns(columns)
+        scale = studio.model_scale(model)
+        check_source(file, columns_used, scale, whole_file.check(scale) if whole_file else None)
+        return total, columns_used, scale, studio.resolve_model(model)
+    except (DataError, ValueError) as exc:
+        raise gr.Error(str(exc).replace(str(file), file.name)) from None
+
+
+def stage_inputs(
+    workspace: Workspace, file: Path, out: Path, side_files: dict[str, Any], calibration_file: str | None
+) -> Path:
+    """Copy the upload (once) and write the rubric and calibration beside the batch's output, where
+    its job reads them; charged to the workspace as written. Returns the upload's copy."""
+    try:
+        with workspace.writing():  # the job's inputs, charged as written; the job charges its own output
+            source = sidecar(out, ".input" + file.suffix.lower())
+            if not source.is_file():
+                workspace.copy(file, source)
+            for suffix, value in side_files.items():
+                if value is not None and suffix == ".cal.json":
+                    workspace.copy(Path(calibration_file), sidecar(out, suffix))
+                elif value is not None:
+                    workspace.write_text(sidecar(out, suffix), json.dumps(value, ensure_ascii=False))
+    except WorkspaceError as exc:
+        raise gr.Error(str(exc)) from None
+    return source
+
+
+def optional_flags(
+    studio: Studio, out: Path, columns: str, resolved: str | None, side_files: dict[str, Any]
+) -> list[str]:
+    """The `raft score` options a batch passes only when it has them: the column mapping's own text
+    (parsed the same way there), the model, the device, and the rubric and calibration files."""
+    flags = []
+    if columns:
+        flags += ["--columns", columns]
+    if resolved:
+        flags += ["--model", str(resolved)]
+    if studio.settings.device:
+        flags += ["--device", str(studio.settings.device)]
+    for suffix, value in side_files.items():
+        if value is not None:
+            flags += ["--rubric" if suffix == ".rubric.json" else "--calibration", str(sidecar(out, suffix))]
+    return flags
 
 
 def batch_progress(studio: Studio, job: Job) -> tuple[float, str]:

@@ -19,6 +19,7 @@ from raft.files import SUFFIXES, DataError, peek_columns, write_rows
 from raft.limits import current_budget
 from raft.paths import safe_child
 from raft.prompts import MODES, TemplateError, apply_chat, builtin_templates
+from raft.rubrics import Rubric
 from raft.synthetic import generate_rows
 
 SOURCES = ["synthetic sample", "uploaded file", "hub dataset id"]
@@ -142,24 +143,8 @@ def preview(
     criterion and level texts) for rows that have no rubric of their own."""
     source = resolve_source(studio, kind, upload, hub_id, n_synthetic, seed, request)
     whole_file = mapping.rubric_of(rubric, criterion, level1, level2, level3, level4, level5)
-    try:
-        built = build_dataset(
-            source,
-            mode,
-            template or None,
-            int(num_samples) or None,
-            float(validation_ratio),
-            int(seed),
-            columns or None,
-            rubric=whole_file,
-        )
-    except (DataError, TemplateError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
-    for row in built.rejected:  # written to rejected.jsonl, which the visitor downloads
-        row["error"] = without_paths(row["error"])
-    budget = current_budget()
-    size = KEPT_PER_DECODED_BYTE * (budget.used_bytes if budget else 0)
-    token = studio.previews.put(visitor_key(request), built, size)
+    built = _build(source, mode, template, num_samples, validation_ratio, seed, columns, whole_file)
+    token = _keep(studio, built, request)
     tokenizer = None if tokenizer_choice == NO_TOKENIZER else studio.tokenizer(tokenizer_choice)
     stats = dataset_stats(built, tokenizer, max_examples=PREVIEW_LENGTHS)
     warn_rejections(stats)
@@ -176,6 +161,43 @@ def preview(
         target,
         example_slider(len(built.train) + len(built.validation)),
     )
+
+
+def _build(
+    source: str,
+    mode: str,
+    template: str,
+    num_samples: int,
+    validation_ratio: float,
+    seed: int,
+    columns: str,
+    whole_file: Rubric | None,
+) -> BuiltDataset:
+    """The dataset built in memory from the form's values, its rejected rows' reasons without server
+    paths (they are written to rejected.jsonl, which the visitor downloads)."""
+    try:
+        built = build_dataset(
+            source,
+            mode,
+            template or None,
+            int(num_samples) or None,
+            float(validation_ratio),
+            int(seed),
+            columns or None,
+            rubric=whole_file,
+        )
+    except (DataError, TemplateError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    for row in built.rejected:
+        row["error"] = without_paths(row["error"])
+    return built
+
+
+def _keep(studio: Studio, built: BuiltDataset, request: Any) -> str:
+    """Keep a preview for the visitor, sized by what the request decoded; returns the id the page holds."""
+    budget = current_budget()
+    size = KEPT_PER_DECODED_BYTE * (budget.used_bytes if budget else 0)
+    return studio.previews.put(visitor_key(request), built, size)
 
 
 def example_slider(n: int) -> Any:

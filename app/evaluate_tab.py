@@ -14,7 +14,7 @@ from app import honest, pair_view
 from app.estimate_panel import evaluate_block
 from app.own_files import NONE, result_meta, scored_file
 from app.studio import Studio, bind
-from app.workspace import WorkspaceError
+from app.workspace import Workspace, WorkspaceError
 from raft.files import DataError
 from raft.report import build_report, load_scored, to_markdown
 from raft.report import fit_calibration as fit_on_rows
@@ -44,6 +44,27 @@ def evaluate(
     if path is None:
         raise gr.Error("Choose a batch result or upload a scored file first.")
     other_path = scored_file(studio, workspace, other_choice, other_upload)
+    report = _report(studio, path, other_path, gold, pred, by, cal_file)
+    figs = figures(report)
+    group = next((v for k, v in figs.items() if k.startswith("by ")), None)
+    card = header(path, report) + to_markdown(report)
+    files = _write_downloads(workspace, path, other_path, report, card)
+    return (
+        card,
+        figs["metrics"],
+        group,
+        figs.get("reliability"),
+        figs["scatter"],
+        figs.get("comparison"),
+        files,
+    )
+
+
+def _report(
+    studio: Studio, path: Path, other_path: Path | None, gold: str, pred: str, by: str, cal_file: str | None
+) -> dict:
+    """The report of a scored file against gold (and a second judge's file), with the whole-file
+    rubric the rows were scored with; a file that cannot be read is refused without its folder."""
     try:
         cal = studio.calibration(cal_file)
         rows = load_scored(path)
@@ -65,9 +86,12 @@ def evaluate(
     rubric = (result_meta(path) or {}).get("rubric")
     if isinstance(rubric, dict):
         report["rubric"] = rubric  # the whole-file rubric the rows were scored with travels into the report
-    figs = figures(report)
-    group = next((v for k, v in figs.items() if k.startswith("by ")), None)
-    card = header(path, report) + to_markdown(report)
+    return report
+
+
+def _write_downloads(workspace: Workspace, path: Path, other_path: Path | None, report: dict, card: str) -> list[str]:
+    """The HTML and JSON reports, named after what they are about, written to the visitor's
+    workspace and offered for download."""
     stem = download_stem(path, other_path)
     texts = {
         f"{stem}-report.html": to_html(report, card.split("\n\n", 1)[1], title=plain_title(path, report)),
@@ -79,15 +103,7 @@ def evaluate(
         files = workspace.offer([workspace.reports / name for name in texts])
     except WorkspaceError as exc:
         raise gr.Error(str(exc)) from None
-    return (
-        card,
-        figs["metrics"],
-        group,
-        figs.get("reliability"),
-        figs["scatter"],
-        figs.get("comparison"),
-        files,
-    )
+    return files
 
 
 def _name(path: Path) -> str:

@@ -1,5 +1,6 @@
-"""The Fine-tune form's memory and sizing: steps proposed from the chosen dataset's rows, and the
-filled form kept in the browser (localStorage) so that a reload shows it again.
+"""The Fine-tune form: its fields as one dataclass (`FinetuneForm`, the one place their names, types
+and order are spelled), steps proposed from the chosen dataset's rows, and the filled form kept in
+the browser (localStorage) so that a reload shows it again.
 
 What comes back from the browser is the visitor's own text: each value is coerced to its field's
 type and a dataset is restored only if it is still one of the visitor's; the YAML built from the
@@ -8,15 +9,21 @@ form is checked on Start as ever.
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import os
 import secrets
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gradio as gr
 
 from app.studio import Studio
 from raft.paths import safe_child
+from raft.train.config import TrainConfig
 from raft.train.sizing import describe_proposal, propose_steps, training_rows
 
 __all__ = ["propose_steps", "training_rows"]
@@ -25,40 +32,93 @@ STORAGE_KEY = "raft-finetune-form"
 SECRET_FILE = ".browser-form-key"
 OWN_STEPS = "steps_own"
 """Kept beside the fields: whether Max steps is the visitor's own (typed, or a job's), not a proposal."""
-NUMBERS = {
-    "lam",
-    "lora_r",
-    "learning_rate",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "eval_steps",
-}
-FLAGS = {"lora", "gradient_checkpointing"}
-TEXTS = {"dataset", "base_model", "loss"}
+
+
+@dataclass
+class FinetuneForm:
+    """The Fine-tune form's values, one field per input in the order of the tab's inputs. Gradio passes
+    them positionally; these names are the api parameters gradio_client users pass (`form_handler`)."""
+
+    dataset: str
+    run_name: str
+    base_model: str
+    loss: str
+    lam: float
+    lora: bool
+    lora_r: int
+    learning_rate: float
+    max_steps: int
+    epochs: float
+    batch_size: int
+    grad_accum: int
+    max_length: int
+    eval_steps: int
+    gradient_checkpointing: bool
+
+    def to_config(self) -> TrainConfig:
+        """The values as a TrainConfig that names its dataset, run and base model (app.train_config)."""
+        return TrainConfig(
+            data=(self.dataset or "").strip(),
+            output_dir=(self.run_name or "").strip() or "run",
+            base_model=(self.base_model or "").strip() or None,
+            loss=self.loss,
+            lam=float(self.lam),
+            lora=bool(self.lora),
+            lora_r=int(self.lora_r),
+            lora_alpha=2 * int(self.lora_r),
+            learning_rate=float(self.learning_rate),
+            max_steps=int(self.max_steps),
+            epochs=float(self.epochs),
+            batch_size=int(self.batch_size),
+            grad_accum=int(self.grad_accum),
+            max_length=int(self.max_length),
+            eval_steps=int(self.eval_steps),
+            gradient_checkpointing=bool(self.gradient_checkpointing),
+        )
+
+
+TYPES = typing.get_type_hints(FinetuneForm)
+FORM = [field.name for field in fields(FinetuneForm)]
+"""The Fine-tune form's fields, in the order of its inputs (kept in the browser, restored on load)."""
+NUMBERS = {name for name in FORM if TYPES[name] in (int, float)}
+FLAGS = {name for name in FORM if TYPES[name] is bool}
+TEXTS = {name for name in FORM if TYPES[name] is str} - {"run_name"}
 """The fields restored; the run name is not (a reload proposes a fresh one: the old may be taken)."""
 
 
-FORM = [
-    "dataset",
-    "run_name",
-    "base_model",
-    "loss",
-    "lam",
-    "lora",
-    "lora_r",
-    "learning_rate",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "eval_steps",
-    "gradient_checkpointing",
-]
-"""The Fine-tune form's fields, in the order of its inputs (kept in the browser, restored on load)."""
+def in_order(**inputs: Any) -> list[Any]:
+    """A tab's input components, given by field name, as the positional list Gradio takes (FORM
+    order); a name missing or unknown fails as the page is built."""
+    if set(inputs) != set(FORM):
+        raise TypeError(f"the form's inputs are {FORM}, not {sorted(inputs)}")
+    return [inputs[name] for name in FORM]
+
+
+T = typing.TypeVar("T")
+
+
+def form_handler(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn(studio, form: FinetuneForm, ...)` as Gradio calls it: the form's values positionally after
+    the studio, one parameter per field named as the field is (the api's parameters, documented for
+    gradio_client users), gathered into a FinetuneForm here and nowhere else; `fn`'s own parameters
+    after `form` (a `gr.Request`) follow them."""
+    own = list(inspect.signature(fn).parameters.values())
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.signature(fn).replace(
+        parameters=[own[0], *(inspect.Parameter(name, kind, annotation=TYPES[name]) for name in FORM), *own[2:]]
+    )
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> T:
+        given = signature.bind(*args, **kwargs)
+        given.apply_defaults()
+        form = FinetuneForm(**{name: given.arguments.pop(name) for name in FORM})
+        studio = given.arguments.pop(own[0].name)
+        return fn(studio, form, **given.arguments)
+
+    handler.__signature__ = signature
+    handler.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != own[1].name}, **TYPES}
+    return handler
 
 
 def browser_secret(studio: Studio) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from app import finetune_form, plots, train_config
-from app.finetune_form import FORM
+from app.finetune_form import FORM, FinetuneForm, form_handler
 from app.messages import for_visitor, without_paths
 from app.studio import Studio, bind
 from raft.data import read_dataset_manifest
@@ -39,69 +39,11 @@ INFO = {
 }
 
 
-def form_config(
-    studio: Studio,
-    dataset: str,
-    run_name: str,
-    base_model: str,
-    loss: str,
-    lam: float,
-    lora: bool,
-    lora_r: int,
-    learning_rate: float,
-    max_steps: int,
-    epochs: float,
-    batch_size: int,
-    grad_accum: int,
-    max_length: int,
-    eval_steps: int,
-    gradient_checkpointing: bool,
-) -> TrainConfig:
-    """The form's values as a TrainConfig that names its dataset, run and base model (app.train_config)."""
-    return TrainConfig(
-        data=(dataset or "").strip(),
-        output_dir=(run_name or "").strip() or "run",
-        base_model=(base_model or "").strip() or None,
-        loss=loss,
-        lam=float(lam),
-        lora=bool(lora),
-        lora_r=int(lora_r),
-        lora_alpha=2 * int(lora_r),
-        learning_rate=float(learning_rate),
-        max_steps=int(max_steps),
-        epochs=float(epochs),
-        batch_size=int(batch_size),
-        grad_accum=int(grad_accum),
-        max_length=int(max_length),
-        eval_steps=int(eval_steps),
-        gradient_checkpointing=bool(gradient_checkpointing),
-    )
-
-
-def update_views(
-    studio: Studio,
-    dataset: str,
-    run_name: str,
-    base_model: str,
-    loss: str,
-    lam: float,
-    lora: bool,
-    lora_r: int,
-    learning_rate: float,
-    max_steps: int,
-    epochs: float,
-    batch_size: int,
-    grad_accum: int,
-    max_length: int,
-    eval_steps: int,
-    gradient_checkpointing: bool,
-    request: gr.Request = None,
-) -> tuple[str, str]:
+@form_handler
+def update_views(studio: Studio, form: FinetuneForm, request: gr.Request = None) -> tuple[str, str]:
     """The form as YAML and as the equivalent command (or the reason it is not a valid config)."""
-    values = [dataset, run_name, base_model, loss, lam, lora, lora_r, learning_rate, max_steps, epochs]
-    values += [batch_size, grad_accum, max_length, eval_steps, gradient_checkpointing]
     try:
-        config = form_config(studio, *values)
+        config = form.to_config()
     except (ValueError, TypeError) as exc:
         return f"# {for_visitor(str(exc))}", ""
     return config.to_yaml(), train_config.cli_command(studio, config)
@@ -137,32 +79,13 @@ def dataset_summary(studio: Studio, dataset: str | None, request: gr.Request = N
     )
 
 
-def memory_note(
-    studio: Studio,
-    dataset: str,
-    run_name: str,
-    base_model: str,
-    loss: str,
-    lam: float,
-    lora: bool,
-    lora_r: int,
-    learning_rate: float,
-    max_steps: int,
-    epochs: float,
-    batch_size: int,
-    grad_accum: int,
-    max_length: int,
-    eval_steps: int,
-    gradient_checkpointing: bool,
-    request: gr.Request = None,
-) -> str:
+@form_handler
+def memory_note(studio: Studio, form: FinetuneForm, request: gr.Request = None) -> str:
     """The dataset's summary, then the run's estimated peak memory on its longest batch and a
     warning when it exceeds the free memory (raft.train.plan); the summary alone without an estimate."""
-    summary = dataset_summary(studio, dataset, request)
-    values = [dataset, run_name, base_model, loss, lam, lora, lora_r, learning_rate, max_steps, epochs]
-    values += [batch_size, grad_accum, max_length, eval_steps, gradient_checkpointing]
+    summary = dataset_summary(studio, form.dataset, request)
     try:
-        config = train_config.resolve(studio, form_config(studio, *values), studio.workspace(request))
+        config = train_config.resolve(studio, form.to_config(), studio.workspace(request))
         plan = memory_plan(config)
     except (ValueError, TypeError, OSError, KeyError, DataError):
         return summary
@@ -440,23 +363,23 @@ def build(studio: Studio, saved_form: gr.BrowserState | None = None) -> dict[str
         if saved_form is None:
             saved_form = finetune_form.browser_state(studio)
 
-    form = [
-        dataset,
-        run_name,
-        base_model,
-        loss,
-        lam,
-        lora,
-        lora_r,
-        learning_rate,
-        max_steps,
-        epochs,
-        batch_size,
-        grad_accum,
-        max_length,
-        eval_steps,
-        gradient_checkpointing,
-    ]
+    form = finetune_form.in_order(
+        dataset=dataset,
+        run_name=run_name,
+        base_model=base_model,
+        loss=loss,
+        lam=lam,
+        lora=lora,
+        lora_r=lora_r,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        eval_steps=eval_steps,
+        gradient_checkpointing=gradient_checkpointing,
+    )
     views = bind(update_views, studio)
     gr.on(
         [f.change for f in form], views, form, [config_yaml, command], api_name="train_config", show_progress="hidden"

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,13 +225,7 @@ def score_pairs_batch(
     judge = studio.judge(model)
     before = len(done_rows(out)) if out.is_file() else 0
     limit = time_budget(studio)
-    deadline = None if limit is None else time.monotonic() + limit
-
-    def on_rows(n: int) -> None:
-        progress(min((before + n) / total, 1.0), desc=f"{before + n} of {total} pairs")
-        if deadline is not None and time.monotonic() > deadline:
-            raise _TimeUp
-
+    on_rows = _pair_progress(progress, before, total, limit)
     try:
         with workspace.writing():  # the scored rows are charged to the visitor's quota as they are written
             summary = score_pairs_file(
@@ -245,14 +240,33 @@ def score_pairs_batch(
         summary.update(paused=limit, errors=sum(1 for r in read_jsonl(out) if r.get("error")))
     except DataError as exc:
         raise gr.Error(str(exc).replace(str(file), file.name)) from None
-    rows = sorted(read_jsonl(out), key=lambda r: r["row"])
-    for r in rows:
-        if r.get("error"):
-            r["error"] = str(r["error"]).replace(str(file), file.name)
+    rows = _scored_rows(out, file)
     meta = {"file": file.name, "judge": name, "time": time.time(), "rows": len(rows), "mode": mode}
     meta.update(scored=sum(1 for r in rows if r.get("p_a") is not None), both_orders=bool(both_orders))
     offered = _downloads(workspace, out, rows, meta)
     return batch_summary(file.name, name, summary, rows) + "\n\n" + mapping_note(used), table_of(rows), offered
+
+
+def _pair_progress(progress: Any, before: int, total: int, limit: float | None) -> Callable[[int], None]:
+    """score_pairs_file's progress callback: pairs done (those of an earlier click included) on the
+    bar, and `_TimeUp` once the click has scored for `limit` seconds (None: no limit)."""
+    deadline = None if limit is None else time.monotonic() + limit
+
+    def on_rows(n: int) -> None:
+        progress(min((before + n) / total, 1.0), desc=f"{before + n} of {total} pairs")
+        if deadline is not None and time.monotonic() > deadline:
+            raise _TimeUp
+
+    return on_rows
+
+
+def _scored_rows(out: Path, file: Path) -> list[dict[str, Any]]:
+    """A scored pairs file's rows in order, their errors naming the upload by its name, not its path."""
+    rows = sorted(read_jsonl(out), key=lambda r: r["row"])
+    for r in rows:
+        if r.get("error"):
+            r["error"] = str(r["error"]).replace(str(file), file.name)
+    return rows
 
 
 def _count(file: Path) -> int:

@@ -21,7 +21,8 @@ from app.studio import (
     gpu,
     model_dropdown,
 )
-from raft.judge import LOW_MASS
+from raft.calibration import Calibration
+from raft.judge import LOW_MASS, Judge
 from raft.limits import LIMITS, too_long
 from raft.prompts import rubric_item
 from raft.repetition import find_repetition
@@ -163,23 +164,15 @@ def judge_item(
     While feedback is generated, `on_text(judge name, text so far)` follows it token by token, and
     a set `cancelled` event ends the generation at its next token (`Cancelled` is raised)."""
     descriptions = [d1, d2, d3, d4, d5, d6, d7, d8, d9, d10]
-    fields = {"instruction": instruction, "response": response, "reference": reference, "criterion": criteria}
-    for field, text in [*fields.items(), *((f"score {k} description", d) for k, d in enumerate(descriptions, 1))]:
-        if len(text or "") > LIMITS.field_chars:
-            raise gr.Error(f"the {field} is {too_long(len(text), LIMITS)}")
+    _check_lengths(
+        {"instruction": instruction, "response": response, "reference": reference, "criterion": criteria}, descriptions
+    )
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     cal = studio.calibration(calibration_file)
     verdicts = []
     for k, name in enumerate(names):
         progress(k / len(names), desc=studio.loading_note(name, engine) or f"{name} is loaded")
-        judge = studio.judge(name, engine)
-        if judge.pairwise:
-            raise gr.Error(f"{name} compares two answers: give it a pair in '{pair_view.SCORE_TITLE}' below")
-        if k == 0 and cal is not None:
-            try:
-                judge = judge.with_calibration(cal)
-            except ValueError as exc:
-                raise gr.Error(str(exc)) from None
+        judge = _ready_judge(studio, name, engine, cal if k == 0 else None)
         progress((k + 0.5) / len(names), desc=f"scoring with {name}")
         lo, hi = judge.scale
         item = rubric_item(criteria, descriptions[: hi - lo + 1], instruction, response, reference, low=lo)
@@ -193,6 +186,27 @@ def judge_item(
     coverage = cal.coverage if cal else None
     markdown = "\n\n---\n\n".join(_verdict_markdown(n, j, coverage) for n, j in verdicts)
     return markdown, plots.score_distribution(verdicts, values), details
+
+
+def _check_lengths(fields: dict[str, str], descriptions: list[str]) -> None:
+    """Refuse a field or score description longer than one field may be (`LIMITS.field_chars`), naming it."""
+    for field, text in [*fields.items(), *((f"score {k} description", d) for k, d in enumerate(descriptions, 1))]:
+        if len(text or "") > LIMITS.field_chars:
+            raise gr.Error(f"the {field} is {too_long(len(text), LIMITS)}")
+
+
+def _ready_judge(studio: Studio, name: str, engine: str, cal: Calibration | None) -> Judge:
+    """The judge `name` on `engine` for one item, refused if it compares pairs (they go to the pair
+    section), tempered by the calibration when one is given."""
+    judge = studio.judge(name, engine)
+    if judge.pairwise:
+        raise gr.Error(f"{name} compares two answers: give it a pair in '{pair_view.SCORE_TITLE}' below")
+    if cal is not None:
+        try:
+            judge = judge.with_calibration(cal)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+    return judge
 
 
 score_item = gpu(duration=lambda *args, **kwargs: 120 if kwargs.get("compare") else 60)(judge_item)

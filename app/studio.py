@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app.judge_cache import DEFAULT_CHOICE, JudgeCache
 from app.messages import guarded
 from app.previews import PreviewStore
 from app.uploads import UPLOAD_AGE_S, UploadBudget, gradio_cache
@@ -33,20 +33,12 @@ from raft.jobs import QUEUED, JobManager
 from raft.judge import Judge
 from raft.limits import Budget, using, within
 from raft.models import (
-    JUDGE_MANIFEST,
-    ModelError,
-    default_ready,
-    load_tokenizer,
-    needs_default,
     read_manifest,
 )
-from raft.models import (
-    resolve_model as resolve_weights,
-)
 from raft.paths import safe_child
-from raft.prompts import TemplateError, check_judge_mode
+from raft.prompts import check_judge_mode
 from raft.runs import run_weights
-from raft.scores import ScaleError, check_scale
+from raft.scores import check_scale
 
 try:  # ZeroGPU Spaces: functions that need the GPU ask for it; elsewhere this is a no-op
     import spaces
@@ -73,7 +65,6 @@ ENGINE_CHOICES = [(ENGINES[name].label, name) for name in available_engines()]
 SEVERAL_ENGINES = len(ENGINE_CHOICES) > 1
 """Whether there is an engine choice to show (vLLM installed beside transformers)."""
 
-DEFAULT_CHOICE = "default model"
 RUN_PREFIX = "run: "
 MODE_CHOICES = [("score only (RAIL)", "score_only"), ("feedback, then score (CoT-RAIL)", "feedback")]
 """The judge modes as the Score and Batch tabs show them: (label, mode) pairs, values of JUDGE_MODES."""
@@ -202,10 +193,7 @@ class Studio:
         self.jobs = JobManager(self.root)
         if settings.allow_training:
             self.jobs.advance_queue()  # queued jobs start on the server, with or without a page open
-        self._judges: dict[tuple[str, int], Judge] = {}
-        self._tokenizers: dict[str | None, object] = {}
-        self._lock = threading.Lock()
-        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self.judges = JudgeCache(self.resolve_model, settings.device)
         self._swept = 0.0
         idle_s = settings.workspace_idle_h * 3600
         self.disk = Disk(self.root / "workspaces", staging_root(self.root), settings.total_mb * 2**20, idle_s)
@@ -317,82 +305,17 @@ class Studio:
         """The loss a choice's judge was fine-tuned with (raft, cot_raft, ce), None for a plain model."""
         return self._manifest(choice).get("loss")
 
-    @staticmethod
-    def _cache_key(model: str | None, engine: str = "hf") -> tuple[str, int]:
-        """A model on an engine, the weights a run serves and its manifest's modification time: a run
-        trained again, or one with a newer checkpoint, is loaded again."""
-        manifest = Path(str(model)) / JUDGE_MANIFEST if model else None
-        if not (manifest and manifest.is_file()):
-            return f"{engine}:{model}", 0
-        weights = run_weights(manifest.parent, read_manifest(manifest.parent) or {})
-        served = weights.folder.name if weights else ""  # a newer checkpoint, or the final judge, loads again
-        return f"{engine}:{model}:{served}", manifest.stat().st_mtime_ns
-
     def loading_note(self, choice: str | None, engine: str = "hf") -> str:
-        """What getting this judge involves now, for a progress line: "" when it is loaded, else
-        loading it, or first preparing the default model it needs (a 517 MB download)."""
-        try:
-            model = self.resolve_model(choice)
-        except ValueError:
-            return ""
-        with self._lock:
-            if self._cache_key(model, engine) in self._judges:
-                return ""
-        name = (choice or "").strip() or DEFAULT_CHOICE
-        if needs_default(model) and not default_ready():
-            return f"preparing the default model for {name} (first use: a 517 MB download, then a conversion)"
-        return f"loading the judge {name}"
+        """What getting this judge involves now, for a progress line (see `JudgeCache.loading_note`)."""
+        return self.judges.loading_note(choice, engine)
 
     def tokenizer(self, choice: str | None) -> object:
-        """The tokenizer of a model choice, for counting tokens and showing the chat template: a
-        loaded judge's when there is one, else the tokenizer alone (no weights are loaded; the
-        default model is prepared first if need be, and a toast says so)."""
-        try:
-            model = self.resolve_model(choice)
-            with self._lock:
-                for key, judge in self._judges.items():
-                    if key[0] == self._cache_key(model)[0]:
-                        return judge.tokenizer
-                if model in self._tokenizers:
-                    return self._tokenizers[model]
-            if needs_default(model) and not default_ready():
-                gr.Info("Preparing the default model to count tokens (first use: a 517 MB download, a conversion).")
-            tokenizer = load_tokenizer(resolve_weights(model)[0])
-        except (ModelError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
-        with self._lock:
-            self._tokenizers[model] = tokenizer
-        return tokenizer
+        """The tokenizer of a model choice, without loading weights (see `JudgeCache.tokenizer`)."""
+        return self.judges.tokenizer(choice)
 
     def judge(self, choice: str | None, engine: str = "hf") -> Judge:
-        """The judge for a model choice, loaded on first use and kept (two at most).
-
-        Each model loads under its own lock, so a cold load never holds up scoring with a loaded
-        judge. A choice that cannot be served reaches the page as a readable error, not a stack trace."""
-        try:
-            if engine not in available_engines():
-                raise ValueError(f"the engine '{str(engine)[:20]}' is not available here")
-            model = self.resolve_model(choice)
-            key = self._cache_key(model, engine)
-            with self._lock:
-                if key in self._judges:
-                    return self._judges[key]
-                loading = self._loading.setdefault(key, threading.Lock())
-            with loading:
-                with self._lock:
-                    if key in self._judges:
-                        return self._judges[key]
-                judge = Judge.load(model, device=self.settings.device, engine=engine)
-                with self._lock:
-                    for old in [k for k in self._judges if k[0] == key[0]]:
-                        self._judges.pop(old)  # the same run, trained again
-                    while len(self._judges) >= 2:
-                        self._judges.pop(next(iter(self._judges)))
-                    self._judges[key] = judge
-                    self._loading.pop(key, None)
-                return judge
-        except (ModelError, ScaleError, TemplateError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
+        """The judge for a model choice, loaded on first use and kept (see `JudgeCache.judge`)."""
+        return self.judges.judge(choice, engine)
 
 
 TRIM_AFTER_BYTES = 16 << 20
