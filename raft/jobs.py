@@ -6,9 +6,10 @@ a restarted studio finds them again.
 status (`raft.job_status`), preparing a launch (`raft.job_setup`), stopping (`raft.job_stop`) and
 the queue (`raft.job_queue`). Status comes from the process and the run folder (`progress.jsonl`,
 `result.json`); a job whose process died without a result is marked failed with the tail of its
-log; the run's phase.json says what it is doing now. Stop is cooperative first (a STOP file: before any step the trainer ends at once, later
-it saves a checkpoint after the current step; a validation pass is abandoned between batches),
-then a hard kill of the process group. Resume relaunches the same job in the same run folder.
+log; the run's phase.json says what it is doing now. Stop is cooperative first (a STOP file:
+before any step the trainer ends at once, later it saves a checkpoint after the current step; a
+validation pass is abandoned between batches), then a hard kill of the process group. Resume
+relaunches the same job in the same run folder.
 
 A batch job (`kind="batch"`) is `python -m raft score` of one file into one output; its folder is
 the job's own, where the scorer writes `status.json` (phase, rows done of total) as it goes and
