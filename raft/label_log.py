@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import uuid
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def last_undoable(entries: list[dict[str, Any]], labeller: str) -> dict[str, Any
     return None
 
 
-def in_force(entries: list[dict[str, Any]], keys: Any) -> tuple[dict[int, dict[str, Any]], set[int]]:
+def in_force(entries: list[dict[str, Any]], keys: Container[int]) -> tuple[dict[int, dict[str, Any]], set[int]]:
     """(the label in force per row, the rows skipped and not labelled), undos applied, for rows in `keys`."""
     retracted = undone(entries)
     labels: dict[int, dict[str, Any]] = {}
