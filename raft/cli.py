@@ -7,7 +7,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from raft.disk_quota import Bound, DiskQuota, QuotaError
 from raft.engines import ENGINES, engines_help
@@ -228,63 +230,20 @@ class StatusFile:
 def _score(args: argparse.Namespace, status: StatusFile) -> dict:
     """Under torchrun/accelerate each process takes every WORLD_SIZE-th row on its own device and
     rank 0 merges the shards into OUT in input order."""
-    import os
-
-    from raft.batch import done_rows, merge_shards, score_file, shard_path
-    from raft.judge import Judge
+    from raft.batch import done_rows, score_file, shard_path
     from raft.rubrics import load_rubric
 
     if not Path(args.input).is_file():
         raise DataError("file not found", args.input)
     if is_pairs_source(args.input, args.pairs):
         return _score_pairs(args, status)
-    if args.exact_columns:
-        from raft.data import parse_columns
-
-        columns = parse_columns(args.columns, args.scale or (1, 5))
-    else:
-        columns = recognised_columns(args.input, args.columns, args.scale or (1, 5))
-    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    device = args.device
-    if world > 1:
-        import torch
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo")
-        if device is None and torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
-    from raft.models import default_ready, needs_default
-
-    status.update(phase="preparing" if needs_default(args.model) and not default_ready() else "loading")
-    print(f"loading the judge {args.model or '(the default model)'} ({args.engine} engine)...", file=sys.stderr)
-    judge = Judge.load(
-        args.model,
-        args.adapter,
-        args.template,
-        args.scale,
-        device,
-        trust_remote_code=args.trust_remote_code,
-        calibration=args.calibration,
-        engine=args.engine,
-        engine_args=engine_args(args),
-    )
-    print(judge.score_tokens.describe(), file=sys.stderr)
+    columns = _score_columns(args)
+    world, rank, device = _join_world(args.device)
+    judge = _load_scoring_judge(args, device, status)
     out = Path(args.out)
     target = shard_path(out, rank, world) if world > 1 else out
     bar = ProgressBar(args.input, world, rank, done_rows(out) if out.is_file() and world == 1 else ())
-    if args.status:
-        from raft.files import count_rows
-
-        first = len(done_rows(out)) if out.is_file() else 0
-        status.update(phase="scoring", total=count_rows(args.input), rows=first, first=first, since=time.time())
-
-        def show(rows: int) -> None:
-            bar.show(rows)
-            status.update(rows=first + rows)
-
-        streamed = {"on_tokens": status.tokens} if (args.mode or judge.mode) != "score_only" else {}
-    else:
-        show, streamed = bar.show, {}
+    show, streamed = _score_progress(args, status, bar, judge.mode)
     summary = score_file(
         judge,
         args.input,
@@ -306,17 +265,97 @@ def _score(args: argparse.Namespace, status: StatusFile) -> dict:
     )
     bar.close()
     if world > 1:
-        summary = {k: torch.tensor(v) for k, v in summary.items()}
-        for value in summary.values():
-            dist.all_reduce(value)
-        summary = {k: int(v) for k, v in summary.items()}
-        dist.barrier()
-        if rank == 0:
-            merge_shards(out, world)
-        dist.barrier()
-        dist.destroy_process_group()
+        summary = _gather_shards(summary, out, rank, world)
     if rank == 0:
         print(json.dumps(summary))
+    return summary
+
+
+def _score_columns(args: argparse.Namespace) -> dict[str, str]:
+    """The column mapping of `score`: --columns as given with --exact-columns, else recognised."""
+    if args.exact_columns:
+        from raft.data import parse_columns
+
+        return parse_columns(args.columns, args.scale or (1, 5))
+    return recognised_columns(args.input, args.columns, args.scale or (1, 5))
+
+
+def _join_world(device: str | None) -> tuple[int, int, str | None]:
+    """(world size, rank, device) of this process: under torchrun/accelerate it joins the process
+    group and, with no --device, takes its local GPU."""
+    import os
+
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    return world, rank, device
+
+
+def _load_scoring_judge(args: argparse.Namespace, device: str | None, status: StatusFile) -> Any:
+    """Load the judge of `score`, the status saying "preparing" while the default model downloads."""
+    from raft.judge import Judge
+    from raft.models import default_ready, needs_default
+
+    status.update(phase="preparing" if needs_default(args.model) and not default_ready() else "loading")
+    print(f"loading the judge {args.model or '(the default model)'} ({args.engine} engine)...", file=sys.stderr)
+    judge = Judge.load(
+        args.model,
+        args.adapter,
+        args.template,
+        args.scale,
+        device,
+        trust_remote_code=args.trust_remote_code,
+        calibration=args.calibration,
+        engine=args.engine,
+        engine_args=engine_args(args),
+    )
+    print(judge.score_tokens.describe(), file=sys.stderr)
+    return judge
+
+
+def _score_progress(
+    args: argparse.Namespace, status: StatusFile, bar: ProgressBar, judge_mode: str
+) -> tuple[Callable[[int], None], dict[str, Any]]:
+    """The progress callback of `score` and the feedback-token callback to stream: with --status,
+    both also write the status file (rows counted on from those done before)."""
+    if not args.status:
+        return bar.show, {}
+    from raft.batch import done_rows
+    from raft.files import count_rows
+
+    out = Path(args.out)
+    first = len(done_rows(out)) if out.is_file() else 0
+    status.update(phase="scoring", total=count_rows(args.input), rows=first, first=first, since=time.time())
+
+    def show(rows: int) -> None:
+        bar.show(rows)
+        status.update(rows=first + rows)
+
+    streamed = {"on_tokens": status.tokens} if (args.mode or judge_mode) != "score_only" else {}
+    return show, streamed
+
+
+def _gather_shards(summary: dict, out: Path, rank: int, world: int) -> dict:
+    """Sum the processes' summaries, merge the shards into `out` on rank 0, and leave the process group."""
+    import torch
+    import torch.distributed as dist
+
+    from raft.batch import merge_shards
+
+    summary = {k: torch.tensor(v) for k, v in summary.items()}
+    for value in summary.values():
+        dist.all_reduce(value)
+    summary = {k: int(v) for k, v in summary.items()}
+    dist.barrier()
+    if rank == 0:
+        merge_shards(out, world)
+    dist.barrier()
+    dist.destroy_process_group()
     return summary
 
 

@@ -188,13 +188,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any, scale_type: Any) -> None:
     """The `label` command and its subcommands, on the main parser's subparsers."""
-    from raft.selection import STRATEGIES
-
     parser = sub.add_parser("label", help="label rows yourself, measure the judge on them, fine-tune on them")
     lsub = parser.add_subparsers(dest="label_command", required=True)
     project = argparse.ArgumentParser(add_help=False)
     project.add_argument("--project", required=True, help="the project folder")
+    _add_create(lsub, project, scale_type)
+    _add_exchange(lsub, project)
+    _add_measure(lsub, project)
 
+
+def _add_create(lsub: Any, project: argparse.ArgumentParser, scale_type: Any) -> None:
+    """`label create`, with `project` (the shared --project) as parent."""
     p = lsub.add_parser("create", parents=[project], help="a project from a scored file (held-out rows fixed now)")
     p.add_argument("scored", help="a file written by `python -m raft score`")
     p.add_argument("--judge", default=None, help="the model or run folder that scored it (its template and scale)")
@@ -211,6 +215,11 @@ def add_parser(sub: Any, scale_type: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_create)
 
+
+def _add_exchange(lsub: Any, project: argparse.ArgumentParser) -> None:
+    """`label next` and `label import`: rows out to a spreadsheet and their labels back."""
+    from raft.selection import STRATEGIES
+
     p = lsub.add_parser("next", parents=[project], help="export the next rows to label as a CSV")
     p.add_argument("--strategy", choices=STRATEGIES, default="uncertain")
     p.add_argument("--k", type=int, default=20)
@@ -224,6 +233,9 @@ def add_parser(sub: Any, scale_type: Any) -> None:
     p.add_argument("--labeller", default="", help="who labelled them")
     p.set_defaults(func=cmd_import)
 
+
+def _add_measure(lsub: Any, project: argparse.ArgumentParser) -> None:
+    """`label agreement`, `dataset`, `compare` and `calibrate`: what the labels measure and train."""
     p = lsub.add_parser("agreement", parents=[project], help="the judge against your held-out labels")
     p.add_argument("--top", type=int, default=10, help="rows of largest disagreement to list")
     p.add_argument("--json", action="store_true")

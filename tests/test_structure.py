@@ -174,6 +174,8 @@ LAYERS = [
         "workflows",
         "raft.job_registry raft.jobs raft.batch raft.report raft.report_html raft.estimate raft.export raft.labels "
         "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards "
+        "raft.job_queue raft.job_runtime raft.job_setup raft.job_status raft.job_stop raft.label_rows raft.label_log "
+        "raft.label_offers "
         "raft.pair_batch",
     ),
     ("interfaces", "raft.cli raft.label_cli raft.__main__"),
