@@ -167,7 +167,7 @@ LAYERS = [
     (
         "engines and judge",
         "raft.engines.base raft.engines raft.generation raft.engines.transformers raft.engines.vllm raft.judge "
-        "raft.calibrated raft.pair_judge",
+        "raft.calibrated raft.pair_judge raft.judgment raft.judge_manifest raft.judge_prompting raft.judge_scoring",
     ),
     ("training", "raft.train raft.train.trainer raft.train.plan raft.distill"),
     (
