@@ -174,7 +174,7 @@ LAYERS = [
         "workflows",
         "raft.job_registry raft.jobs raft.batch raft.report raft.report_html raft.estimate raft.export raft.labels "
         "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards "
-        "raft.pair_batch",
+        "raft.pair_batch raft.report_markdown",
     ),
     ("interfaces", "raft.cli raft.label_cli raft.__main__"),
 ]
