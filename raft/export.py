@@ -243,30 +243,8 @@ def _last_eval(run: Path) -> dict[str, Any] | None:
 def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | None, adapter: bool) -> str:
     """README.md for the exported `folder` of `run`: YAML metadata, how to use the judge, what it
     reads (template text, scale, cue, score tokens), how it was trained, and its report card."""
-    tokenizer = load_tokenizer(
-        str(manifest.get("base_model") or default_model_dir()) if manifest.get("plain_base") else str(folder)
-    )
-    ids = manifest.get("score_token_ids") or []
-    lo, hi = manifest["scale"]
-    tokens = "\n".join(
-        f"| {v} | `{t!r}` | {i} |" for v, i, t in zip(range(lo, hi + 1), ids, tokenizer.convert_ids_to_tokens(ids))
-    )
-    prompt = manifest.get("prompt", {})
-    templates = "\n\n".join(
-        f"**{key.replace('_', ' ')}** (`{t['name']}`):\n\n```text\n{t['text'].rstrip()}\n```"
-        for key, t in prompt.items()
-    )
-    config = _public_config(run, manifest)
-    last = _last_eval(run)
-    validation = (
-        "\n\nLast validation during training: "
-        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items())
-        if last
-        else ""
-    )
-    weights = f"a LoRA adapter on {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}" if adapter else "full"
-    if manifest.get("plain_base"):
-        weights = f"none of its own: the base model {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}"
+    reads = _reads_section(folder, manifest, adapter)
+    training = _training_section(run, manifest)
     parts = [
         "---\n" + yaml.safe_dump(_metadata(run, manifest, adapter), sort_keys=False) + "---",
         f"# {run.name}: a RAFT judge",
@@ -276,15 +254,65 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
         'judge = Judge.load(snapshot_download("USER/REPO"))  # or the local folder\n'
         "[j] = judge.score([item])  # j.expected_score, j.probs, j.feedback\n```\n\n"
         "As a TRL reward: `raft.rewards.JudgeReward.load(folder)` in `GRPOTrainer(reward_funcs=[...])`.",
+        reads,
+        _templates_section(manifest),
+        _rubric_section(manifest.get("rubric"), manifest["scale"][0]),
+        training,
+    ]
+    parts += _closing_sections(run, manifest)
+    if report:
+        parts.append("## Report card\n\n" + report)
+    return "\n\n".join(parts) + "\n"
+
+
+def _reads_section(folder: Path, manifest: dict[str, Any], adapter: bool) -> str:
+    """The card's *What it reads*: mode, scale, score cue, weights and the score tokens with their ids."""
+    tokenizer = load_tokenizer(
+        str(manifest.get("base_model") or default_model_dir()) if manifest.get("plain_base") else str(folder)
+    )
+    ids = manifest.get("score_token_ids") or []
+    lo, hi = manifest["scale"]
+    tokens = "\n".join(
+        f"| {v} | `{t!r}` | {i} |" for v, i, t in zip(range(lo, hi + 1), ids, tokenizer.convert_ids_to_tokens(ids))
+    )
+    weights = f"a LoRA adapter on {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}" if adapter else "full"
+    if manifest.get("plain_base"):
+        weights = f"none of its own: the base model {_name(manifest.get('base_model')) or DEFAULT_HUB_ID}"
+    return (
         "## What it reads\n\n"
         f"- mode: `{manifest.get('mode', 'score_only')}`\n- scale: {lo} to {hi}\n"
         f"- score cue: `{manifest.get('score_cue', '')!r}`\n"
         f"- weights: {weights}\n\n"
-        f"| score | token | id |\n|---|---|---|\n{tokens}",
-        f"## Prompt templates\n\n{templates}",
-        _rubric_section(manifest.get("rubric"), lo),
-        f"## Training\n\nLoss `{manifest.get('loss', '')}`.{validation}\n\n```yaml\n{config}\n```",
-    ]
+        f"| score | token | id |\n|---|---|---|\n{tokens}"
+    )
+
+
+def _templates_section(manifest: dict[str, Any]) -> str:
+    """The card's *Prompt templates*: each template's text as trained."""
+    prompt = manifest.get("prompt", {})
+    templates = "\n\n".join(
+        f"**{key.replace('_', ' ')}** (`{t['name']}`):\n\n```text\n{t['text'].rstrip()}\n```"
+        for key, t in prompt.items()
+    )
+    return f"## Prompt templates\n\n{templates}"
+
+
+def _training_section(run: Path, manifest: dict[str, Any]) -> str:
+    """The card's *Training*: the loss, the last validation figures and the public training config."""
+    config = _public_config(run, manifest)
+    last = _last_eval(run)
+    validation = (
+        "\n\nLast validation during training: "
+        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items())
+        if last
+        else ""
+    )
+    return f"## Training\n\nLoss `{manifest.get('loss', '')}`.{validation}\n\n```yaml\n{config}\n```"
+
+
+def _closing_sections(run: Path, manifest: dict[str, Any]) -> list[str]:
+    """The card's *Training rows* (when the run kept their hashes) and *Calibration* (a level map)."""
+    parts = []
     trained = trained_hashes(run)
     if trained is not None:
         parts.append(
@@ -295,14 +323,13 @@ def model_card(run: Path, folder: Path, manifest: dict[str, Any], report: str | 
     if calibration := manifest.get("calibration"):
         levels = calibration.get("levels")
         if levels:
+            lo = manifest["scale"][0]
             mapped = ", ".join(f"{lo + i} -> {v:.2f}" for i, v in enumerate(levels))
             parts.append(
                 "## Calibration\n\nA level map fitted on a grader's labels travels in `judge.json`: the expected "
                 f"score weighs each level by its mapped value ({mapped})."
             )
-    if report:
-        parts.append("## Report card\n\n" + report)
-    return "\n\n".join(parts) + "\n"
+    return parts
 
 
 class HubError(RaftError, RuntimeError):

@@ -54,25 +54,14 @@ def score_pairs_file(
             nonlocal mapping
             for rec in read_records(input_path, label=label):
                 if rec.error is None and mapping is None:
-                    given = dict(columns or {})
-                    check_mapping(given, rec.data.keys(), source)
-                    guessed = guess_pair_mapping(rec.data.keys())
-                    mapping = {**{f: c for f, c in guessed.items() if c not in given.values()}, **given}
+                    mapping = _pair_mapping(columns, rec.data.keys(), source)
                 if rec.row not in done:
                     yield rec
 
         with open_output(out, "a") as f:
             for chunk in _chunks(pending(), chunk_rows):
-                good = [rec for rec in chunk if rec.error is None]
-                items = [_with_criterion(map_pair(rec.data, mapping or {}), rubric) for rec in good]
-                judged = dict(
-                    zip(
-                        (rec.row for rec in good),
-                        judge.compare(
-                            items, mode=mode, both_orders=both_orders, batch_size=batch_size, **compare_kwargs
-                        ),
-                    )
-                )
+                options = {"mode": mode, "both_orders": both_orders, "batch_size": batch_size, **compare_kwargs}
+                judged = _judge_chunk(judge, chunk, mapping or {}, rubric, options)
                 for rec in chunk:
                     verdict = judged.get(rec.row) or PairJudgment(error=str(rec.error))
                     line = _line(rec, verdict, mapping or {}, source)
@@ -86,6 +75,23 @@ def score_pairs_file(
         _sort_by_row(out)
     summary.update(file_position_bias(out))
     return summary
+
+
+def _pair_mapping(columns: dict[str, str] | None, keys: Iterable[str], source: str) -> dict[str, str]:
+    """Pair field -> column: the columns given (checked against the file's), the rest guessed."""
+    given = dict(columns or {})
+    check_mapping(given, keys, source)
+    guessed = guess_pair_mapping(keys)
+    return {**{f: c for f, c in guessed.items() if c not in given.values()}, **given}
+
+
+def _judge_chunk(
+    judge: Judge, chunk: list[Record], mapping: dict[str, str], rubric: Rubric | None, options: dict[str, Any]
+) -> dict[int, PairJudgment]:
+    """{row: verdict} for the readable records of a chunk, compared in one call with `options`."""
+    good = [rec for rec in chunk if rec.error is None]
+    items = [_with_criterion(map_pair(rec.data, mapping), rubric) for rec in good]
+    return dict(zip((rec.row for rec in good), judge.compare(items, **options)))
 
 
 def _with_criterion(item: dict[str, Any], rubric: Rubric | None) -> dict[str, Any]:

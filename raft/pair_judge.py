@@ -11,7 +11,7 @@ import numpy as np
 from raft.files import DataError
 from raft.pairs import normalize_pair
 from raft.pairwise import LOW_PAIR_MASS, PairJudgment, combine, swapped, win_probability
-from raft.prompts import apply_chat, check_judge_mode
+from raft.prompts import JudgePrompt, apply_chat, check_judge_mode
 from raft.scores import cut_at_cue, split_feedback
 
 
@@ -42,8 +42,33 @@ def compare(
     prompt, tokens = judge.pair_prompt(mode), judge.pair_tokens
     cue = judge.encode(tokens.cue)
     reserve = len(cue) + (1 if mode == "score_only" else max_new_tokens + 1)
-    limit = judge.context_limit()
     results = [PairJudgment() for _ in pairs]
+    jobs = _pair_jobs(judge, pairs, prompt, reserve, both_orders, results)
+    seqs = sorted({tuple(ids) for _, _, ids in jobs}, key=lambda ids: (len(ids), ids))
+    read = _reads(
+        judge, [list(s) for s in seqs], cue, mode, batch_size, n_samples, max_new_tokens,
+                            temperature, seed, progress)  # fmt: skip
+    for i, order, ids in jobs:
+        p, mass, feedback = read[tuple(ids)]
+        setattr(results[i], f"p_{order}", p)
+        setattr(results[i], f"mass_{order}", mass)
+        setattr(results[i], f"feedback_{order}", feedback)
+    for r in results:
+        _combine_orders(r)
+    return results
+
+
+def _pair_jobs(
+    judge: Any,
+    pairs: Sequence[dict[str, Any]],
+    prompt: JudgePrompt,
+    reserve: int,
+    both_orders: bool,
+    results: list[PairJudgment],
+) -> list[tuple[int, str, list[int]]]:
+    """(pair index, order "ab" or "ba", prompt ids) for each order of each valid pair; an invalid
+    pair, or one too long for the context, gets its error in `results` instead."""
+    limit = judge.context_limit()
     jobs: list[tuple[int, str, list[int]]] = []
     for i, raw in enumerate(pairs):
         try:
@@ -62,23 +87,17 @@ def compare(
             jobs.extend(mine)
         except (DataError, KeyError) as exc:
             results[i].error = str(exc)
-    seqs = sorted({tuple(ids) for _, _, ids in jobs}, key=lambda ids: (len(ids), ids))
-    read = _reads(
-        judge, [list(s) for s in seqs], cue, mode, batch_size, n_samples, max_new_tokens,
-                            temperature, seed, progress)  # fmt: skip
-    for i, order, ids in jobs:
-        p, mass, feedback = read[tuple(ids)]
-        setattr(results[i], f"p_{order}", p)
-        setattr(results[i], f"mass_{order}", mass)
-        setattr(results[i], f"feedback_{order}", feedback)
-    for r in results:
-        if r.p_ab is None:
-            continue
-        r.p_a = combine(r.p_ab, r.p_ba) if r.p_ba is not None else r.p_ab
-        masses = [m for m in (r.mass_ab, r.mass_ba) if m is not None]
-        if min(masses) < LOW_PAIR_MASS:
-            r.flag = f"low probability mass on A and B ({min(masses):.2f}): check the template and verdict tokens"
-    return results
+    return jobs
+
+
+def _combine_orders(r: PairJudgment) -> None:
+    """P(A) from both orders (or the one read), flagged when A and B got little probability mass."""
+    if r.p_ab is None:
+        return
+    r.p_a = combine(r.p_ab, r.p_ba) if r.p_ba is not None else r.p_ab
+    masses = [m for m in (r.mass_ab, r.mass_ba) if m is not None]
+    if min(masses) < LOW_PAIR_MASS:
+        r.flag = f"low probability mass on A and B ({min(masses):.2f}): check the template and verdict tokens"
 
 
 def _reads(

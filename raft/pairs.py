@@ -235,13 +235,7 @@ def build_pair_dataset(
     (and no response) is on both sides."""
     if not 0.0 <= validation_ratio < 1.0:
         raise DataError(f"validation ratio {validation_ratio} must be in [0, 1)")
-    try:
-        mode = check_mode(mode)
-        prompt = template if isinstance(template, JudgePrompt) else JudgePrompt.resolve(template, mode, pairwise=True)
-    except TemplateError as exc:
-        raise DataError(str(exc)) from None
-    if not prompt.pairwise:
-        raise DataError("a pairwise dataset needs pairwise templates (response_a, response_b)")
+    mode, prompt = _pairwise_prompt(mode, template)
     mapping = parse_columns(columns, pair=True)
     if isinstance(pairs, (str, Path)):
         source = source or source_name(pairs)
@@ -253,17 +247,7 @@ def build_pair_dataset(
     random.Random(seed).shuffle(kept)
     if num_samples is not None:
         kept = kept[:num_samples]
-    groups = list(dict.fromkeys(_group(p) for p in kept))
-    n_val = int(round(len(groups) * validation_ratio))
-    if validation_ratio > 0 and len(groups) > 1:
-        n_val = min(max(n_val, 1), len(groups) - 1)
-    held = set(groups[:n_val])
-    train, validation = [], []
-    for item in kept:
-        row = item.pop("row", None)
-        for ex in pair_examples(item, mode, prompt):
-            ex["row"] = row
-            (validation if _group(item) in held else train).append(ex)
+    train, validation = _split_by_instruction(kept, mode, prompt, validation_ratio)
     if not train:
         first = rejected[0]["error"] if rejected else "none"
         raise DataError(f"no usable pairs ({len(rejected)} rejected; first: {first})", source)
@@ -281,6 +265,38 @@ def build_pair_dataset(
     }
     manifest = {**dataset_manifest(mode, prompt, (1, 5), mapping, source or "pairs", rubric), "task": "pairwise"}
     return BuiltDataset(train, validation, rejected, info, manifest)
+
+
+def _pairwise_prompt(mode: str, template: str | Path | JudgePrompt | None) -> tuple[str, JudgePrompt]:
+    """The checked mode and its pairwise templates; a template that is not pairwise is refused."""
+    try:
+        mode = check_mode(mode)
+        prompt = template if isinstance(template, JudgePrompt) else JudgePrompt.resolve(template, mode, pairwise=True)
+    except TemplateError as exc:
+        raise DataError(str(exc)) from None
+    if not prompt.pairwise:
+        raise DataError("a pairwise dataset needs pairwise templates (response_a, response_b)")
+    return mode, prompt
+
+
+def _split_by_instruction(
+    kept: list[dict[str, Any]], mode: str, prompt: JudgePrompt, validation_ratio: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, validation) examples, both orders of each pair, the validation share taken by
+    instruction so that no instruction (and no response) is on both sides."""
+    groups = list(dict.fromkeys(_group(p) for p in kept))
+    n_val = int(round(len(groups) * validation_ratio))
+    if validation_ratio > 0 and len(groups) > 1:
+        n_val = min(max(n_val, 1), len(groups) - 1)
+    held = set(groups[:n_val])
+    train: list[dict[str, Any]] = []
+    validation: list[dict[str, Any]] = []
+    for item in kept:
+        row = item.pop("row", None)
+        for ex in pair_examples(item, mode, prompt):
+            ex["row"] = row
+            (validation if _group(item) in held else train).append(ex)
+    return train, validation
 
 
 def _read_pairs(

@@ -1,8 +1,8 @@
 """The judge report card: every agreement metric with its bootstrap interval, overall and per
 group, calibration of the score distribution, and two judges compared on the rows both scored.
 
-`build_report` returns plain data (written as JSON); `to_markdown` and `raft.report_html.to_html`
-render it. `python -m raft report SCORED.jsonl` is the command-line twin.
+`build_report` returns plain data (written as JSON); `to_markdown` (`raft.report_markdown`) and
+`raft.report_html.to_html` render it. `python -m raft report SCORED.jsonl` is the command-line twin.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from typing import Any
 import numpy as np
 
 from raft import calibration as cal
-from raft.columns import word
 from raft.files import DataError, read_records
 from raft.gold import GOLD_CANDIDATES
 from raft.insample import training_mask
-from raft.levels import binary_lines, level_agreement
+from raft.levels import level_agreement
 from raft.passfail import gold_levels, has_words
 from raft.prometheus import mean_gold
-from raft.stats import METRICS, bootstrap, compare
-from raft.text import md_text
+from raft.report_markdown import to_markdown
+from raft.stats import bootstrap, compare
 
 
 def load_scored(path: str | Path) -> list[dict[str, Any]]:
@@ -171,35 +170,11 @@ def build_report(
         "metrics": bootstrap(g, p, n_boot, seed, level),
         "points": {"gold": g.tolist(), "pred": p.tolist()},
     }
-    intervals = [rows[i].get("interval") for i in idx]
-    if all(isinstance(v, list) and len(v) == 2 for v in intervals):
-        lo, hi = np.array(intervals).T
-        report["intervals"] = {"coverage": float(((lo <= g) & (g <= hi)).mean()), "lo": lo.tolist(), "hi": hi.tolist()}
-    report["groups"] = {}
-    for column in by:
-        members: dict[str, list[int]] = defaultdict(list)
-        for j, i in enumerate(idx):
-            members[str(rows[i].get(column))].append(j)
-        report["groups"][column] = {
-            value: {"n": len(js), "metrics": bootstrap(g[js], p[js], n_boot, seed, level)}
-            for value, js in sorted(members.items())
-        }
-    probs = [rows[i].get("probs") for i in idx]
-    if all(isinstance(q, list) for q in probs) and len({len(q) for q in probs}) == 1:
-        probs_arr = np.asarray(probs, dtype=np.float64)
-        if calibration is not None:
-            check_calibration_scale(calibration, probs_arr.shape[1])
-        scale = scale or (tuple(calibration.scale) if calibration else scale_of_rows([rows[i] for i in idx]))
-        report["scale"] = list(scale)
-        report["calibration"] = calibration_section(probs_arr, g, scale)
-        if calibration is not None:
-            held = [j for j, i in enumerate(idx) if int(_key(rows[i], i)) not in set(calibration.fit_rows)]
-            report["calibration_file"] = {
-                "temperature": calibration.temperature,
-                "coverage_target": calibration.coverage,
-                "halfwidth": calibration.halfwidth,
-                "rows_not_used_to_fit": cal.evaluate(calibration, probs_arr[held], g[held]),
-            }
+    intervals = intervals_section(rows, idx, g)
+    if intervals is not None:
+        report["intervals"] = intervals
+    report["groups"] = {column: groups_section(rows, idx, column, g, p, n_boot, seed, level) for column in by}
+    scale = _add_calibration(report, rows, idx, g, calibration, scale)
     report["levels"] = level_agreement(g, p, scale, n_boot, seed, level)
     if trained is not None:
         scored = [rows[i] for i in idx]
@@ -207,6 +182,65 @@ def build_report(
     if other is not None:
         report["compare"] = compare_section(keys, g, p, other, gold, pred, n_boot, seed, level)
     return report
+
+
+def intervals_section(rows: list[dict[str, Any]], idx: list[int], g: np.ndarray) -> dict[str, Any] | None:
+    """How often the scored rows' own intervals cover the gold (None unless every row has one)."""
+    intervals = [rows[i].get("interval") for i in idx]
+    if not all(isinstance(v, list) and len(v) == 2 for v in intervals):
+        return None
+    lo, hi = np.array(intervals).T
+    return {"coverage": float(((lo <= g) & (g <= hi)).mean()), "lo": lo.tolist(), "hi": hi.tolist()}
+
+
+def groups_section(
+    rows: list[dict[str, Any]],
+    idx: list[int],
+    column: str,
+    g: np.ndarray,
+    p: np.ndarray,
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> dict[str, Any]:
+    """The metrics of each value of `column` on its own, values in sorted order."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for j, i in enumerate(idx):
+        members[str(rows[i].get(column))].append(j)
+    return {
+        value: {"n": len(js), "metrics": bootstrap(g[js], p[js], n_boot, seed, level)}
+        for value, js in sorted(members.items())
+    }
+
+
+def _add_calibration(
+    report: dict[str, Any],
+    rows: list[dict[str, Any]],
+    idx: list[int],
+    g: np.ndarray,
+    calibration: cal.Calibration | None,
+    scale: tuple[int, int] | None,
+) -> tuple[int, int] | None:
+    """The scale, calibration and calibration-file sections when every row has a score distribution
+    of one width; returns the scale the levels are read on (the one given where there are none)."""
+    probs = [rows[i].get("probs") for i in idx]
+    if not (all(isinstance(q, list) for q in probs) and len({len(q) for q in probs}) == 1):
+        return scale
+    probs_arr = np.asarray(probs, dtype=np.float64)
+    if calibration is not None:
+        check_calibration_scale(calibration, probs_arr.shape[1])
+    scale = scale or (tuple(calibration.scale) if calibration else scale_of_rows([rows[i] for i in idx]))
+    report["scale"] = list(scale)
+    report["calibration"] = calibration_section(probs_arr, g, scale)
+    if calibration is not None:
+        held = [j for j, i in enumerate(idx) if int(_key(rows[i], i)) not in set(calibration.fit_rows)]
+        report["calibration_file"] = {
+            "temperature": calibration.temperature,
+            "coverage_target": calibration.coverage,
+            "halfwidth": calibration.halfwidth,
+            "rows_not_used_to_fit": cal.evaluate(calibration, probs_arr[held], g[held]),
+        }
+    return scale
 
 
 def in_sample_section(
@@ -228,27 +262,6 @@ def in_sample_section(
         "n_rest": int(len(rest)),
         "metrics_rest": bootstrap(g[rest], p[rest], n_boot, seed, level) if len(rest) >= 2 else None,
     }
-
-
-def in_sample_markdown(section: dict[str, Any], n: int, level: int) -> list[str]:
-    """The card's lines on training rows: a warning and the metrics on the other rows."""
-    k, rest, who = section["n_training"], section["n_rest"], md_text(section["judge"], 80)
-    if not k:
-        return ["", f"None of the {n} rows with gold were {who}'s training rows: the card measures unseen rows."]
-    lines = [
-        "",
-        f"**{k} of the {n} rows with gold were {who}'s training rows**: it has seen their labels, so the "
-        "figures above flatter it.",
-    ]
-    if section["metrics_rest"] is None:
-        return lines + [f"Only {rest} other rows: too few for metrics of their own; evaluate on rows it never saw."]
-    return lines + [
-        f"On the other {rest} rows (never trained on):",
-        "",
-        f"| metric | value [{level}% CI] |",
-        "|---|---|",
-        *(f"| {m} | {_ci(section['metrics_rest'][m])} |" for m in METRICS),
-    ]
 
 
 def check_calibration_scale(calibration: cal.Calibration, levels: int) -> None:
@@ -280,80 +293,6 @@ def compare_section(
         raise DataError(f"the two scored files share {len(both)} rows with gold; nothing to compare")
     b = np.asarray([theirs[keys[j]] for j in both])
     return {"n": len(both), "metrics": compare(g[both], p[both], b, n_boot, seed, level)}
-
-
-def _fmt(x: Any, digits: int = 3) -> str:
-    """A number to `digits` significant digits (0.298, 1.23, 12.3), 'n/a' for none."""
-    return "n/a" if x is None else f"{x:.{digits}g}"
-
-
-def _ci(m: dict[str, Any]) -> str:
-    return f"{_fmt(m['value'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]"
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    """The card as Markdown tables (what the CLI prints and the README quotes). Every value from the
-    data (column names, group values, judge names) is escaped (`raft.text.md_text`): it shows as
-    text wherever the Markdown is rendered, and never breaks a table."""
-    level = int(round(report["level"] * 100))
-    gold, pred = md_text(word(report["gold"]), 80), md_text(report["pred"], 80)  # "score", not "orig_score"
-    lines = [
-        f"Judge report: {report['n']} rows with gold **{gold}** and prediction **{pred}** "
-        f"({report['n_rows']} rows read, {report['n_errors']} with errors); {level}% bootstrap intervals from "
-        f"{report['n_boot']} resamples (seed {report['seed']}).",
-        "",
-        "| metric | value [" + f"{level}% CI] |",
-        "|---|---|",
-        *(f"| {m} | {_ci(report['metrics'][m])} |" for m in METRICS),
-    ]
-    if "levels" in report:  # cards written before weighted kappa have no levels
-        lv = report["levels"]
-        lo, hi = lv["scale"]
-        lines.append(f"| weighted kappa (quadratic, scale {lo}..{hi}) | {_ci(lv['weighted_kappa'])} |")
-        if "binary" in lv:
-            lines += binary_lines(lv["binary"])
-    if "in_sample" in report:
-        lines += in_sample_markdown(report["in_sample"], report["n"], level)
-    for column, groups in report["groups"].items():
-        name = md_text(column, 80)
-        lines += ["", f"By **{name}**:", "", "| " + name + " | n | " + " | ".join(METRICS) + " |"]
-        lines.append("|---|---|" + "---|" * len(METRICS))
-        for value, group in groups.items():
-            cells = " | ".join(_ci(group["metrics"][m]) for m in METRICS)
-            lines.append(f"| {md_text(value, 120)} | {group['n']} | {cells} |")
-    if "calibration" in report:
-        c = report["calibration"]
-        lines += ["", f"Calibration against the rounded gold: ECE {_fmt(c['ece'])}, Brier {_fmt(c['brier'])}."]
-    if "calibration_file" in report:
-        f = report["calibration_file"]
-        h = f["rows_not_used_to_fit"]
-        lines.append(
-            f"With the calibration (T = {_fmt(f['temperature'])}), on {h['n']} rows not used to fit it: ECE "
-            f"{_fmt(h['ece_before'])} -> {_fmt(h['ece_after'])}, interval coverage {_fmt(h['coverage'])} "
-            f"(target {f['coverage_target']:.2f}, mean width {_fmt(h['mean_width'], 2)})."
-        )
-    if "intervals" in report:
-        lines.append(f"Intervals in the scored file cover the gold on {report['intervals']['coverage']:.1%} of rows.")
-    if "compare" in report:
-        a, b = (md_text(name, 80) for name in report["names"])
-        comp = report["compare"]
-        lines += [
-            "",
-            f"{a} vs {b} on the {comp['n']} rows both scored (difference {a} - {b}, paired bootstrap interval, "
-            "paired permutation p-value; a winner is named only where both tests agree):",
-            "",
-            f"| metric | {a} | {b} | {a} - {b} [{level}% CI] | p | verdict |",
-            "|---|---|---|---|---|---|",
-        ]
-        for m in METRICS:
-            d = comp["metrics"][m]
-            winner = d["verdict"].replace("A better", f"{a} better").replace("B better", f"{b} better")
-            p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3g}"
-            lines.append(
-                f"| {m} | {_fmt(d['a'])} | {_fmt(d['b'])} | {_fmt(d['diff'])} [{_fmt(d['lo'])}, {_fmt(d['hi'])}] "
-                f"| {p} | {winner} |"
-            )
-    return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> Path:

@@ -167,7 +167,7 @@ LAYERS = [
     (
         "engines and judge",
         "raft.engines.base raft.engines raft.generation raft.engines.transformers raft.engines.vllm raft.judge "
-        "raft.calibrated raft.pair_judge",
+        "raft.calibrated raft.pair_judge raft.judgment raft.judge_manifest raft.judge_prompting raft.judge_scoring",
     ),
     ("training", "raft.train raft.train.trainer raft.train.plan raft.distill"),
     (
@@ -176,7 +176,7 @@ LAYERS = [
         "raft.label_files raft.selection raft.align raft.align_calibrate raft.align_findings raft.rewards "
         "raft.job_queue raft.job_runtime raft.job_setup raft.job_status raft.job_stop raft.label_rows raft.label_log "
         "raft.label_offers "
-        "raft.pair_batch",
+        "raft.pair_batch raft.report_markdown",
     ),
     ("interfaces", "raft.cli raft.label_cli raft.__main__"),
 ]
