@@ -1,5 +1,5 @@
 """The training examples of a run: each dataset row tokenized with its score position and float gold,
-and batches right-padded with logits asked only where a loss reads them."""
+the rows that fit max_length kept, and batches right-padded with logits asked only where a loss reads them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from raft.gold import ce_examples, describe_ce_targets
 from raft.loss import IGNORE, target_distribution
 from raft.prompts import apply_chat
 from raft.scores import ScoreTokens
@@ -64,3 +65,31 @@ class Collator:
             batch["logits_to_keep"] = keep
             batch["labels"] = torch.cat([torch.full((len(rows), 1), IGNORE, dtype=torch.long), labels[:, keep + 1]], 1)
         return batch
+
+
+def training_examples(
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    score_tokens: ScoreTokens,
+    score_only: bool,
+    per_rater: bool,
+    max_length: int,
+) -> list[dict[str, Any]]:
+    """The tokenized examples that fit `max_length`. With `per_rater` (a token target on scores) a row
+    gives one example per rater score, else its rounded gold; a pair's letter is set already (a tie's
+    is A, then B in the swapped order). Says what it expanded and what it left out."""
+    if per_rater:
+        given = len(rows)
+        rows, counts = ce_examples(rows)
+        if any(counts.values()):
+            print(describe_ce_targets(counts, given), flush=True)
+    tokenized = [tokenize(ex, tokenizer, score_tokens, score_only) for ex in rows]
+    kept = [t for t in tokenized if len(t["input_ids"]) <= max_length]
+    if len(kept) < len(tokenized):
+        print(
+            f"left out {len(tokenized) - len(kept)} of {len(tokenized)} examples longer than max_length {max_length}",
+            flush=True,
+        )
+    if not kept:
+        raise ValueError(f"no training example fits max_length {max_length}")
+    return kept

@@ -22,14 +22,13 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 from raft.data import read_dataset_manifest, read_jsonl
 from raft.engines.transformers import TransformersEngine
 from raft.errors import RaftError
-from raft.gold import ce_examples, describe_ce_targets
 from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
 from raft.loss import IGNORE, loss_kind, make_loss
 from raft.models import default_ready, fetch_default, needs_default, resolve_device, resolve_model
 from raft.prompts import JudgePrompt
 from raft.runs import CONFIG_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step, trim_progress
-from raft.scores import find_pair_tokens, find_score_tokens
+from raft.scores import ScoreTokens, find_pair_tokens, find_score_tokens
 from raft.train.callbacks import (
     Evaluate,
     Progress,
@@ -38,7 +37,7 @@ from raft.train.callbacks import (
     TerminalProgress,
 )
 from raft.train.config import TrainConfig
-from raft.train.examples import Collator, tokenize
+from raft.train.examples import Collator, tokenize, training_examples
 from raft.train.memory import ModelShape, describe, estimate_peak, free_memory, keep_heap_small, memory_warning
 from raft.train.phase import write_phase
 from raft.train.saving import save_judge, write_manifest
@@ -235,77 +234,108 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: int) -> Path:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class Launch:
+    """This process's part in a run: its folder, the process count, whether it leads (rank 0) and
+    the stop it watches. It names each phase (rank 0) and, in a one-process run, ends at a stop."""
 
-    stop = StopOnRequest(run_dir)
-    lead = rank == 0
+    def __init__(self, run_dir: Path, world: int, rank: int):
+        self.run_dir, self.world, self.lead = run_dir, world, rank == 0
+        self.stop = StopOnRequest(run_dir)
 
-    def phase(name: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:
+    def phase(self, name: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:
         """Name the phase (rank 0) and, in a one-process run, end here if a stop was requested."""
-        if lead:
-            write_phase(run_dir, name, done, total, **extra)
-        if world == 1:
-            stop.check_alone()
+        if self.lead:
+            write_phase(self.run_dir, name, done, total, **extra)
+        if self.world == 1:
+            self.stop.check_alone()
 
-    phase("loading", detail="reading the dataset")
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: int) -> Path:
+    launch = Launch(run_dir, world, rank)
+    launch.phase("loading", detail="reading the dataset")
     train_rows, val_rows, dataset = load_dataset_for(config)
-    mode, prompt = dataset["mode"], dataset["prompt"]
-    if resume and lead:
+    if resume and launch.lead:
         trim_progress(run_dir, last_checkpoint_step(run_dir))
+    base, adapter = _base_model(config, launch, train_rows)
 
-    if not default_ready() and needs_default(config.base_model):
-        phase("preparing", detail="preparing the default model (first use: a 517 MB download, then a conversion)")
-        fetch_default(progress=lambda k, n, what: phase("preparing", k, n, detail=what))
-    base, adapter, _ = resolve_model(config.base_model)  # a run folder: continue from its adapter
-    if adapter and not config.lora:
-        raise ValueError(f"{config.base_model} holds a LoRA adapter: continue it with lora: true")
-    if lead:  # which rows it trains on (hashes), for evaluations that must not count them as unseen
-        earlier = trained_hashes(config.base_model) if config.base_model and Path(config.base_model).is_dir() else None
-        write_trained_rows(run_dir, (r["item"] for r in train_rows if isinstance(r.get("item"), dict)), earlier or ())
-    phase("loading", detail=f"loading the model {Path(base).name}")
+    launch.phase("loading", detail=f"loading the model {Path(base).name}")
     device = resolve_device(config.device)
     check_launch(device.type, world, torch.cuda.device_count() if device.type == "cuda" else 0)
     dtype, amp = _precision(config, device)
+    tokenizer, model = _load_model(config, base, device, dtype)
+
+    launch.phase("loading", detail=f"tokenizing {len(train_rows)} training examples")
+    score_tokens = _score_tokens(tokenizer, dataset)
+    kind = loss_kind(config.loss)
+    per_rater = kind.per_rater and dataset.get("task") != "pairwise"
+    kept = training_examples(train_rows, tokenizer, score_tokens, kind.score_only, per_rater, config.max_length)
+    if launch.lead:
+        labelled = [sum(label != IGNORE for label in t["labels"]) for t in kept]
+        warn_memory(config, model.config, [len(t["input_ids"]) for t in kept], device, dtype, labelled)
+
+    model = _trainable(model, config, adapter)
+    args = _arguments(config, run_dir, device, world, len(kept), amp)
+    trainer = _trainer(config, model, tokenizer, args, kept, score_tokens, dataset, val_rows, launch)
+    continued_base = base if adapter else None
+    if rank == 0:  # servable from its first checkpoint: the manifest is there before any weights
+        write_manifest(run_dir, config, score_tokens, dataset, continued_base)
+    checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
+    launch.phase("loading", detail="starting the trainer")
+    trainer.train(resume_from_checkpoint=bool(resume and checkpoints) or None)
+
+    if trainer.is_world_process_zero():
+        _finish(trainer, launch.stop, tokenizer, run_dir, config, score_tokens, dataset, continued_base)
+    return run_dir
+
+
+def _base_model(config: TrainConfig, launch: Launch, train_rows: list[dict[str, Any]]) -> tuple[str, Path | None]:
+    """The weights to load and the adapter to continue (a run folder as base), the default model
+    prepared on first use; rank 0 records which rows this run trains on (hashes), for evaluations
+    that must not count them as unseen."""
+    if not default_ready() and needs_default(config.base_model):
+        launch.phase(
+            "preparing", detail="preparing the default model (first use: a 517 MB download, then a conversion)"
+        )
+        fetch_default(progress=lambda k, n, what: launch.phase("preparing", k, n, detail=what))
+    base, adapter, _ = resolve_model(config.base_model)  # a run folder: continue from its adapter
+    if adapter and not config.lora:
+        raise ValueError(f"{config.base_model} holds a LoRA adapter: continue it with lora: true")
+    if launch.lead:
+        earlier = trained_hashes(config.base_model) if config.base_model and Path(config.base_model).is_dir() else None
+        write_trained_rows(
+            launch.run_dir, (r["item"] for r in train_rows if isinstance(r.get("item"), dict)), earlier or ()
+        )
+    return base, adapter
+
+
+def _load_model(config: TrainConfig, base: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    """The tokenizer (padding with EOS where it has no pad token) and the base model in `dtype`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     if device.type == "cpu":
         keep_heap_small()  # freed activations go back to the system (see raft.train.memory)
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    phase("loading", detail=f"tokenizing {len(train_rows)} training examples")
-    scale = tuple(dataset["scale"])
-    pairwise = dataset.get("task") == "pairwise"  # the score tokens are the verdict letters A and B
-    find = find_pair_tokens if pairwise else functools.partial(find_score_tokens, scale=scale)
+    return tokenizer, model
+
+
+def _score_tokens(tokenizer: Any, dataset: dict[str, Any]) -> ScoreTokens:
+    """The dataset's score tokens after its cue (a pairwise dataset's are the verdict letters A and B), printed."""
+    pairwise = dataset.get("task") == "pairwise"
+    find = find_pair_tokens if pairwise else functools.partial(find_score_tokens, scale=tuple(dataset["scale"]))
     score_tokens = find(tokenizer, cue=dataset["score_cue"])
     print(score_tokens.describe(), flush=True)
+    return score_tokens
 
-    kind = loss_kind(config.loss)
-    score_only = kind.score_only  # only the score term is trained: label just the score token
-    if kind.per_rater and not pairwise:  # a token target: one example per rater score, else the rounded gold
-        # (a pair's letter is set already: a tie's is A, then B in the swapped order)
-        given = len(train_rows)
-        train_rows, counts = ce_examples(train_rows)
-        if any(counts.values()):
-            print(describe_ce_targets(counts, given), flush=True)
-    tokenized = [tokenize(ex, tokenizer, score_tokens, score_only) for ex in train_rows]
-    kept = [t for t in tokenized if len(t["input_ids"]) <= config.max_length]
-    if len(kept) < len(tokenized):
-        print(
-            f"left out {len(tokenized) - len(kept)} of {len(tokenized)} examples longer than "
-            f"max_length {config.max_length}",
-            flush=True,
-        )
-    if not kept:
-        raise ValueError(f"no training example fits max_length {config.max_length}")
-    if lead:
-        labelled = [sum(label != IGNORE for label in t["labels"]) for t in kept]
-        warn_memory(config, model.config, [len(t["input_ids"]) for t in kept], device, dtype, labelled)
+
+def _trainable(model: Any, config: TrainConfig, adapter: Path | None) -> Any:
+    """The model as it trains: the continued adapter, a new LoRA or the full weights, with
+    activation checkpointing when the config asks for it."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter:
-        from peft import PeftModel
-
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
     elif config.lora:
         lora = LoraConfig(
@@ -320,10 +350,17 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if config.lora:
             model.enable_input_require_grads()
+    return model
 
-    steps_per_epoch = math.ceil(len(kept) / (config.batch_size * config.grad_accum * world))
+
+def _arguments(
+    config: TrainConfig, run_dir: Path, device: torch.device, world: int, examples: int, amp: dict[str, bool]
+) -> TrainingArguments:
+    """The Trainer's arguments: the config's schedule, checkpoints under run_dir/checkpoints, warmup
+    as a share of the total steps, one process per device (gloo between CPU processes)."""
+    steps_per_epoch = math.ceil(examples / (config.batch_size * config.grad_accum * world))
     total = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
@@ -346,44 +383,68 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, world: int, rank: i
         **scale_out(config),
         **amp,
     )
+
+
+def _trainer(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    args: TrainingArguments,
+    examples: list[dict[str, Any]],
+    score_tokens: ScoreTokens,
+    dataset: dict[str, Any],
+    val_rows: list[dict[str, Any]],
+    launch: Launch,
+) -> RaftTrainer:
+    """The Trainer with the RAFT loss, the collator and the callbacks: progress, validation on the
+    first `eval_rows` validation items (one order of each pair), the stop, and the terminal's bar."""
+    pairwise = dataset.get("task") == "pairwise"
+    score_only = loss_kind(config.loss).score_only  # only the score term is trained: label just the score token
     parts: dict[str, float] = {}
     loss = make_loss(config.loss, score_tokens.ids, score_tokens.values, config.lam, parts, pairwise)
-    progress = Progress(run_dir, parts)
-    judge = Judge(TransformersEngine(model, tokenizer), prompt, scale, mode=mode, cue=dataset["score_cue"])
+    progress = Progress(launch.run_dir, parts)
+    engine = TransformersEngine(model, tokenizer)
+    judge = Judge(engine, dataset["prompt"], tuple(dataset["scale"]), mode=dataset["mode"], cue=dataset["score_cue"])
     val_items = [r["item"] for r in val_rows if r.get("order", "AB") == "AB"][: config.eval_rows or None]
     head = config.head_at_score and score_only
     trainer = RaftTrainer(
         model=model,
         args=args,
-        train_dataset=kept,
+        train_dataset=examples,
         data_collator=Collator(tokenizer.pad_token_id, head, head_at_labels=config.head_at_score and not score_only),
         processing_class=tokenizer,  # saved in each checkpoint: a full-weights checkpoint serves alone
         compute_loss_func=loss,
         callbacks=[
             progress,
-            Evaluate(judge, val_items, mode, config, progress, stop.flag if lead else None),
-            stop,
+            Evaluate(judge, val_items, dataset["mode"], config, progress, launch.stop.flag if launch.lead else None),
+            launch.stop,
         ],
     )
     trainer.score_token_ids = list(score_tokens.ids)
     trainer.remove_callback(PrinterCallback)  # its dict lines give way to a bar with k/n and the time left
     trainer.add_callback(TerminalProgress())
-    if rank == 0:  # servable from its first checkpoint: the manifest is there before any weights
-        write_manifest(run_dir, config, score_tokens, dataset, base if adapter else None)
-    checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
-    phase("loading", detail="starting the trainer")
-    trainer.train(resume_from_checkpoint=bool(resume and checkpoints) or None)
+    return trainer
 
-    if trainer.is_world_process_zero():
-        status = "stopped" if stop.stopped else "completed"
-        step = trainer.state.global_step
-        if not stop.stopped:
-            write_phase(run_dir, "saving", detail="saving the judge")
-            save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset, base if adapter else None)
-        note = f"stopped at step {step}; checkpoint-{step} kept" if stop.stopped else f"completed {step} steps"
-        (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": step, "note": note}))
-        write_phase(run_dir, "ended", detail=note)
-    return run_dir
+
+def _finish(
+    trainer: RaftTrainer,
+    stop: StopOnRequest,
+    tokenizer: Any,
+    run_dir: Path,
+    config: TrainConfig,
+    score_tokens: ScoreTokens,
+    dataset: dict[str, Any],
+    continued_base: str | None,
+) -> None:
+    """Rank 0 after training: save the judge unless the run was stopped, then write its result and last phase."""
+    status = "stopped" if stop.stopped else "completed"
+    step = trainer.state.global_step
+    if not stop.stopped:
+        write_phase(run_dir, "saving", detail="saving the judge")
+        save_judge(trainer.model, tokenizer, run_dir, config, score_tokens, dataset, continued_base)
+    note = f"stopped at step {step}; checkpoint-{step} kept" if stop.stopped else f"completed {step} steps"
+    (run_dir / RESULT_FILE).write_text(json.dumps({"status": status, "step": step, "note": note}))
+    write_phase(run_dir, "ended", detail=note)
 
 
 def warn_memory(
