@@ -169,7 +169,11 @@ LAYERS = [
         "raft.engines.base raft.engines raft.generation raft.engines.transformers raft.engines.vllm raft.judge "
         "raft.calibrated raft.pair_judge raft.judgment raft.judge_manifest raft.judge_prompting raft.judge_scoring",
     ),
-    ("training", "raft.train raft.train.trainer raft.train.plan raft.distill"),
+    (
+        "training",
+        "raft.train raft.train.trainer raft.train.callbacks raft.train.examples raft.train.saving raft.train.plan "
+        "raft.distill",
+    ),
     (
         "workflows",
         "raft.job_registry raft.jobs raft.batch raft.report raft.report_html raft.estimate raft.export raft.labels "
