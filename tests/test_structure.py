@@ -219,3 +219,16 @@ def test_tabs_are_imported_by_app_main_alone():
     assert len(tabs) >= 7
     importers = sorted((a, b) for a, b in arrows(found) if b in tabs and a != "app.main")
     assert importers == []
+
+
+def test_no_class_over_200_lines_and_no_library_function_over_60():
+    """Issue 23's limits, counted by bench/structure.py (the script anyone runs for the figures)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "structure.py"
+    spec = importlib.util.spec_from_file_location("structure_counts", path)
+    counts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(counts)
+    classes, functions = counts.sizes(counts.modules())
+    assert [c for c in classes if c[0] > counts.CLASS_LIMIT] == []
+    assert [f for f in functions if f[0] > counts.FUNCTION_LIMIT and not f[2]] == []
