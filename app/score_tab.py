@@ -91,7 +91,8 @@ def _verdict_markdown(name: str, j: Any, coverage: float | None = None) -> str:
     if j.flag:
         lines.append(f"⚠️ {j.flag}")
     if j.interval:
-        lines.append(f"{coverage:.0%} interval (calibrated): **[{j.interval[0]:.3g}, {j.interval[1]:.3g}]**")
+        share = f"{coverage:.0%} " if coverage is not None else ""
+        lines.append(f"{share}interval (calibrated): **[{j.interval[0]:.3g}, {j.interval[1]:.3g}]**")
     if j.score_mass < LOW_MASS:
         lines.append(
             f"⚠️ Only {j.score_mass:.0%} of the probability is on the score tokens: the model does not "
@@ -169,7 +170,7 @@ def judge_item(
     )
     names = [model or DEFAULT_CHOICE] + ([model_b or DEFAULT_CHOICE] if compare else [])
     cal = studio.calibration(calibration_file)
-    verdicts = []
+    verdicts, coverages = [], []
     for k, name in enumerate(names):
         progress(k / len(names), desc=studio.loading_note(name, engine) or f"{name} is loaded")
         judge = _ready_judge(studio, name, engine, cal if k == 0 else None)
@@ -181,10 +182,10 @@ def judge_item(
         if j.error:
             raise gr.Error(f"{name}: {j.error}")
         verdicts.append((name, j))
+        coverages.append(judge.calibration.coverage if judge.calibration else None)  # a file's, or the judge's own
     values = list(range(judge.scale[0], judge.scale[1] + 1))
     details = {name: j.to_dict() for name, j in verdicts}
-    coverage = cal.coverage if cal else None
-    markdown = "\n\n---\n\n".join(_verdict_markdown(n, j, coverage) for n, j in verdicts)
+    markdown = "\n\n---\n\n".join(_verdict_markdown(n, j, c) for (n, j), c in zip(verdicts, coverages))
     return markdown, plots.score_distribution(verdicts, values), details
 
 

@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from raft.calibration import Calibration
+from raft.insample import TRAINED_ROWS
+from raft.judge_manifest import trained_rubric
 from raft.models import JUDGE_MANIFEST, read_manifest
 from raft.prompts import SCORE_CUE, JudgePrompt
-from raft.runs import run_weights
+from raft.runs import is_training_state, run_weights
 
 
 def _copy_weights(src: Path, dest: Path) -> None:
-    """Copy a weights folder, hard-linking files where possible (full weights are large)."""
+    """Copy a weights folder, hard-linking files where possible (full weights are large); a
+    checkpoint's resume state (optimizer, RNG, trainer state) stays behind."""
 
     def link_or_copy(a: str, b: str) -> None:
         try:
@@ -38,7 +41,29 @@ def _copy_weights(src: Path, dest: Path) -> None:
         except OSError:
             shutil.copy2(a, b)
 
-    shutil.copytree(src, dest, copy_function=link_or_copy)
+    def resume_state(folder: str, names: list[str]) -> list[str]:
+        return [name for name in names if is_training_state(name)]
+
+    shutil.copytree(src, dest, copy_function=link_or_copy, ignore=resume_state)
+
+
+def _from_run(base: Path, found: dict[str, Any], partial: Path, calibration: Calibration, name: str) -> dict[str, Any]:
+    """A run's weights copied into `partial`, with its training rows; its manifest as the calibrated
+    judge's, naming the rubric it was trained with (what Score and Batch propose for it)."""
+    if tuple(found.get("scale", calibration.scale)) != tuple(calibration.scale):
+        raise ValueError(f"the calibration is for {tuple(calibration.scale)}, the judge's scale is {found['scale']}")
+    weights = run_weights(base, found)
+    if weights is None:
+        raise ValueError(f"'{name or base.name}' has no weights yet: calibrate it after its first checkpoint")
+    folder = "adapter" if found.get("adapter") else "model"
+    _copy_weights(weights.folder, partial / folder)
+    if (base / TRAINED_ROWS).is_file():  # its base's training rows are still in sample for it
+        shutil.copy2(base / TRAINED_ROWS, partial / TRAINED_ROWS)
+    manifest = {**found, "weights": folder, "adapter": folder if found.get("adapter") else None}
+    manifest.pop("note", None)
+    manifest.pop("checkpoint_step", None)
+    manifest["rubric"] = trained_rubric(base, found)
+    return manifest
 
 
 def write_calibrated_judge(
@@ -64,20 +89,7 @@ def write_calibrated_judge(
     partial.mkdir(parents=True)
     try:
         if found:
-            weights = run_weights(base, found)
-            if weights is None:
-                raise ValueError(
-                    f"'{name or Path(base).name}' has no weights yet: calibrate it after its first checkpoint"
-                )
-            folder = "adapter" if found.get("adapter") else "model"
-            _copy_weights(weights.folder, partial / folder)
-            manifest = {**found, "weights": folder, "adapter": folder if found.get("adapter") else None}
-            manifest.pop("note", None)
-            manifest.pop("checkpoint_step", None)
-            if tuple(found.get("scale", calibration.scale)) != tuple(calibration.scale):
-                raise ValueError(
-                    f"the calibration is for {tuple(calibration.scale)}, the judge's scale is {found['scale']}"
-                )
+            manifest = _from_run(Path(base), found, partial, calibration, name)
         else:
             spec = prompt or JudgePrompt.resolve(None, "score_only")
             manifest = {

@@ -31,22 +31,14 @@ from raft.data import DATASET_MANIFEST
 from raft.errors import RaftError
 from raft.files import DataError
 from raft.insample import TRAINED_ROWS, trained_hashes
+from raft.judge_manifest import run_config, trained_rubric
 from raft.models import DEFAULT_MODEL, JUDGE_MANIFEST, default_model_dir, load_model, load_tokenizer, read_manifest
 from raft.output import copy_file, copy_tree, open_output, write_text
-from raft.runs import run_status, run_weights
+from raft.runs import is_training_state, run_status, run_weights
 
 DEFAULT_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL}"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TAGS = ["raft-judge-studio", "llm-as-a-judge", "raft", "evaluation"]
-
-
-TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin"}
-"""What a Trainer checkpoint keeps to resume (with rng_state*.pth): a taken-home judge needs none of it."""
-
-
-def is_training_state(name: str) -> bool:
-    """Whether a checkpoint file is resume state rather than the judge."""
-    return name in TRAINING_STATE or (name.startswith("rng_state") and name.endswith(".pth"))
 
 
 def _is_default(name: str | None) -> bool:
@@ -150,26 +142,10 @@ def _name_the_base(folder: Path, base: str | None) -> None:
             write_text(tokenizer, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
-def trained_rubric(run: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The whole-file rubric the judge was trained with: the run's own record, else its dataset's
-    (`dataset.json`); None when the rows carried their own rubrics."""
-    if manifest.get("rubric"):
-        return manifest["rubric"]
-    data = _config(run).get("data")
-    path = Path(str(data)) / DATASET_MANIFEST if data else None
-    if not path or not path.is_file():
-        return None
-    try:
-        rubric = json.loads(path.read_text(encoding="utf-8")).get("rubric")
-    except (OSError, ValueError):
-        return None
-    return rubric if isinstance(rubric, dict) else None
-
-
 def _public_config(run: Path, manifest: dict[str, Any]) -> str:
     """The run's config.yaml as the card shows it: the dataset and the run by their names, the base
     model by its hub id (a config that leaves the machine names no server folder)."""
-    config = _config(run)
+    config = run_config(run)
     if not config:
         return ""
     for key in ("data", "output_dir", "deepspeed"):
@@ -204,7 +180,7 @@ def _read_report(path: Path) -> str:
 
 
 def _metadata(run: Path, manifest: dict[str, Any], adapter: bool) -> dict[str, Any]:
-    config = _config(run)
+    config = run_config(run)
     meta: dict[str, Any] = {}
     base = hub_id(manifest.get("base_model"))
     if base:
@@ -216,11 +192,6 @@ def _metadata(run: Path, manifest: dict[str, Any], adapter: bool) -> dict[str, A
     if source:
         meta["datasets"] = [source]
     return meta
-
-
-def _config(run: Path) -> dict[str, Any]:
-    path = run / "config.yaml"
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
 def _dataset_source(data: str | None) -> str | None:

@@ -7,11 +7,16 @@ loading rules.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from raft.calibration import Calibration
+from raft.data import DATASET_MANIFEST
 from raft.prompts import SCORE_CUE, JudgePrompt, TemplateError
+from raft.runs import CONFIG_FILE
 from raft.scores import ScaleError
 
 
@@ -58,3 +63,29 @@ def _trained_prompt(
         if diff:
             raise TemplateError(f"{model} was trained with other prompt text: {diff}; leave the template out")
     return prompt
+
+
+def trained_rubric(run: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The whole-file rubric the judge was trained with: the run's own record, else its dataset's
+    (`dataset.json`); None when the rows carried their own rubrics."""
+    if manifest.get("rubric"):
+        return manifest["rubric"]
+    data = run_config(run).get("data")
+    path = Path(str(data)) / DATASET_MANIFEST if data else None
+    if not path or not path.is_file():
+        return None
+    try:
+        rubric = json.loads(path.read_text(encoding="utf-8")).get("rubric")
+    except (OSError, ValueError):
+        return None
+    return rubric if isinstance(rubric, dict) else None
+
+
+def run_config(run: Path) -> dict[str, Any]:
+    """The training config a run folder keeps (config.yaml), {} when it has none or it is unreadable."""
+    path = run / CONFIG_FILE
+    try:
+        found = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    return found if isinstance(found, dict) else {}

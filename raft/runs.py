@@ -30,6 +30,15 @@ RNG states): a checkpoint without it is still being written, or was cut off, and
 _CHECKPOINT = re.compile(r"^checkpoint-(\d{1,9})$")
 
 
+TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "scaler.pt", WRITTEN_LAST, "training_args.bin"}
+"""What a Trainer checkpoint keeps to resume (with rng_state*.pth): a judge taken from it needs none of it."""
+
+
+def is_training_state(name: str) -> bool:
+    """Whether a checkpoint file is resume state rather than the judge."""
+    return name in TRAINING_STATE or (name.startswith("rng_state") and name.endswith(".pth"))
+
+
 def newest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
     """(step, folder) of a run's newest complete checkpoint (see WRITTEN_LAST), None when it has none yet."""
     folder = Path(run_dir) / CHECKPOINTS

@@ -141,3 +141,31 @@ def test_a_calibrated_judge_exports_with_its_map(tmp_path, tiny_model):
     card = (out / "README.md").read_text()
     assert "## Calibration" in card and "1 -> " in card
     assert Judge.load(out, device="cpu").calibration.levels == pytest.approx(cal.levels)
+
+
+def test_a_judge_calibrated_from_a_run_keeps_its_rubric_and_training_rows_not_its_resume_state(tmp_path, tiny_model):
+    """Newcomer walk: a calibrated run lost the rubric its base was trained with (Score and Batch
+    proposed Helpfulness), its training rows (Batch gave no in-sample warning) and copied the
+    checkpoint's optimizer state into the judge."""
+    from raft.insample import TRAINED_ROWS
+    from raft.rubrics import Rubric
+    from raft.runs import CHECKPOINTS, WRITTEN_LAST
+
+    rubric = Rubric("Is it true?", ("false", "mostly false", "half", "mostly true", "true")).to_dict()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "dataset.json").write_text(json.dumps({"rubric": rubric}))
+    run = tmp_path / "run-1"
+    checkpoint = run / CHECKPOINTS / "checkpoint-2"  # a stopped run: its judge is its newest checkpoint
+    checkpoint.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "optimizer.pt", "rng_state.pth", WRITTEN_LAST):
+        (checkpoint / name).write_bytes(b"x")
+    manifest = {"weights": "model", "adapter": None, "scale": [1, 5], "mode": "score_only"}
+    (run / "judge.json").write_text(json.dumps(manifest))
+    (run / "config.yaml").write_text(f"data: {tmp_path / 'ds'}\n")
+    (run / TRAINED_ROWS).write_text('{"hashes": []}')
+    cal = fit_level_map(ONE_HOT[[0, 1, 2, 3, 4]], [2, 2, 3, 4, 4], [1, 2, 3, 4, 5], (1, 5))
+    out = write_calibrated_judge(tmp_path / "cal-run", run, cal, name="run-1")
+    assert json.loads((out / "judge.json").read_text())["rubric"] == rubric
+    assert (out / TRAINED_ROWS).read_text() == '{"hashes": []}'
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["config.json", "model.safetensors"]
+    assert WRITTEN_LAST == "trainer_state.json"  # resume state, left behind with the optimizer

@@ -258,3 +258,20 @@ def test_evaluate_a_batch_result_fit_a_calibration_and_score_with_it(studio, tmp
         score_tab.score_item(
             studio, DEFAULT_CHOICE, "score_only", *example, calibration_file=str(tmp_path / "bad.json")
         )
+
+
+def test_a_calibrated_judge_scores_one_item_with_its_interval(studio, tiny_model):
+    """Align's *Calibrate* writes a judge whose own calibration gives an interval; the Score tab
+    showed it with the coverage of a calibration file and none was chosen (newcomer walk: TypeError)."""
+    import numpy as np
+
+    from raft.calibrated import write_calibrated_judge
+    from raft.calibration import fit_level_map
+
+    cal = fit_level_map(np.eye(5), [2, 2, 3, 4, 4], [1, 2, 3, 4, 5], (1, 5))
+    write_calibrated_judge(studio.runs_dir / "calibrated-own", tiny_model, cal, name="tiny")
+    markdown, _, details = score_tab.score_item(
+        studio, "run: calibrated-own", "score_only", *score_tab.random_example(seed=1), progress=no_progress
+    )
+    low, high = details["run: calibrated-own"]["interval"]
+    assert f"90% interval (calibrated): **[{low:.3g}, {high:.3g}]**" in markdown
