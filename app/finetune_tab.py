@@ -266,6 +266,15 @@ def refresh_jobs(studio: Studio, selected: str | None, shown: list | None) -> tu
 RUNS_COLUMNS = ["job", "run", "status", "started", "step", "loss", "val_pearson", "val_rmse"]
 
 
+def pearson_cell(summary: dict[str, Any]) -> Any:
+    """The last validation Pearson, rounded; on fewer rows than the Validation plot draws (it swings
+    from -1 to 1 by chance there) the reason instead, as the plot's legend says."""
+    n = summary.get("val_n")
+    if n is not None and n < plots.MIN_N:
+        return f"not computed, n < {plots.MIN_N}"
+    return plots.rounded(summary.get("val_pearson"))
+
+
 def runs_table(studio: Studio) -> pd.DataFrame:
     rows = []
     for job in studio.jobs.list("train"):
@@ -278,7 +287,7 @@ def runs_table(studio: Studio) -> pd.DataFrame:
                 "started": job.started,
                 "step": s["step"],
                 "loss": plots.rounded(s["loss"]),
-                "val_pearson": plots.rounded(s.get("val_pearson")),
+                "val_pearson": pearson_cell(s),
                 "val_rmse": plots.rounded(s.get("val_rmse")),
             }
         )

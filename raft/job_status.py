@@ -86,5 +86,5 @@ def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
         "loss": steps[-1]["loss"] if steps else None,
     }
     if evals:
-        out.update({f"val_{k}": v for k, v in evals[-1]["eval"].items() if k in ("pearson", "rmse")})
+        out.update({f"val_{k}": v for k, v in evals[-1]["eval"].items() if k in ("n", "pearson", "rmse")})
     return out

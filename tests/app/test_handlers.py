@@ -275,3 +275,14 @@ def test_a_calibrated_judge_scores_one_item_with_its_interval(studio, tiny_model
     )
     low, high = details["run: calibrated-own"]["interval"]
     assert f"90% interval (calibrated): **[{low:.3g}, {high:.3g}]**" in markdown
+
+
+def test_the_runs_table_gives_no_pearson_on_fewer_rows_than_the_plot_draws():
+    """Newcomer walk: Runs showed val_pearson -0.657 on 4 validation rows while the Validation plot
+    beside it said correlations need at least 5."""
+    from raft.job_status import summarize
+
+    few = summarize([{"step": 2, "eval": {"n": 4, "pearson": -0.6571, "rmse": 1.234}}])
+    enough = summarize([{"step": 2, "eval": {"n": 12, "pearson": 0.61234, "rmse": 1.0}}])
+    assert finetune_tab.pearson_cell(few) == "not computed, n < 5"
+    assert finetune_tab.pearson_cell(enough) == pytest.approx(0.612, abs=1e-9)
