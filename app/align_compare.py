@@ -71,7 +71,7 @@ def compare(
         report = compare_judges(project, after)
     except (DataError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    found = findings(project, report, after, judge_choice)
+    found = findings(project, report, after, judge_choice, calibrated=judge.calibration is not None)
     save_findings(project, found)
     return shown(found)
 
@@ -112,7 +112,7 @@ def calibrate(studio: Studio, project: LabelProject) -> tuple[str, pd.DataFrame,
     except (FileExistsError, ValueError, OSError) as exc:
         raise gr.Error(f"could not write the calibrated judge: {exc}") from None
     choice = RUN_PREFIX + name
-    found = findings(project, report, after, choice)
+    found = findings(project, report, after, choice, calibrated=True)
     found["levels"] = [round(v, 3) for v in cal.levels or []]
     save_findings(project, found)
     markdown, table = shown(found)

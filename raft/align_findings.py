@@ -58,9 +58,10 @@ def collapse(pred: Any, scale: tuple[int, int]) -> dict[str, Any] | None:
     }
 
 
-def advice(project: LabelProject) -> list[str]:
+def advice(project: LabelProject, calibrated: bool = False) -> list[str]:
     """What to do next, from the labels themselves: skewed levels -> stratified selection; few
-    training labels -> calibrate first; few held-out labels -> label more held-out rows."""
+    training labels -> calibrate first (label more, once the judge compared is calibrated); few
+    held-out labels -> label more held-out rows."""
     labels, held = project.labels(), project.heldout
     train = [v for k, v in labels.items() if k not in held]
     n_held = sum(1 for k in labels if k in held)
@@ -72,7 +73,12 @@ def advice(project: LabelProject) -> list[str]:
                 f"Your labels are skewed: {count} of {len(labels)} are {level}. Choose the next rows by "
                 f"**stratified** (spread over the judge's levels), or a judge learns to say {level} to everything."
             )
-    if len(train) < FEW_LABELS:
+    if len(train) < FEW_LABELS and calibrated:
+        out.append(
+            f"This judge is calibrated on {len(train)} training labels; fine-tuning needs about {FEW_LABELS} or "
+            "more: label more training rows first, then fine-tune and compare it with this one."
+        )
+    elif len(train) < FEW_LABELS:
         out.append(
             f"Only {len(train)} training labels: **calibrate first** (a level map learns your scale from a few "
             f"labels in seconds); fine-tuning needs more (about {FEW_LABELS} or more) and a few epochs, not many steps."
@@ -91,9 +97,12 @@ def _verdict(d: dict[str, Any], decided: bool) -> str:
     return said.replace("A better", "after better").replace("B better", "before better")
 
 
-def findings(project: LabelProject, report: dict[str, Any], after: list[dict[str, Any]], judge: str) -> dict[str, Any]:
+def findings(
+    project: LabelProject, report: dict[str, Any], after: list[dict[str, Any]], judge: str, calibrated: bool = False
+) -> dict[str, Any]:
     """The findings of one comparison (`report` from `compare_judges`, `after` the new judge's
-    held-out rows, each with its `key`): verdicts, collapse warnings, advice and the per-row table."""
+    held-out rows, each with its `key`; `calibrated`: that judge is a calibrated one): verdicts,
+    collapse warnings, advice and the per-row table."""
     comp = report["compare"]
     n = int(comp["n"])
     decided = n >= MIN_DECIDE
@@ -135,6 +144,7 @@ def findings(project: LabelProject, report: dict[str, Any], after: list[dict[str
         )
     return {
         "judge": judge,
+        "calibrated": calibrated,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "n": n,
         "scale": list(scale),
@@ -146,7 +156,7 @@ def findings(project: LabelProject, report: dict[str, Any], after: list[dict[str
             "after": collapse([now.get(k) for k in keys], scale),
             "before": collapse([before[k] for k in keys], scale),
         },
-        "advice": advice(project),
+        "advice": advice(project, calibrated),
         "rows": rows,
     }
 
@@ -155,12 +165,17 @@ def _f(x: Any, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _collapse_line(name: str, c: dict[str, Any]) -> str:
+def _collapse_line(name: str, c: dict[str, Any], calibrated: bool = False) -> str:
+    fix = (
+        "Label rows at the other levels and calibrate again."
+        if calibrated
+        else "Fine-tune with fewer steps (a few epochs), label the other levels, or calibrate instead."
+    )
     return (
         f"**Warning: the judge {name} gives nearly one score to everything**: {c['share']:.0%} of the "
         f"{c['n']} held-out rows round to {c['score']} (its scores span {c['lo']}-{c['hi']}, spread "
         f"{c['sd']:.2f}). Its correlations and kappa say nothing about order; it has learnt a level, "
-        "not your scale. Fine-tune with fewer steps (a few epochs), label the other levels, or calibrate instead."
+        f"not your scale. {fix}"
     )
 
 
@@ -182,7 +197,7 @@ def findings_markdown(f: dict[str, Any], judge: str | None = None) -> str:
     for name in ("after", "before"):
         c = f["collapse"][name]
         if c:
-            lines += ["", _collapse_line(name, c)]
+            lines += ["", _collapse_line(name, c, name == "after" and bool(f.get("calibrated")))]
     diff = "after - before [95% CI]" if decided else "after - before"
     lines += ["", f"| metric | before | after | {diff} | p | verdict |", "|---|---|---|---|---|---|"]
     kb, ka = f["kappa"]["before"], f["kappa"]["after"]

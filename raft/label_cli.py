@@ -143,14 +143,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     project = LabelProject.open(args.project)
     out = Path(args.out or Path(args.project) / f"heldout-{Path(args.model).name}.jsonl")
-    after = rescore_heldout(project, Judge.load(args.model, device=args.device), out, batch_size=args.batch_size)
+    judge = Judge.load(args.model, device=args.device)
+    after = rescore_heldout(project, judge, out, batch_size=args.batch_size)
     report = compare_judges(project, after)
     print(to_markdown(report))
     for name in ("after", "before"):
         k = report[f"kappa_{name}"]
         fmt = ["n/a" if x is None else f"{x:.3f}" for x in (k["value"], k["lo"], k["hi"])]
         print(f"Weighted kappa, {name}: {fmt[0]} [{fmt[1]}, {fmt[2]}]")
-    found = findings(project, report, after, Path(args.model).name)
+    found = findings(project, report, after, Path(args.model).name, judge.calibration is not None)
     save_findings(project, found)
     print("\n" + findings_markdown(found))
     return 0
@@ -178,7 +179,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         name=Path(str(base)).name if base else "default model",
         fitted_on={"project": Path(args.project).name, "training_labels": cal.n_fit},
     )
-    found = findings(project, report, after, out.name)
+    found = findings(project, report, after, out.name, calibrated=True)
     found["levels"] = [round(v, 3) for v in cal.levels or []]
     save_findings(project, found)
     print(findings_markdown(found))

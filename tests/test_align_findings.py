@@ -95,6 +95,18 @@ def test_advice_from_skewed_and_few_labels(tmp_path):
     assert advice(balanced) == []
 
 
+def test_a_calibrated_judge_is_not_told_to_calibrate(tmp_path):
+    """Newcomer walk: right after Calibrate, the advice still said "calibrate first" and the
+    collapse warning about the calibrated judge said "or calibrate instead"."""
+    project = _project(tmp_path / "p", n=30)
+    after = _collapsed_after(project)
+    card = findings_markdown(findings(project, compare_judges(project, after), after, "run: cal", calibrated=True))
+    assert "calibrate first" not in card and "calibrate instead" not in card
+    assert "This judge is calibrated on" in card and "calibrate again" in card
+    plain = findings_markdown(findings(project, compare_judges(project, after), after, "run: tuned"))
+    assert "**calibrate first**" in plain and "calibrate instead" in plain
+
+
 def test_findings_are_kept_with_the_project_newest_first(tmp_path):
     project = _project(tmp_path / "p")
     after = _collapsed_after(project)
