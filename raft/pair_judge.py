@@ -97,7 +97,7 @@ def _combine_orders(r: PairJudgment) -> None:
     r.p_a = combine(r.p_ab, r.p_ba) if r.p_ba is not None else r.p_ab
     masses = [m for m in (r.mass_ab, r.mass_ba) if m is not None]
     if min(masses) < LOW_PAIR_MASS:
-        r.flag = f"low probability mass on A and B ({min(masses):.2f}): check the template and verdict tokens"
+        r.flag = f"low probability mass on A and B ({min(masses):.2g}): check the template and verdict tokens"
 
 
 def _reads(
