@@ -128,20 +128,6 @@ def findings(
             "verdict": _verdict(d, decided),
         }
     kappa = {name: report.get(f"kappa_{name}", {}).get("value") for name in ("before", "after")}
-    rows = []
-    for k in keys:
-        a = now.get(k)
-        b = before[k]
-        rows.append(
-            {
-                "key": k,
-                "label": labels[k],
-                "before": round(b, 2),
-                "after": None if a is None else round(a, 2),
-                "change": None if a is None else round(abs(a - labels[k]) - abs(b - labels[k]), 2),
-                "instruction": str(project.item(k)["orig_instruction"])[:120],
-            }
-        )
     return {
         "judge": judge,
         "calibrated": calibrated,
@@ -157,8 +143,28 @@ def findings(
             "before": collapse([before[k] for k in keys], scale),
         },
         "advice": advice(project, calibrated),
-        "rows": rows,
+        "rows": _per_row(project, keys, labels, before, now),
     }
+
+
+def _per_row(
+    project: LabelProject, keys: list[int], labels: dict[int, Any], before: dict[int, float], now: dict[int, Any]
+) -> list[dict[str, Any]]:
+    """Each held-out label with both judges' scores and how far the error moved (negative: closer)."""
+    rows = []
+    for k in keys:
+        a, b = now.get(k), before[k]
+        rows.append(
+            {
+                "key": k,
+                "label": labels[k],
+                "before": round(b, 2),
+                "after": None if a is None else round(a, 2),
+                "change": None if a is None else round(abs(a - labels[k]) - abs(b - labels[k]), 2),
+                "instruction": str(project.item(k)["orig_instruction"])[:120],
+            }
+        )
+    return rows
 
 
 def _f(x: Any, digits: int = 3) -> str:
