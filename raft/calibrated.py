@@ -27,6 +27,7 @@ from raft.calibration import Calibration
 from raft.insample import TRAINED_ROWS
 from raft.judge_manifest import trained_rubric
 from raft.models import JUDGE_MANIFEST, read_manifest
+from raft.output import copy_file, write_text
 from raft.prompts import SCORE_CUE, JudgePrompt
 from raft.runs import is_training_state, run_weights
 
@@ -58,7 +59,7 @@ def _from_run(base: Path, found: dict[str, Any], partial: Path, calibration: Cal
     folder = "adapter" if found.get("adapter") else "model"
     _copy_weights(weights.folder, partial / folder)
     if (base / TRAINED_ROWS).is_file():  # its base's training rows are still in sample for it
-        shutil.copy2(base / TRAINED_ROWS, partial / TRAINED_ROWS)
+        copy_file(base / TRAINED_ROWS, partial / TRAINED_ROWS)
     manifest = {**found, "weights": folder, "adapter": folder if found.get("adapter") else None}
     manifest.pop("note", None)
     manifest.pop("checkpoint_step", None)
@@ -106,7 +107,7 @@ def write_calibrated_judge(
             }
         manifest["calibration"] = asdict(calibration)
         manifest["calibrated"] = {"from": name or (Path(base).name if base else "default model"), **(fitted_on or {})}
-        (partial / JUDGE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_text(partial / JUDGE_MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
         partial.rename(out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
