@@ -396,3 +396,20 @@ def test_head_at_labels_gives_the_same_loss_and_gradient_as_full_logits(tiny_jud
     assert widths[0] < widths[1] == batch["input_ids"].shape[1]
     assert values[0] == pytest.approx(values[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_wrapping_in_lora_leaves_no_deprecation_warning_for_the_job_log(tiny_model):
+    """peft asks transformers for `is_gradient_checkpointing`, deprecated there: the FutureWarning
+    reached every training log's tail, which the studio shows (newcomer walk); nobody can act on it."""
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    from raft.train.trainer import _trainable
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wrapped = _trainable(model, TrainConfig(data="d", output_dir="o"), None)
+    assert hasattr(wrapped, "peft_config")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -335,17 +336,19 @@ def _trainable(model: Any, config: TrainConfig, adapter: Path | None) -> Any:
     activation checkpointing when the config asks for it."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    if adapter:
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
-    elif config.lora:
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.lora_targets,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft asks transformers a deprecated name: a warning no user can act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        if adapter:
+            model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+        elif config.lora:
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.lora_targets,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if config.lora:
