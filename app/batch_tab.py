@@ -442,6 +442,11 @@ def finish(studio: Studio, job: Job, workspace: Workspace) -> tuple[Any, ...]:
     return table, summary, scatter, matrix, offered
 
 
+def no_results() -> tuple[Any, ...]:
+    """Empty views while a new batch runs, so that the last batch's table is never read as this one's."""
+    return None, "", None, None, None
+
+
 def trained_rubric(studio: Studio, choice: str | None, current: str | None, own: bool = False) -> list[Any]:
     """A fine-tuned judge chosen: the rubric it was trained with, for a file whose rows carry none,
     unless the visitor chose or typed one (`own`) (app.judge_rubric)."""
@@ -528,7 +533,9 @@ def build(studio: Studio) -> dict[str, Any]:
     batch_inputs = [upload, form["text"], model, mode, batch_size, gold, calibration, engine]
     batch_inputs += mapping.rubric_inputs(form)
     started = run.click(bind(follow_batch, studio), batch_inputs, [job, status, shown], api_name="batch_start")
-    scored = started.success(
+    views = [table, summary, scatter, matrix, downloads]
+    cleared = started.success(no_results, None, views, api_name=False, show_progress="hidden")
+    scored = cleared.success(
         bind(score_batch, studio),
         batch_inputs,
         [table, summary, scatter, matrix, downloads],

@@ -1,7 +1,8 @@
 """In a real browser: a batch says what it does from the click on (the judge loading, rows scored
 with the rate and time left), survives a page reload (the Batch tab finds the running job, shows
 its rows as they are scored and then its results), and its results are there again after a reload
-once it has ended; the Export tab is there after Align. Fails on the old studio, whose Batch tab
+once it has ended; the Export tab is there after Align. A new batch clears the last one's results
+from the screen at once (a newcomer read the old table as the new batch's). Fails on the old studio, whose Batch tab
 showed no status until a reload, and an empty form after a reload once the batch had ended.
 And the Fine-tune form comes back after a reload though the page reopens on another tab (its kept
 copy was read only once the Fine-tune tab was opened, after the load that restores it had run)."""
@@ -40,6 +41,13 @@ def test_a_running_batch_comes_back_after_a_reload(page, tmp_path):  # noqa: F81
     expect(status).to_contain_text("long.jsonl")
     expect(page.locator("#batch-table")).to_contain_text("expected_score")
     expect(page.locator("#batch-downloads")).to_contain_text("long-default-model-scored")  # name and extension apart
+    other = write_rows(tmp_path / "other.jsonl", generate_rows(200, seed=5))
+    page.locator("#batch-file input[type=file]").set_input_files(str(other))
+    expect(page.locator("#batch-map-orig_response input")).to_have_value("orig_response", timeout=30_000)
+    page.locator("#batch-button").click()  # a new batch: the last one's results leave the screen at once
+    expect(page.locator("#batch-summary")).not_to_contain_text("Scored 600 rows", timeout=5_000)
+    expect(page.locator("#batch-downloads")).not_to_contain_text("long-default-model-scored", timeout=5_000)
+    expect(page.locator("#batch-summary")).to_contain_text("Scored 200 rows", timeout=300_000)
     page.get_by_role("tab", name="Export").click()
     expect(page.locator("#export-write")).to_be_visible()  # its screenshot: test_loop_browser.py, with a judge written
 
