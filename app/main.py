@@ -27,6 +27,7 @@ from app import (  # noqa: E402
     finetune_form,
     finetune_tab,
     own_files,
+    score_state,
     score_tab,
 )
 from app.messages import guarded, install_gradio_error_filter  # noqa: E402
@@ -48,10 +49,11 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         )
         saved_form = finetune_form.browser_state(studio)  # outside the tabs: mounted, so read, as the page loads
         saved_align = align_state.browser_state(studio)  # Align's choices and labeller identity, likewise
+        saved_score = score_state.browser_state(studio)  # the Score tab's last item and result, likewise
         with gr.Tabs() as tabs:
             data = dataset_tab.build(studio)
             tune = finetune_tab.build(studio, saved_form)
-            score = score_tab.build(studio)
+            score = score_tab.build(studio, saved_score)
             batch = batch_tab.build(studio)
             evaluate = evaluate_tab.build(studio)
             align = align_tab.build(studio, tabs, tune, saved_align)
@@ -112,6 +114,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Studio]:
         restored = [*tune["form"][1:], tune["steps_own"]]
         demo.load(refresh_choices, [saved_form, saved_align], model_dropdowns + restored, api_name="refresh_choices")
         demo.load(align["list"], saved_align, align["kept"], api_name="align_projects")
+        demo.load(guarded(score["restore"]), score["saved"], score["kept"], api_name=False)
         demo.load(None, None, None, js=align_tab.KEYS_JS)
         demo.load(bind(finetune_tab.job_list, studio), None, tune["job"], api_name="latest_job")
         demo.load(batch["latest"], None, batch["job"], api_name="batch_latest")

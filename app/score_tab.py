@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import judge_rubric, pair_view, plots
+from app import judge_rubric, pair_view, plots, score_state
 from app.studio import (
     DEFAULT_CHOICE,
     ENGINE_CHOICES,
@@ -287,7 +287,20 @@ def score_streaming(
             yield gr.skip(), gr.skip(), gr.skip()
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def verdicts_markdown(verdicts: list[tuple[str, Any]]) -> str:
+    """A kept result's words made again from its verdicts (app.score_state)."""
+    return "\n\n---\n\n".join(_verdict_markdown(n, j) for n, j in verdicts)
+
+
+def keep(model: str, mode: str, preset: str, *rest: Any) -> dict[str, Any]:
+    """The browser's copy of a finished score: instruction, response, reference, criterion, the
+    descriptions, then the details (app.score_state)."""
+    texts, descriptions, details = rest[:4], rest[4 : 4 + MAX_LEVELS], rest[4 + MAX_LEVELS]
+    return score_state.save(model, mode, preset, list(texts), list(descriptions), details)
+
+
+def build(studio: Studio, saved: gr.BrowserState | None = None) -> dict[str, Any]:
+    """The tab; `saved` (score_state.browser_state) is made by the caller outside the tabs."""
     presets = list(rubric_presets())
     with gr.Tab("Score", id="score"):
         with gr.Row():
@@ -408,4 +421,17 @@ def build(studio: Studio) -> dict[str, Any]:
         api_name="score",
     )
     cancel_btn.click(None, None, None, cancels=[scored], api_name=False)
-    return {"models": [model, model_b, *pair["models"]]}
+    if saved is None:
+        saved = score_state.browser_state(studio)
+    form = [model, mode, preset, instruction, response, reference, criteria, *descriptions]
+    scored.success(keep, [*form, details], saved, api_name=False, show_progress="hidden")
+
+    def restore(kept: Any) -> list[Any]:
+        return score_state.restore(studio, kept, [*presets, CUSTOM], MAX_LEVELS, verdicts_markdown)
+
+    return {
+        "models": [model, model_b, *pair["models"]],
+        "saved": saved,
+        "restore": restore,
+        "kept": [*form, rubric_own, result, plot, details],
+    }
