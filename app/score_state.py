@@ -33,15 +33,17 @@ def browser_state(studio: Studio) -> gr.BrowserState:
 
 
 def save(
-    model: Any, mode: Any, preset: Any, texts: list[Any], descriptions: list[Any], details: Any
+    model: Any, mode: Any, preset: Any, texts: list[Any], descriptions: list[Any], own: Any, details: Any
 ) -> dict[str, Any]:
-    """What the browser keeps of a finished score: the form as it was scored and what it gave."""
+    """What the browser keeps of a finished score: the form as it was scored (`own`: whether the
+    rubric was the visitor's choice rather than the judge's proposal) and what it gave."""
     return {
         "model": model,
         "mode": mode,
         "preset": preset,
         **dict(zip(TEXTS, texts)),
         "descriptions": list(descriptions),
+        "own": own,
         "details": details,
     }
 
@@ -101,8 +103,8 @@ def restore(
     markdown_of: Callable[[list[tuple[str, Judgment]]], str],
 ) -> list[Any]:
     """As the page loads: the kept form, result (its words made again by `markdown_of` from the
-    kept numbers), plot and details, each only if valid, else left as the page has it. A kept
-    rubric counts as the visitor's own, so no judge's trained rubric replaces it."""
+    kept numbers), plot and details, each only if valid, else left as the page has it; the rubric
+    is the visitor's own (no judge's trained rubric replaces it) if it was when scored."""
     kept = saved if isinstance(saved, dict) else {}
     model = _choice(kept.get("model"), studio.model_choices())
     descriptions = kept.get("descriptions") if isinstance(kept.get("descriptions"), list) else []
@@ -117,5 +119,5 @@ def restore(
         values = list(range(lo, lo + len(verdicts[0][1].probs)))
         details = {name: j.to_dict() for name, j in verdicts}
         shown = [markdown_of(verdicts), plots.score_distribution(verdicts, values), details]
-    own = isinstance(kept.get("criteria"), str)
-    return [*form, *boxes, own if own else gr.skip(), *shown]
+    own = kept.get("own") if isinstance(kept.get("own"), bool) else gr.skip()
+    return [*form, *boxes, own, *shown]

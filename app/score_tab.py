@@ -294,9 +294,9 @@ def verdicts_markdown(verdicts: list[tuple[str, Any]]) -> str:
 
 def keep(model: str, mode: str, preset: str, *rest: Any) -> dict[str, Any]:
     """The browser's copy of a finished score: instruction, response, reference, criterion, the
-    descriptions, then the details (app.score_state)."""
-    texts, descriptions, details = rest[:4], rest[4 : 4 + MAX_LEVELS], rest[4 + MAX_LEVELS]
-    return score_state.save(model, mode, preset, list(texts), list(descriptions), details)
+    descriptions, whether the rubric is the visitor's own, then the details (app.score_state)."""
+    texts, descriptions, (own, details) = rest[:4], rest[4 : 4 + MAX_LEVELS], rest[4 + MAX_LEVELS :]
+    return score_state.save(model, mode, preset, list(texts), list(descriptions), own, details)
 
 
 def build(studio: Studio, saved: gr.BrowserState | None = None) -> dict[str, Any]:
@@ -424,7 +424,7 @@ def build(studio: Studio, saved: gr.BrowserState | None = None) -> dict[str, Any
     if saved is None:
         saved = score_state.browser_state(studio)
     form = [model, mode, preset, instruction, response, reference, criteria, *descriptions]
-    scored.success(keep, [*form, details], saved, api_name=False, show_progress="hidden")
+    scored.success(keep, [*form, rubric_own, details], saved, api_name=False, show_progress="hidden")
 
     def restore(kept: Any) -> list[Any]:
         return score_state.restore(studio, kept, [*presets, CUSTOM], MAX_LEVELS, verdicts_markdown)

@@ -24,7 +24,7 @@ def test_a_scored_item_comes_back_with_its_result(studio):
     example = score_tab.random_example(seed=1)
     item = (studio, DEFAULT_CHOICE, "score_only", *example)
     markdown, figure, details = score_tab.score_item(*item, progress=no_progress)
-    kept = score_tab.keep(DEFAULT_CHOICE, "score_only", score_tab.CUSTOM, *example, details)
+    kept = score_tab.keep(DEFAULT_CHOICE, "score_only", score_tab.CUSTOM, *example, True, details)
     restored = _restore(studio, kept)
     form, boxes = restored[:7], restored[7 : 7 + score_tab.MAX_LEVELS]
     own, result, plot, shown = restored[7 + score_tab.MAX_LEVELS :]
@@ -36,6 +36,13 @@ def test_a_scored_item_comes_back_with_its_result(studio):
 
 def test_nothing_kept_changes_nothing(studio):
     assert all(v == gr.skip() for v in _restore(studio, None))
+
+
+def test_a_rubric_the_judge_proposed_stays_a_proposal_after_a_reload(studio):
+    """Kept as not the visitor's own, so choosing another fine-tuned judge still proposes its rubric."""
+    example = score_tab.random_example(seed=1)
+    restored = _restore(studio, score_tab.keep(DEFAULT_CHOICE, "score_only", "Helpfulness", *example, False, None))
+    assert restored[2] == "Helpfulness" and restored[7 + score_tab.MAX_LEVELS] is False
 
 
 @pytest.mark.parametrize(
