@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from app import plots
+from app.align_state import kept_choice
 from app.finetune_form import browser_secret
 from app.studio import MODE_CHOICES, Studio
 from raft.judge import Judgment
@@ -50,11 +51,6 @@ def save(
 
 def _text(value: Any) -> Any:
     return value[: LIMITS.field_chars] if isinstance(value, str) else gr.skip()
-
-
-def _choice(value: Any, choices: list[Any]) -> Any:
-    values = [c[1] if isinstance(c, (tuple, list)) else c for c in choices]
-    return value if isinstance(value, str) and value in values else gr.skip()
 
 
 def _number(value: Any) -> float | None:
@@ -106,10 +102,10 @@ def restore(
     kept numbers), plot and details, each only if valid, else left as the page has it; the rubric
     is the visitor's own (no judge's trained rubric replaces it) if it was when scored."""
     kept = saved if isinstance(saved, dict) else {}
-    model = _choice(kept.get("model"), studio.model_choices())
+    model = kept_choice(kept, "model", studio.model_choices(), gr.skip())
     descriptions = kept.get("descriptions") if isinstance(kept.get("descriptions"), list) else []
     boxes = [_text(d) for d in [*descriptions, *[None] * levels][:levels]]
-    form = [model, _choice(kept.get("mode"), MODE_CHOICES), _choice(kept.get("preset"), presets)]
+    form = [model, kept_choice(kept, "mode", MODE_CHOICES, gr.skip()), kept_choice(kept, "preset", presets, gr.skip())]
     form += [_text(kept.get(name)) for name in TEXTS]
     verdicts = _verdicts(kept.get("details"))
     if verdicts is None:

@@ -3,6 +3,7 @@ models for tests, and loading a hub id, a local folder or a fine-tuned run folde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,8 +11,9 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +271,15 @@ def resolve_model(
     return name, Path(adapter) if adapter else None, manifest
 
 
+@contextlib.contextmanager
+def peft_quiet() -> Iterator[None]:
+    """Wrapping a model in peft without the FutureWarning peft causes by asking transformers a
+    deprecated name (`is_gradient_checkpointing`): it reached every job's log tail, and no user can act on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
+
+
 def load_model(
     model: str | Path | None = None,
     adapter: str | Path | None = None,
@@ -294,7 +305,8 @@ def load_model(
     if adapter:
         from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, str(adapter))
+        with peft_quiet():
+            lm = PeftModel.from_pretrained(lm, str(adapter))
     lm.to(dev).eval()
     return lm, tokenizer, manifest
 

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from raft.errors import RaftError
 from raft.insample import trained_hashes, write_trained_rows
 from raft.judge import Judge
 from raft.loss import IGNORE, loss_kind, make_loss
-from raft.models import default_ready, fetch_default, needs_default, resolve_device, resolve_model
+from raft.models import default_ready, fetch_default, needs_default, peft_quiet, resolve_device, resolve_model
 from raft.prompts import JudgePrompt
 from raft.runs import CONFIG_FILE, RESULT_FILE, STOP_FILE, last_checkpoint_step, trim_progress
 from raft.scores import ScoreTokens, find_pair_tokens, find_score_tokens
@@ -336,8 +335,7 @@ def _trainable(model: Any, config: TrainConfig, adapter: Path | None) -> Any:
     activation checkpointing when the config asks for it."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    with warnings.catch_warnings():  # peft asks transformers a deprecated name: a warning no user can act on
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with peft_quiet():
         if adapter:
             model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
         elif config.lora:
